@@ -1,0 +1,1 @@
+"""One module per CLI command group; imported lazily by `arcjobs.cli`."""
