@@ -23,7 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logs": ("arcjobs.commands.status:logs", "Print (or follow) a step's log."),
     "cancel": ("arcjobs.commands.status:cancel", "Cancel a live run."),
     "step": ("arcjobs.commands.step:step", "Run one step (what a backend runs inside an image)."),
-    "prompt": ("arcjobs.commands.prompt:prompt", "Print the exact messages the model gets for a task."),
+    "prompt": (
+        "arcjobs.commands.prompt:prompt",
+        "Print the exact messages the model gets for a task.",
+    ),
     "sandbox": ("arcjobs.commands.sandbox:sandbox", "Execute model-written programs safely."),
     "model": ("arcjobs.commands.model:model", "Model helpers (e.g. build the tiny local model)."),
     "images": ("arcjobs.commands.images:images", "Build and list the container images."),

@@ -101,7 +101,9 @@ def read_manifest(step_dir: Path) -> dict[str, Any] | None:
 def is_complete(step_dir: Path, key: str) -> bool:
     """A step is complete when its manifest says ok with this key and its out/ exists."""
     m = read_manifest(step_dir)
-    return bool(m and m.get("status") == "ok" and m.get("key") == key and (step_dir / "out").is_dir())
+    return bool(
+        m and m.get("status") == "ok" and m.get("key") == key and (step_dir / "out").is_dir()
+    )
 
 
 def _scratch_for(step_dir: Path, key: str) -> Path:
