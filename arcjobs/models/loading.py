@@ -1,0 +1,79 @@
+"""Loading a causal LM from a local Hugging Face directory, with the dtype the device wants.
+
+bf16 on GPU (what Llama-3.1 was trained in, and what the tensor cores run fastest), fp32 on
+CPU (CPU bf16 matmuls are slow and lose precision in the tiny-model tests). 4-bit nf4 with
+double quantisation (QLoRA) is GPU only: bitsandbytes has no CPU training kernels, so we refuse
+it up front instead of failing deep inside a forward pass.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from arcjobs.errors import UserError
+from arcjobs.models.tokenizer import require_model_dir
+
+FLASH_ATTENTION = "flash_attention_2"
+
+
+def has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pick_attention(requested: str | None) -> str:
+    """The attention implementation: the requested one, else flash-attention 2 when usable, else SDPA.
+
+    Flash-attention matters beyond speed: it is the one implementation whose kernels run
+    padding-free (flattened) batches without building a quadratic block mask.
+    """
+    if requested:
+        return requested
+    if has_cuda() and importlib.util.find_spec("flash_attn") is not None:
+        return FLASH_ATTENTION
+    return "sdpa"
+
+
+def load_model(
+    path: str | Path,
+    *,
+    load_in_4bit: bool = False,
+    attn_implementation: str | None = None,
+    dtype: str | None = None,
+    device_map: Any = None,
+) -> Any:
+    """AutoModelForCausalLM from a local directory; `dtype` None means bf16 on GPU, fp32 on CPU."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    p = require_model_dir(path)
+    gpu = has_cuda()
+    torch_dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if gpu else torch.float32)
+    kwargs: dict[str, Any] = {
+        "dtype": torch_dtype,
+        "attn_implementation": pick_attention(attn_implementation),
+        "local_files_only": True,
+    }
+    if load_in_4bit:
+        if not gpu:
+            raise UserError("load_in_4bit: 4-bit (bitsandbytes) needs a CUDA GPU; none is visible")
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise UserError("load_in_4bit: bitsandbytes is not installed (the train-gpu extra)")
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_quant_storage=torch_dtype,
+        )
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    try:
+        return AutoModelForCausalLM.from_pretrained(p, **kwargs)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{p}: cannot load model: {str(e).splitlines()[0]}") from None
