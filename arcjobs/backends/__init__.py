@@ -1,0 +1,27 @@
+"""Backends place and watch steps: local processes, Docker Compose, HTCondor + Apptainer."""
+
+from __future__ import annotations
+
+import importlib
+
+from arcjobs.backends.base import Backend
+from arcjobs.errors import UserError
+
+BACKENDS: dict[str, str] = {
+    "local": "arcjobs.backends.local:LocalBackend",
+    "compose": "arcjobs.backends.compose:ComposeBackend",
+    "condor": "arcjobs.backends.condor:CondorBackend",
+}
+
+
+def backend_names() -> list[str]:
+    import importlib.util
+
+    return [n for n, t in BACKENDS.items() if importlib.util.find_spec(t.split(":")[0])]
+
+
+def get_backend(name: str, **options: object) -> Backend:
+    if name not in backend_names():
+        raise UserError(f"unknown backend {name!r}; expected one of: {', '.join(backend_names())}")
+    module, cls = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), cls)(**options)

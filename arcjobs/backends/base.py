@@ -1,0 +1,89 @@
+"""The backend interface: place steps somewhere and watch them; know nothing about ARC.
+
+Modelled on TorchX schedulers: `request` is a dry run that returns the exact request as
+data (command, environment, mounts, resources) with no side effects — `arcjobs plan` prints
+it — and `submit` is the separate call that acts on it. Status is polled in batches
+(`poll` takes every live handle at once), as submitit does, so a backend can answer with
+one query to its scheduler.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal
+
+from arcjobs.engine.layout import RunLayout
+from arcjobs.spec.model import Resources, Step
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """Everything needed to start one step, as plain data."""
+
+    step: str
+    image: str
+    command: list[str]
+    env: dict[str, str]
+    mounts: dict[str, str]  # host path → path seen by the step
+    workdir: str
+    log: str
+    resources: Resources
+    extra: dict[str, Any] = field(default_factory=dict)  # backend specifics (container name, ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    state: Literal["running", "exited", "lost"]
+    exit_code: int | None = None
+    detail: str = ""  # e.g. an HTCondor hold reason
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def data_mount(self, layout: RunLayout) -> str:
+        """Where steps see the data root (`/data` in containers)."""
+
+    @abstractmethod
+    def image_id(self, image: str) -> str:
+        """The identity of `image` for cache keys (a digest where one is known)."""
+
+    @abstractmethod
+    def capacity(self) -> Resources:
+        """What may run at once: the engine never starts steps beyond it."""
+
+    @abstractmethod
+    def request(
+        self,
+        step: Step,
+        params: dict[str, Any],
+        layout: RunLayout,
+        key: str,
+        gpu_ids: list[int] | None = None,
+    ) -> StepRequest:
+        """The exact request for `step` (params already rendered for this backend). Pure."""
+
+    @abstractmethod
+    def submit(self, request: StepRequest) -> dict[str, Any]:
+        """Start the step; return a JSON-able handle stored in run.json."""
+
+    @abstractmethod
+    def poll(self, handles: dict[str, dict[str, Any]]) -> dict[str, StepStatus]:
+        """The status of every given handle (step name → handle), in one batch."""
+
+    @abstractmethod
+    def cancel(self, handle: dict[str, Any]) -> None:
+        """Stop the step and everything it started; wait until it is gone."""
+
+    def reap(self, handle: dict[str, Any]) -> None:
+        """Stop what a dead launcher left running for this handle, if anything."""
+        self.cancel(handle)
+
+    def artefacts(self, requests: list[StepRequest], layout: RunLayout) -> dict[str, str]:
+        """Files the backend would generate for these requests (shown by `plan`)."""
+        return {}

@@ -1,0 +1,179 @@
+"""The `local` backend: steps run as host processes, each in its own process group.
+
+No Docker is needed, so this is the embedded default (the demo and the tests use it). A
+step's group is killed as a whole on cancel; the step also gets SIGTERM if the launcher
+dies (PR_SET_PDEATHSIG), and a resumed launcher reaps any group a dead one left behind,
+recognising it by pid and start time so that a recycled pid is never killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from arcjobs import __version__
+from arcjobs.backends.base import Backend, StepRequest, StepStatus
+from arcjobs.engine.layout import RunLayout
+from arcjobs.spec.model import Resources, Step
+from arcjobs.steps.runner import format_params
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Run in the child before exec: SIGTERM when the launcher goes away."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (field 22 of /proc/pid/stat), or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _count_gpus() -> int:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+            return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+        except (OSError, subprocess.SubprocessError):
+            return 0
+    return 0
+
+
+def _memory_mb() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+
+
+class LocalBackend(Backend):
+    name: ClassVar[str] = "local"
+
+    def __init__(self) -> None:
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    def data_mount(self, layout: RunLayout) -> str:
+        return str(layout.data_root)
+
+    def image_id(self, image: str) -> str:
+        # Every image is the host's environment here; the arcjobs and Python versions stand for it.
+        return f"host:arcjobs-{__version__}:python-{sys.version_info[0]}.{sys.version_info[1]}"
+
+    def capacity(self) -> Resources:
+        return Resources(gpus=_count_gpus(), cpus=os.cpu_count() or 1, memory_mb=_memory_mb())
+
+    def request(
+        self,
+        step: Step,
+        params: dict[str, Any],
+        layout: RunLayout,
+        key: str,
+        gpu_ids: list[int] | None = None,
+    ) -> StepRequest:
+        threads = str(step.resources.cpus)
+        env = {
+            "ARCJOBS_CACHE_KEY": key,
+            "ARCJOBS_IMAGE": self.image_id(step.image),
+            "ARCJOBS_RESOURCES": json.dumps(
+                {
+                    "gpus": step.resources.gpus,
+                    "cpus": step.resources.cpus,
+                    "memory_mb": step.resources.memory_mb,
+                }
+            ),
+            "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids or [])),
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+            "PYTHONUNBUFFERED": "1",
+        }
+        out = layout.out_dir(step.name)
+        command = ["arcjobs", "step", step.kind, *format_params(params), "--out", str(out)]
+        return StepRequest(
+            step=step.name,
+            image="host",
+            command=command,
+            env=env,
+            mounts={},
+            workdir=str(layout.step_dir(step.name)),
+            log=str(layout.log(step.name)),
+            resources=step.resources,
+        )
+
+    def submit(self, request: StepRequest) -> dict[str, Any]:
+        Path(request.workdir).mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "arcjobs", *request.command[1:]]
+        with open(request.log, "ab") as log:
+            log.write(
+                f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(request.command)}\n".encode()
+            )
+            log.flush()
+            proc = subprocess.Popen(
+                argv,
+                cwd=request.workdir,
+                env={**os.environ, **request.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        self._procs[proc.pid] = proc
+        return {"pid": proc.pid, "start_time": _start_time(proc.pid)}
+
+    def poll(self, handles: dict[str, dict[str, Any]]) -> dict[str, StepStatus]:
+        out = {}
+        for step, handle in handles.items():
+            proc = self._procs.get(handle["pid"])
+            if proc is not None:
+                code = proc.poll()
+                out[step] = StepStatus("running") if code is None else StepStatus("exited", code)
+            elif _start_time(handle["pid"]) == handle.get("start_time"):
+                out[step] = StepStatus("running")
+            else:
+                out[step] = StepStatus("lost")
+        return out
+
+    def cancel(self, handle: dict[str, Any]) -> None:
+        pid = handle["pid"]
+        proc = self._procs.pop(pid, None)
+        if proc is None and _start_time(pid) != handle.get("start_time"):
+            return  # long gone, and the pid may belong to someone else now
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if proc is not None and proc.poll() is not None and not _group_alive(pid):
+                    return
+                if proc is None and not _group_alive(pid):
+                    return
+                time.sleep(0.05)
+        if proc is not None:
+            proc.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True

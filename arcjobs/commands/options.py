@@ -1,0 +1,31 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+data_root = click.option(
+    "--data-root",
+    envvar="ARCJOBS_DATA_ROOT",
+    default="data",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The data root (runs, models, caches); env ARCJOBS_DATA_ROOT.",
+)
+backend = click.option(
+    "--backend",
+    "-b",
+    default="local",
+    show_default=True,
+    help="Where steps run: local, compose or condor.",
+)
+overrides = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a job parameter (repeatable); values are typed as in YAML.",
+)
+run_id = click.option("--run-id", help="Name the run; an existing run id resumes that run.")

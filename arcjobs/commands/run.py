@@ -1,0 +1,136 @@
+"""`arcjobs run` and `arcjobs plan`: the same decisions, acted on or shown."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from arcjobs.commands import options
+from arcjobs.engine import Cancelled, make_plan, run_plan
+from arcjobs.engine.progress import Progress
+from arcjobs.engine.store import RunStore
+from arcjobs.spec import load_job
+
+
+@click.command()
+@click.argument("job_file", type=click.Path(path_type=Path))
+@options.backend
+@options.overrides
+@options.run_id
+@options.data_root
+def run(
+    job_file: Path, backend: str, overrides: tuple[str, ...], run_id: str | None, data_root: Path
+) -> None:
+    """Run JOB_FILE (or resume --run-id) and wait for it, showing progress."""
+    started = time.time()
+    job = load_job(job_file, overrides)
+    plan = make_plan(job, backend, RunStore(data_root), run_id)
+    with Progress() as progress:
+        try:
+            state = run_plan(plan, list(overrides), progress)
+        except Cancelled as e:
+            click.echo(
+                f"run {plan.layout.run_id} cancelled ({e}); resume with --run-id {plan.layout.run_id}",
+                err=True,
+            )
+            sys.exit(130)
+    steps = state["steps"].values()
+    counts = {
+        s: sum(1 for i in steps if i["status"] == s)
+        for s in ("succeeded", "reused", "failed", "skipped")
+    }
+    took = time.time() - started
+    click.echo(
+        f"run {plan.layout.run_id} {state['status']} in {took:.1f}s: {counts['succeeded']} ran, "
+        f"{counts['reused']} reused, {counts['failed']} failed, {counts['skipped']} skipped",
+        err=True,
+    )
+    click.echo(f"outputs: {plan.layout.run_dir}/steps/<step>/out", err=True)
+    if state["status"] != "succeeded":
+        for name, info in state["steps"].items():
+            if info["status"] == "failed":
+                click.echo(
+                    f"\nstep {name} failed ({info.get('reason')}); last lines of its log "
+                    f"({plan.layout.log(name)}):\n{info.get('error_tail', '')}",
+                    err=True,
+                )
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("job_file", type=click.Path(path_type=Path))
+@options.backend
+@options.overrides
+@options.run_id
+@options.data_root
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (requests as data).")
+def plan(
+    job_file: Path,
+    backend: str,
+    overrides: tuple[str, ...],
+    run_id: str | None,
+    data_root: Path,
+    as_json: bool,
+) -> None:
+    """Show what `run` would do for each step, and why. Writes nothing."""
+    job = load_job(job_file, overrides)
+    p = make_plan(job, backend, RunStore(data_root), run_id)
+    requests = p.requests()
+    artefacts = p.backend.artefacts(list(requests.values()), p.layout)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": p.layout.run_id,
+                    "backend": p.backend.name,
+                    "steps": [
+                        {
+                            "step": n,
+                            "key": d.key,
+                            "action": d.action,
+                            "reason": d.reason,
+                            "request": requests[n].to_dict(),
+                        }
+                        for n, d in p.decisions.items()
+                    ],
+                    "artefacts": artefacts,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    console = Console()
+    table = Table(
+        title=f"{job.name}: {len(job.steps)} steps on {p.backend.name} "
+        f"({'resuming' if p.resuming else 'new'} run {p.layout.run_id})",
+        title_justify="left",
+    )
+    for col in ("step", "kind", "image", "resources", "needs", "decision"):
+        table.add_column(col, overflow="fold")
+    for name, d in p.decisions.items():
+        s = job.steps[name]
+        res = f"gpus={s.resources.gpus} cpus={s.resources.cpus}" + (
+            f" mem={s.resources.memory_mb}M" if s.resources.memory_mb else ""
+        )
+        color = {"run": "yellow", "reuse": "cyan", "done": "green"}[d.action]
+        table.add_row(name, s.kind, s.image, res, ", ".join(s.needs), f"[{color}]{d.reason}[/]")
+    console.print(table)
+    for name, req in requests.items():
+        env = " ".join(
+            f"{k}={shlex.quote(v)}" for k, v in req.env.items() if k != "ARCJOBS_RESOURCES"
+        )
+        console.print(
+            f"[bold]{name}[/]: {shlex.join(req.command)}", highlight=False, soft_wrap=True
+        )
+        console.print(f"  [dim]env: {env}[/]", highlight=False, soft_wrap=True)
+    for path, text in artefacts.items():
+        console.rule(path)
+        console.print(text, highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,166 @@
+"""`arcjobs status`, `arcjobs logs` and `arcjobs cancel`: read and steer runs from run.json."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from arcjobs.backends import get_backend
+from arcjobs.commands import options
+from arcjobs.engine.progress import STYLE, steps_table
+from arcjobs.engine.store import RunStore
+from arcjobs.errors import UserError
+
+
+def _effective_status(store: RunStore, state: dict[str, Any]) -> str:
+    """A run marked running whose launcher holds no lock was interrupted."""
+    if (
+        state.get("status") == "running"
+        and state.get("backend") in ("local", "compose")
+        and not store.is_locked(state["run_id"])
+    ):
+        return "interrupted"
+    return state.get("status", "?")
+
+
+@click.command()
+@click.argument("run_id", required=False)
+@options.data_root
+@click.option("--watch", "-w", is_flag=True, help="Keep refreshing while the run is live.")
+def status(run_id: str | None, data_root: Path, watch: bool) -> None:
+    """Without RUN_ID: a table of runs. With it: the run's steps."""
+    store = RunStore(data_root)
+    console = Console()
+    if run_id is None:
+        table = Table(title=f"runs under {store.data_root}", title_justify="left")
+        for col in ("run", "job", "backend", "status", "steps done", "started", "took"):
+            table.add_column(col)
+        for state in store.list_runs():
+            st = _effective_status(store, state)
+            steps = state.get("steps", {}).values()
+            done = sum(1 for s in steps if s.get("status") in ("succeeded", "reused"))
+            took = (state.get("ended") or state.get("updated", time.time())) - state.get(
+                "created", 0
+            )
+            table.add_row(
+                state["run_id"],
+                state.get("job", ""),
+                state.get("backend", ""),
+                f"[{STYLE.get(st, '')}]{st}[/]",
+                f"{done}/{len(state.get('steps', {}))}",
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(state.get("created", 0))),
+                f"{took:.0f}s",
+            )
+        console.print(table)
+        return
+
+    def current() -> Table:
+        state = store.read(run_id)
+        state["status"] = _effective_status(store, state)
+        return steps_table(state)
+
+    if not watch:
+        console.print(current())
+        return
+    with Live(current(), console=console, refresh_per_second=2) as live:
+        while store.is_locked(run_id):
+            time.sleep(0.5)
+            live.update(current())
+        live.update(current())
+
+
+def _step_name(state: dict[str, Any], step: str) -> str:
+    if step in state["steps"]:
+        return step
+    matches = [n for n in state["steps"] if n.split(".")[0] == step]
+    if len(matches) == 1:
+        return matches[0]
+    raise UserError(
+        f"run {state['run_id']} has no step {step!r}"
+        + (
+            f"; did you mean one of: {', '.join(matches)}"
+            if matches
+            else f"; its steps: {', '.join(state['steps'])}"
+        )
+    )
+
+
+@click.command()
+@click.argument("run_id")
+@click.argument("step")
+@options.data_root
+@click.option("--follow", "-f", is_flag=True, help="Keep printing while the step runs.")
+def logs(run_id: str, step: str, data_root: Path, follow: bool) -> None:
+    """Print STEP's log (stdout and stderr) from run RUN_ID."""
+    store = RunStore(data_root)
+    state = store.read(run_id)
+    name = _step_name(state, step)
+    path = store.layout(run_id).log(name)
+    pos = 0
+    while True:
+        try:
+            with open(path, "rb") as f:
+                f.seek(pos)
+                chunk = f.read()
+                pos += len(chunk)
+                sys.stdout.write(chunk.decode(errors="replace"))
+                sys.stdout.flush()
+        except FileNotFoundError:
+            if not follow:
+                raise UserError(f"step {name} of run {run_id} has no log yet ({path})") from None
+        if not follow:
+            return
+        live = store.read(run_id)["steps"][name].get("status") in ("pending", "running") and (
+            store.is_locked(run_id) or store.read(run_id).get("backend") == "condor"
+        )
+        if not live:
+            return
+        time.sleep(0.5)
+
+
+@click.command()
+@click.argument("run_id")
+@options.data_root
+def cancel(run_id: str, data_root: Path) -> None:
+    """Stop a live run: its launcher cancels its steps; orphaned steps are stopped directly."""
+    store = RunStore(data_root)
+    state = store.read(run_id)
+    launcher = state.get("launcher", {})
+    if store.is_locked(run_id):
+        if launcher.get("host") != socket.gethostname():
+            raise UserError(
+                f"run {run_id} is driven by a launcher on {launcher.get('host')}; cancel it there"
+            )
+        os.kill(launcher["pid"], signal.SIGTERM)
+        deadline = time.time() + 60
+        while store.is_locked(run_id) and time.time() < deadline:
+            time.sleep(0.2)
+        if store.is_locked(run_id):
+            raise UserError(f"launcher {launcher['pid']} of run {run_id} did not stop within 60 s")
+        click.echo(f"run {run_id} cancelled")
+        return
+    backend = get_backend(state["backend"])
+    stopped = 0
+    for info in state["steps"].values():
+        if info.get("status") == "running" and info.get("handle"):
+            backend.cancel(info["handle"])
+            info.update(status="cancelled", handle=None)
+            stopped += 1
+    if stopped or state.get("status") == "running":
+        state["status"] = "cancelled"
+        store.write(state)
+    click.echo(
+        f"run {run_id}: {stopped} step(s) stopped"
+        if stopped
+        else f"run {run_id} has nothing running"
+    )

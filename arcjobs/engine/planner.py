@@ -1,0 +1,94 @@
+"""Decide, for every step, whether it runs, is already done, or is reused — and say why.
+
+The same decisions drive `arcjobs plan` (shown, nothing written) and `arcjobs run` (acted
+on), so what `plan` promises is what `run` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from arcjobs.engine.keys import cache_key
+from arcjobs.engine.layout import RunLayout
+from arcjobs.engine.store import RunStore
+from arcjobs.spec.interpolate import render
+from arcjobs.spec.model import Job, Step
+from arcjobs.steps.runner import is_complete
+
+Action = Literal["done", "reuse", "run"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    step: str
+    key: str
+    image_id: str
+    action: Action
+    reason: str
+    source: tuple[str, str] | None = None  # (run id, step) to reuse
+    keyed_params: dict[str, Any] | None = None  # params with upstream refs replaced by keys
+
+
+def decide(
+    job: Job, store: RunStore, layout: RunLayout, image_ids: dict[str, str]
+) -> dict[str, Decision]:
+    keys: dict[str, str] = {}
+    out: dict[str, Decision] = {}
+    for name, step in job.steps.items():
+        image_id = image_ids[step.image]
+        key = cache_key(step, keys, image_id)
+        keys[name] = key
+        keyed = _keyed_params(step, keys)
+        if is_complete(layout.step_dir(name), key):
+            out[name] = Decision(
+                name, key, image_id, "done", "done: complete in this run", None, keyed
+            )
+            continue
+        source = store.find(key, exclude_run=layout.run_id)
+        if source:
+            reason = f"reused: same key as run {source[0]}" + (
+                f" (step {source[1]})" if source[1] != name else ""
+            )
+            out[name] = Decision(name, key, image_id, "reuse", reason, source, keyed)
+            continue
+        out[name] = Decision(
+            name, key, image_id, "run", _why(job, step, keyed, image_id, out, store), None, keyed
+        )
+    return out
+
+
+def _keyed_params(step: Step, keys: dict[str, str]) -> dict[str, Any]:
+    return render(
+        step.full_params, lambda r: "${data}" if r == "data" else "${key:" + keys[r[:-4]] + "}"
+    )
+
+
+def _why(
+    job: Job,
+    step: Step,
+    keyed: dict[str, Any],
+    image_id: str,
+    decided: dict[str, Decision],
+    store: RunStore,
+) -> str:
+    """Explain a 'run' by comparing with the last published output of the same step."""
+    upstream = [n for n in step.needs if decided[n].action == "run"]
+    last = store.last(job.name, step.name)
+    if last is None:
+        return (
+            "runs: upstream " + ", ".join(upstream) + " runs"
+            if upstream
+            else "runs: no earlier output"
+        )
+    changed = sorted(
+        k for k in set(keyed) | set(last["params"]) if keyed.get(k) != last["params"].get(k)
+    )
+    plain = [k for k in changed if "${key:" not in str(keyed.get(k)) + str(last["params"].get(k))]
+    if plain:
+        return "runs: param " + ", ".join(plain) + (" changed" if len(plain) == 1 else " changed")
+    if last["image"] != image_id:
+        return "runs: image changed"
+    if upstream or changed:
+        return "runs: upstream " + ", ".join(upstream or step.needs) + " changed"
+    return f"runs: not complete (last output: run {last['run_id']})"

@@ -1,0 +1,309 @@
+"""Run a job's DAG on a backend: reuse what is published, start ready steps within the
+resources available, watch them, and keep `run.json` true at every moment.
+
+Invariants that make a kill at any moment harmless:
+- a step's `out/` appears only by rename, once complete (see `arcjobs.steps.runner`);
+- `run.json` is replaced atomically and is never the source of truth for completion —
+  the manifests are; a resumed launcher recomputes everything from them;
+- leftovers of a dead launcher (its step processes, private temp directories) are reaped
+  before anything new starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from arcjobs import atomic
+from arcjobs.backends.base import Backend
+from arcjobs.engine.layout import RunLayout
+from arcjobs.engine.planner import Decision
+from arcjobs.engine.store import RunStore
+from arcjobs.errors import UserError
+from arcjobs.spec.interpolate import render
+from arcjobs.spec.model import Job, Step
+from arcjobs.steps.runner import MANIFEST, is_complete, read_manifest
+
+Reporter = Callable[[dict[str, Any]], None]
+POLL_S = 0.1
+TERMINAL = {"succeeded", "reused", "failed", "skipped", "cancelled"}
+
+
+def render_params(step: Step, layout: RunLayout, mount: str) -> dict[str, Any]:
+    """Replace `${x.out}` and `${data}` with paths as the backend's steps see them."""
+
+    def resolve(ref: str) -> Any:
+        if ref == "data":
+            return mount
+        return layout.seen_from(mount, layout.out_dir(ref[: -len(".out")]))
+
+    return render(step.params, resolve, final=True)
+
+
+class Cancelled(Exception):
+    """The launcher got SIGINT/SIGTERM; running steps were stopped."""
+
+
+class Scheduler:
+    def __init__(
+        self,
+        job: Job,
+        decisions: dict[str, Decision],
+        backend: Backend,
+        store: RunStore,
+        layout: RunLayout,
+        state: dict[str, Any],
+        report: Reporter,
+    ):
+        self.job, self.decisions, self.backend = job, decisions, backend
+        self.store, self.layout, self.state, self.report = store, layout, state, report
+        self.capacity = backend.capacity()
+        self.mount = backend.data_mount(layout)
+        self.stop_signal: int | None = None
+
+    # --- state ---------------------------------------------------------------------------
+
+    def _set(self, step: str, **fields: Any) -> None:
+        self.state["steps"][step].update(fields)
+        self.store.write(self.state)
+        self.report(self.state)
+
+    def _status(self, step: str) -> str:
+        return self.state["steps"][step]["status"]
+
+    # --- before starting -----------------------------------------------------------------
+
+    def check_capacity(self) -> None:
+        cap = self.capacity
+        for step in self.job.steps.values():
+            if self.decisions[step.name].action != "run":
+                continue
+            r = step.resources
+            if r.gpus > cap.gpus:
+                raise UserError(
+                    f"step {step.name} asks for {r.gpus} GPU(s); the {self.backend.name} "
+                    f"backend has {cap.gpus}"
+                )
+            if r.memory_mb and cap.memory_mb and r.memory_mb > cap.memory_mb:
+                raise UserError(
+                    f"step {step.name} asks for {r.memory_mb} MB of memory; the "
+                    f"{self.backend.name} backend has {cap.memory_mb} MB"
+                )
+
+    def reap_leftovers(self) -> None:
+        """Stop steps a dead launcher left running and remove half-written temp directories."""
+        for _name, info in self.state["steps"].items():
+            if info.get("status") == "running" and info.get("handle"):
+                self.backend.reap(info["handle"])
+                info.update(status="pending", handle=None)
+        steps_dir = self.layout.run_dir / "steps"
+        for leftover in steps_dir.glob("*/.*") if steps_dir.exists() else []:
+            if leftover.name.startswith((".out-", ".trash-", ".reuse-")):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    def reuse(self, name: str, source: tuple[str, str]) -> None:
+        """Publish another run's output of the same key as this step's, by hard links."""
+        src_dir = self.store.layout(source[0]).step_dir(source[1])
+        step_dir = self.layout.step_dir(name)
+        step_dir.mkdir(parents=True, exist_ok=True)
+        tmp = step_dir / f".reuse-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        atomic.link_tree(src_dir / "out", tmp)
+        (step_dir / MANIFEST).unlink(missing_ok=True)
+        atomic.publish_dir(tmp, step_dir / "out")
+        manifest = read_manifest(src_dir) or {}
+        manifest.update(reused_from={"run": source[0], "step": source[1]}, reused_at=time.time())
+        atomic.write_json(step_dir / MANIFEST, manifest)
+        atomic.write_text(
+            self.layout.log(name), f"reused the output of run {source[0]} step {source[1]}\n"
+        )
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def run(self) -> bool:
+        """Run to the end; True when every step succeeded or was reused."""
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return self._loop()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.stop_signal = signum
+
+    def _loop(self) -> bool:
+        steps = self.job.steps
+        for name, d in self.decisions.items():
+            if d.action == "done":
+                self._set(name, status="succeeded", reason=d.reason)
+            elif d.action == "reuse":
+                assert d.source is not None
+                self.reuse(name, d.source)
+                self._set(name, status="reused", reason=d.reason, reused_from=d.source[0])
+                self._record(name)
+        running: dict[str, dict[str, Any]] = {}
+        gpus_free = list(range(self.capacity.gpus))
+        gpus_held: dict[str, list[int]] = {}
+        attempts: dict[str, int] = {}
+        while True:
+            if self.stop_signal is not None:
+                for name, handle in running.items():
+                    self.backend.cancel(handle)
+                    self._set(name, status="cancelled", ended=time.time(), handle=None)
+                raise Cancelled(signal.Signals(self.stop_signal).name)
+            for name, status in self.backend.poll(running).items() if running else []:
+                if status.state == "running":
+                    continue
+                running.pop(name)
+                gpus_free += gpus_held.pop(name, [])
+                ok = (
+                    status.state == "exited"
+                    and status.exit_code == 0
+                    and is_complete(self.layout.step_dir(name), self.decisions[name].key)
+                )
+                if ok:
+                    self._set(name, status="succeeded", ended=time.time(), exit_code=0, handle=None)
+                    self._record(name)
+                elif attempts[name] <= steps[name].retries:
+                    self._set(
+                        name,
+                        status="pending",
+                        handle=None,
+                        reason=f"retrying after exit {status.exit_code}",
+                    )
+                else:
+                    detail = (
+                        status.detail or f"exit code {status.exit_code}"
+                        if status.state == "exited"
+                        else status.state
+                    )
+                    self._set(
+                        name,
+                        status="failed",
+                        ended=time.time(),
+                        exit_code=status.exit_code,
+                        handle=None,
+                        reason=detail,
+                        error_tail=_tail(self.layout.log(name)),
+                    )
+            self._skip_blocked()
+            used_cpus = sum(min(steps[n].resources.cpus, self.capacity.cpus) for n in running)
+            used_mem = sum(steps[n].resources.memory_mb or 0 for n in running)
+            for name, step in steps.items():
+                if self._status(name) != "pending" or not all(
+                    self._status(n) in ("succeeded", "reused") for n in step.needs
+                ):
+                    continue
+                cpus = min(step.resources.cpus, self.capacity.cpus)
+                mem = step.resources.memory_mb or 0
+                if running and (
+                    used_cpus + cpus > self.capacity.cpus
+                    or len(gpus_free) < step.resources.gpus
+                    or (self.capacity.memory_mb and used_mem + mem > self.capacity.memory_mb)
+                ):
+                    continue
+                gpu_ids, gpus_free = (
+                    gpus_free[: step.resources.gpus],
+                    gpus_free[step.resources.gpus :],
+                )
+                gpus_held[name] = gpu_ids
+                params = render_params(step, self.layout, self.mount)
+                request = self.backend.request(
+                    step, params, self.layout, self.decisions[name].key, gpu_ids
+                )
+                attempts[name] = attempts.get(name, 0) + 1
+                handle = self.backend.submit(request)
+                running[name] = handle
+                used_cpus += cpus
+                used_mem += mem
+                self._set(
+                    name,
+                    status="running",
+                    started=time.time(),
+                    handle=handle,
+                    attempt=attempts[name],
+                    reason=self.decisions[name].reason,
+                )
+            if not running and all(self._status(n) in TERMINAL for n in steps):
+                return all(self._status(n) in ("succeeded", "reused") for n in steps)
+            time.sleep(POLL_S)
+
+    def _skip_blocked(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for name, step in self.job.steps.items():
+                if self._status(name) != "pending":
+                    continue
+                bad = [
+                    n for n in step.needs if self._status(n) in ("failed", "skipped", "cancelled")
+                ]
+                if bad:
+                    self._set(name, status="skipped", reason=f"upstream {bad[0]} did not succeed")
+                    changed = True
+
+    def _record(self, name: str) -> None:
+        d, step = self.decisions[name], self.job.steps[name]
+        self.store.record(
+            self.layout.run_id,
+            self.job.name,
+            name,
+            d.key,
+            d.keyed_params or {},
+            d.image_id,
+            [self.decisions[n].key for n in step.needs],
+        )
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        text = log.read_bytes()[-8192:].decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def new_state(
+    job: Job,
+    run_id: str,
+    backend: str,
+    decisions: dict[str, Decision],
+    overrides: list[str],
+    previous: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """run.json for a (re)started run; steps carry their key, and a handle left by a dead
+    launcher is kept so that it can be reaped."""
+    now = time.time()
+    old_steps = (previous or {}).get("steps", {})
+    steps = {}
+    for name, step in job.steps.items():
+        old = old_steps.get(name, {})
+        steps[name] = {
+            "status": "running" if old.get("status") == "running" else "pending",
+            "handle": old.get("handle") if old.get("status") == "running" else None,
+            "kind": step.kind,
+            "image": step.image,
+            "key": decisions[name].key,
+            "image_id": decisions[name].image_id,
+            "needs": list(step.needs),
+            "params": decisions[name].keyed_params,
+            "reason": decisions[name].reason,
+        }
+    return {
+        "run_id": run_id,
+        "job": job.name,
+        "source": job.file,
+        "overrides": list(overrides),
+        "backend": backend,
+        "created": (previous or {}).get("created", now),
+        "status": "running",
+        "launcher": {"pid": os.getpid(), "host": socket.gethostname(), "started": now},
+        "steps": steps,
+    }
