@@ -44,6 +44,9 @@ class StepStatus:
 
 class Backend(ABC):
     name: ClassVar[str]
+    # True for schedulers that take the whole DAG at once (HTCondor's DAGMan): the engine then
+    # calls `submit_dag` once instead of `submit` per ready step, and only follows progress.
+    whole_dag: ClassVar[bool] = False
 
     @abstractmethod
     def data_mount(self, layout: RunLayout) -> str:
@@ -79,6 +82,12 @@ class Backend(ABC):
     @abstractmethod
     def cancel(self, handle: dict[str, Any]) -> None:
         """Stop the step and everything it started; wait until it is gone."""
+
+    def submit_dag(
+        self, requests: dict[str, StepRequest], needs: dict[str, list[str]], layout: RunLayout
+    ) -> dict[str, dict[str, Any]]:
+        """Submit every request at once with its dependencies; a handle per step."""
+        raise NotImplementedError(f"the {self.name} backend submits steps one by one")
 
     def reap(self, handle: dict[str, Any]) -> None:
         """Stop what a dead launcher left running for this handle, if anything."""

@@ -33,6 +33,7 @@ from arcjobs.steps.runner import MANIFEST, is_complete, read_manifest
 Reporter = Callable[[dict[str, Any]], None]
 POLL_S = 0.1
 TERMINAL = {"succeeded", "reused", "failed", "skipped", "cancelled"}
+WAITING = ("pending", "queued")  # queued: handed to a whole-DAG scheduler, not started yet
 
 
 def render_params(step: Step, layout: RunLayout, mount: str) -> dict[str, Any]:
@@ -66,6 +67,7 @@ class Scheduler:
         self.capacity = backend.capacity()
         self.mount = backend.data_mount(layout)
         self.stop_signal: int | None = None
+        self.running: dict[str, dict[str, Any]] = {}
 
     # --- state ---------------------------------------------------------------------------
 
@@ -99,7 +101,7 @@ class Scheduler:
     def reap_leftovers(self) -> None:
         """Stop steps a dead launcher left running and remove half-written temp directories."""
         for _name, info in self.state["steps"].items():
-            if info.get("status") == "running" and info.get("handle"):
+            if info.get("status") in ("running", "queued") and info.get("handle"):
                 self.backend.reap(info["handle"])
                 info.update(status="pending", handle=None)
         steps_dir = self.layout.run_dir / "steps"
@@ -148,7 +150,9 @@ class Scheduler:
                 self.reuse(name, d.source)
                 self._set(name, status="reused", reason=d.reason, reused_from=d.source[0])
                 self._record(name)
-        running: dict[str, dict[str, Any]] = {}
+        running: dict[str, dict[str, Any]] = self.running
+        if self.backend.whole_dag:
+            self._submit_dag()
         gpus_free = list(range(self.capacity.gpus))
         gpus_held: dict[str, list[int]] = {}
         attempts: dict[str, int] = {}
@@ -171,7 +175,7 @@ class Scheduler:
                 if ok:
                     self._set(name, status="succeeded", ended=time.time(), exit_code=0, handle=None)
                     self._record(name)
-                elif attempts[name] <= steps[name].retries:
+                elif not self.backend.whole_dag and attempts[name] <= steps[name].retries:
                     self._set(
                         name,
                         status="pending",
@@ -197,8 +201,10 @@ class Scheduler:
             used_cpus = sum(min(steps[n].resources.cpus, self.capacity.cpus) for n in running)
             used_mem = sum(steps[n].resources.memory_mb or 0 for n in running)
             for name, step in steps.items():
-                if self._status(name) != "pending" or not all(
-                    self._status(n) in ("succeeded", "reused") for n in step.needs
+                if (
+                    self.backend.whole_dag
+                    or self._status(name) != "pending"
+                    or not all(self._status(n) in ("succeeded", "reused") for n in step.needs)
                 ):
                     continue
                 cpus = min(step.resources.cpus, self.capacity.cpus)
@@ -286,8 +292,8 @@ def new_state(
     for name, step in job.steps.items():
         old = old_steps.get(name, {})
         steps[name] = {
-            "status": "running" if old.get("status") == "running" else "pending",
-            "handle": old.get("handle") if old.get("status") == "running" else None,
+            "status": "running" if old.get("status") in ("running", "queued") else "pending",
+            "handle": old.get("handle") if old.get("status") in ("running", "queued") else None,
             "kind": step.kind,
             "image": step.image,
             "key": decisions[name].key,
