@@ -7,6 +7,8 @@ truncated 1.5 to 1, would count wrong answers as right.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import numpy as np
@@ -66,3 +68,22 @@ def grids_equal(a: Any, b: Any) -> bool:
 def grid_to_list(grid: np.ndarray) -> list[list[int]]:
     """A grid as JSON-ready nested lists of Python ints."""
     return [[int(v) for v in row] for row in np.asarray(grid)]
+
+
+def is_grid(value: Any) -> bool:
+    """True when `value` (a JSON value) is a valid ARC grid: ints 0-9, rectangular, sides 1-30."""
+    try:
+        parse_grid(value)
+    except GridError:
+        return False
+    return True
+
+
+def outputs_fingerprint(train_outputs: list[Any], test_outputs: list[Any]) -> str:
+    """A short hash identifying a program's behaviour by its outputs on every input.
+
+    Two programs with the same fingerprint are interchangeable for scoring and relabelling,
+    whatever their text, so duplicates are detected by behaviour, not by source.
+    """
+    blob = json.dumps([train_outputs, test_outputs], separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,66 @@
+"""Parameters shared by every step that reads an ARC dataset (evaluate, relabel, infer).
+
+The same names everywhere — `dataset`, `solutions`, `task_ids`, `limit` — so a job file can
+pass one `${dataset}` to every step and each step sees the same tasks. Light at module level
+(pydantic only); the dataset itself is loaded by `load_tasks` inside a step's `run`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, field_validator
+
+from arcjobs.steps.base import StepParams
+
+if TYPE_CHECKING:
+    from arcjobs.arc.tasks import Task
+
+
+class DatasetParams(StepParams):
+    dataset: str = Field(
+        description="built-in name (arc-agi-1/evaluation, arc-agi-2/training, kaggle-2025/evaluation, ...) "
+        "or path to a Kaggle challenges JSON or a directory of <task_id>.json"
+    )
+    solutions: str | None = Field(None, description="Kaggle solutions JSON for a file dataset")
+    task_ids: str | list[str] | None = Field(
+        None, description="only these tasks: a list, or ids separated by commas"
+    )
+    limit: int | None = Field(None, ge=0, description="only the first N tasks (in id order)")
+
+    @field_validator("task_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        """Task ids as a list of strings, refusing numbers (YAML reads 00576224 as octal)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError:
+                    value = text.strip("[]").split(",")
+            else:
+                value = text.split(",")
+            value = [v.strip().strip("'\"") for v in value if isinstance(v, str)] or value
+            value = [v for v in value if v]
+        if isinstance(value, list):
+            for v in value:
+                if not isinstance(v, str):
+                    raise ValueError(
+                        f"task id {v!r} must be quoted text (YAML reads digits as numbers)"
+                    )
+        return value
+
+
+def load_tasks(params: DatasetParams) -> dict[str, Task]:
+    """The tasks the parameters select (UserError on a bad file or unknown id)."""
+    from arcjobs.arc.tasks import load_dataset
+
+    ids = params.task_ids
+    return load_dataset(
+        params.dataset,
+        task_ids=list(ids) if ids is not None else None,
+        limit=params.limit,
+        solutions=params.solutions,
+    )
