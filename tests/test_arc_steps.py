@@ -1,0 +1,136 @@
+"""`arcjobs step evaluate|relabel` and `arcjobs prompt` end to end, as a backend runs them:
+real subprocesses on the hand-made fixture, including bad inputs (one line, exit 2, no out/)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from arcjobs.arc.prompts import ASSISTANT_PREFIX, build_messages
+from arcjobs.arc.tasks import load_dataset
+
+pytestmark = pytest.mark.unit
+
+FIXTURES = Path(__file__).parent / "fixtures" / "arc"
+ARCJOBS = str(Path(sys.executable).with_name("arcjobs"))
+DATASET = [
+    "--dataset",
+    str(FIXTURES / "challenges.json"),
+    "--solutions",
+    str(FIXTURES / "solutions.json"),
+]
+
+
+def arcjobs(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([ARCJOBS, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_evaluate_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "evaluate" / "out"
+    execs = ["--executions", str(FIXTURES / "executions.jsonl")]
+    proc = arcjobs("step", "evaluate", *execs, *DATASET, "--pass-k", "[1, 2]", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "metrics.json",
+        "metrics.md",
+        "submission.json",
+    ]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["tasks"] == 3 and metrics["mean"]["arc_score"] == pytest.approx(1 / 6)
+    assert metrics["per_task"]["twotest"]["pass_at_k"] == {
+        "1": pytest.approx(1 / 7),
+        "2": pytest.approx(2 / 7),
+    }
+    assert "| twotest | 7 |" in (out / "metrics.md").read_text()
+    submission = json.loads((out / "submission.json").read_text())
+    assert submission["twotest"][1] == {"attempt_1": [[2, 2, 2]], "attempt_2": [[0, 0, 0]]}
+    manifest = json.loads((out.parent / "manifest.json").read_text())
+    assert manifest["status"] == "ok" and manifest["params"]["dataset"].endswith("challenges.json")
+
+
+def test_relabel_end_to_end_from_a_step_directory(tmp_path: Path) -> None:
+    execute_out = tmp_path / "execute" / "out"
+    execute_out.mkdir(parents=True)
+    shutil.copy(FIXTURES / "executions.jsonl", execute_out)
+    out = tmp_path / "relabel" / "out"
+    proc = arcjobs(
+        "step", "relabel", "--executions", str(execute_out), *DATASET,
+        "--task-ids", "twotest,uniform", "--per-task", "2", "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
+    assert [(s["task_id"], s["sample_id"]) for s in lines] == [
+        ("twotest", "twotest:3"),
+        ("twotest", "twotest:1"),
+        ("uniform", "uniform:0"),
+    ]
+    assert set(lines[0]) == {"task_id", "sample_id", "source", "prompt", "completion"}
+    assert lines[0]["completion"][0]["content"].startswith(ASSISTANT_PREFIX + "\n```python\n")
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["samples"] == 3 and stats["fraction_correct"] == pytest.approx(2 / 3)
+
+
+def bad_executions(tmp_path: Path, kind: str) -> str:
+    rows = (FIXTURES / "executions.jsonl").read_text().splitlines()
+    if kind == "corrupt":
+        rows[2] = rows[2][:40]
+    else:  # a task the dataset doesn't have
+        rows[3] = rows[3].replace('"task_id": "twotest"', '"task_id": "zzzzzzzz"')
+    path = tmp_path / "executions.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["evaluate", "relabel"])
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "missing.jsonl: no such file"),
+        ("corrupt", "executions.jsonl:3: not valid JSON"),
+        ("unknown_in_executions", "executions.jsonl:4: unknown task id 'zzzzzzzz'"),
+        ("unknown_task_ids", "unknown task id 'nope'"),
+        ("bad_dataset", "no-such-set: no such file, and not a built-in dataset"),
+    ],
+)
+def test_bad_inputs_one_line_exit_2_nothing_published(tmp_path: Path, kind, case, message) -> None:
+    executions, dataset, extra = str(FIXTURES / "executions.jsonl"), list(DATASET), []
+    if case == "missing":
+        executions = str(tmp_path / "missing.jsonl")
+    elif case in ("corrupt", "unknown_in_executions"):
+        executions = bad_executions(tmp_path, "corrupt" if case == "corrupt" else "unknown")
+    elif case == "unknown_task_ids":
+        extra = ["--task-ids", "[twotest, nope]"]
+    else:
+        dataset = ["--dataset", "no-such-set"]
+    out = tmp_path / "step" / "out"
+    proc = arcjobs("step", kind, "--executions", executions, *dataset, *extra, "--out", str(out))
+    assert proc.returncode == 2
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists() and not (out.parent / "manifest.json").exists()
+    assert [p.name for p in out.parent.iterdir()] in ([], ["scratch"])  # no half-written out
+
+
+def test_prompt_command_json_is_what_the_model_gets() -> None:
+    proc = arcjobs("prompt", "--dataset", "arc-agi-1/training", "--task", "007bbfb7", "--json")
+    assert proc.returncode == 0, proc.stderr
+    task = load_dataset("arc-agi-1/training", task_ids=["007bbfb7"])["007bbfb7"]
+    expected = build_messages(task) + [{"role": "assistant", "content": ASSISTANT_PREFIX}]
+    assert json.loads(proc.stdout) == expected
+
+
+def test_prompt_command_seeds_and_errors() -> None:
+    args = ["prompt", "--dataset", "arc-agi-1/training", "--task", "007bbfb7"]
+    seeded = arcjobs(*args, "--augment-seed", "1", "--shuffle-seed", "2")
+    assert seeded.returncode == 0 and seeded.stderr.startswith("augmentation: {")
+    assert (
+        seeded.stdout.startswith("===== system =====\n")
+        and "===== assistant =====" in seeded.stdout
+    )
+    assert arcjobs(*args, "--augment-seed", "1", "--shuffle-seed", "2").stdout == seeded.stdout
+    bad = arcjobs(*args, "--test-index", "3")
+    assert bad.returncode == 2 and "--test-index 3 is out of range" in bad.stderr
