@@ -1,0 +1,28 @@
+"""Safe execution of model-written programs: fork-server workers, layered isolation, cache.
+
+One call executes a batch: `execute(programs, tasks, limits, workers, cache)` returns a
+`SandboxRun` that yields a `ProgramResult` per program as each finishes (its `.summary()`
+then gives counts, throughput and the isolation layers that were active). The pieces, one
+concern each: `limits` (rlimits), `policy` (audit hook), `outputs` (grid validation),
+`child` (the program's process), `worker` (the fork server), `pool` (workers and pipes),
+`cache` (sqlite results), `executor` (the batch), `files` (the CLI/step file formats).
+The DSL programs import as `common` lives in `dsl/`; `corpus/` holds BARC-style programs.
+
+Importing this package is light (no numpy): the launcher imports the `execute` step's schema.
+"""
+
+from __future__ import annotations
+
+from arcjobs.sandbox.cache import ResultCache
+from arcjobs.sandbox.executor import EXECUTOR_VERSION, Program, ProgramResult, SandboxRun, execute
+from arcjobs.sandbox.limits import Limits
+
+__all__ = [
+    "EXECUTOR_VERSION",
+    "Limits",
+    "Program",
+    "ProgramResult",
+    "ResultCache",
+    "SandboxRun",
+    "execute",
+]

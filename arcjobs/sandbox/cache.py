@@ -1,0 +1,127 @@
+"""The result cache: sqlite, keyed by everything that decides a program's result.
+
+Key = sha256 of (executor version, DSL version and file hash, limits, program source, the
+input grids exactly as the program sees them). The seed derives from the source and the
+inputs, so it is covered. Timeouts and crashes are cached like any result: re-running a
+program that hung costs its timeout again for nothing.
+
+Concurrent runs share one file safely (WAL journal, busy timeout, short write
+transactions). Each row stores a digest of its value and a row whose digest does not match
+is a miss, so a damaged row is never trusted. A file that sqlite cannot read at all (not a
+database, malformed pages) is moved aside and rebuilt empty on open or on first failure:
+the cache is an accelerator, never a source of truth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL, digest TEXT NOT NULL)"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+class ResultCache:
+    """get/put of JSON results by key; writes are batched and committed by `flush`."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.rebuilt = False
+        self.pending: list[tuple[str, str, str]] = []
+        self.last_flush = time.monotonic()
+        self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = self._connect()
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                db.close()
+                raise sqlite3.DatabaseError("quick_check failed")
+            return db
+        except sqlite3.OperationalError:
+            raise  # locked for longer than the busy timeout, or unreadable: not corruption
+        except sqlite3.DatabaseError:
+            return self._rebuild()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 30000")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute(SCHEMA)
+        return db
+
+    def _rebuild(self) -> sqlite3.Connection:
+        """Move the damaged file (and its WAL) aside and start an empty cache."""
+        with contextlib.suppress(AttributeError, sqlite3.Error):
+            self.db.close()
+        stamp = f"corrupt-{os.getpid()}-{int(time.time())}"
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(src, src.with_name(f"{src.name}.{stamp}"))
+        self.rebuilt = True
+        return self._connect()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            row = self.db.execute(
+                "SELECT value, digest FROM results WHERE key = ?", (key,)
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return None  # busy beyond the timeout: a miss, not a reason to drop the file
+        except sqlite3.DatabaseError:
+            self.db = self._rebuild()
+            return None
+        if row is None or _digest(row[0]) != row[1]:
+            return None
+        try:
+            value = json.loads(row[0])
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        text = json.dumps(value, separators=(",", ":"))
+        self.pending.append((key, text, _digest(text)))
+        if len(self.pending) >= 500 or time.monotonic() - self.last_flush > 2:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit pending results in one short transaction (other runs wait on busy_timeout)."""
+        self.last_flush = time.monotonic()
+        if not self.pending:
+            return
+        rows, self.pending = self.pending, []
+        try:
+            with contextlib.closing(self.db.cursor()) as cur:
+                cur.execute("BEGIN IMMEDIATE")
+                cur.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", rows)
+                cur.execute("COMMIT")
+        except sqlite3.OperationalError:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            self.pending = rows + self.pending  # busy: try again at the next flush
+        except sqlite3.DatabaseError:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            self.db = self._rebuild()
+
+    def close(self) -> None:
+        self.flush()
+        self.db.close()
+
+
+def cache_key(*parts: Any) -> str:
+    """A stable hash of JSON-serialisable parts."""
+    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()

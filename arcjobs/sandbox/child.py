@@ -1,0 +1,137 @@
+"""The program's side of the fork: lock the process down, run `transform`, report, exit.
+
+Everything here runs in a child forked from the warm worker, so the DSL, numpy, builtins and
+`sys.modules` are pristine copies that vanish with the process. The order matters: the
+process group, rlimits, uid, scratch cwd, closed stdio and the audit hook are all in place
+before the program's source is compiled, because compiling is already running it (a
+10 MB source or a nesting bomb attacks the compiler).
+
+The child reports through `report_fd` only: frames `{"violation": ...}` from the policy,
+then one `{"status", "error", "outputs"}`. It never sees expected outputs: they stay in the
+executor's process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from typing import Any
+
+from arcjobs.sandbox import limits as limits_mod
+from arcjobs.sandbox import policy
+from arcjobs.sandbox.outputs import InvalidOutput, to_grid
+from arcjobs.sandbox.protocol import write_frame
+
+PROGRAM_FILE = "<program>"
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+PR_SET_PDEATHSIG = 1
+
+
+def lock_down(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
+    """Apply every layer to this (child) process before any program code runs."""
+    os.setpgid(0, 0)
+    if ctx.get("libc") is not None:
+        ctx["libc"].prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails, not kills
+    limits_mod.apply(limits_mod.Limits(**job["limits"]), ctx["base_vm"])
+    if ctx["drop_uid"]:
+        os.setgroups([])
+        os.setgid(limits_mod.NOBODY)
+        os.setuid(limits_mod.NOBODY)
+    os.chdir(ctx["scratch"])
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    import random
+
+    import numpy as np
+
+    random.seed(job["seed"])
+    np.random.seed(job["seed"] % 2**32)
+    policy.install(ctx["scratch"], ctx["readable"], report_fd)
+
+
+def run(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
+    """Run one program in this freshly forked child and report its result; never returns."""
+    try:
+        lock_down(job, ctx, report_fd)
+        result = execute(job["code"], job["inputs"], ctx["scratch"])
+    except MemoryError:
+        result = {"status": "memory", "error": "MemoryError", "outputs": None}
+    except BaseException as e:  # a broken lock-down is the sandbox's failure, not the program's
+        result = {"status": "crash", "error": f"sandbox setup: {type(e).__name__}: {e}"}
+    try:
+        write_frame(report_fd, result)
+    finally:
+        os._exit(0)
+
+
+def execute(code: str, inputs: list[list[list[int]]], scratch: str) -> dict[str, Any]:
+    """Compile, exec and call `transform` on each input; status, error and outputs."""
+    import numpy as np
+
+    try:
+        compiled = compile(code, PROGRAM_FILE, "exec")
+    except MemoryError:
+        return {"status": "memory", "error": "MemoryError while compiling", "outputs": None}
+    except (SyntaxError, ValueError, RecursionError, OverflowError) as e:
+        return {"status": "syntax_error", "error": _describe(e, scratch), "outputs": None}
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+    try:
+        exec(compiled, namespace)
+    except BaseException as e:
+        return _failure(e, scratch, [None] * len(inputs))
+    transform = namespace.get("transform")
+    if not callable(transform):
+        return {"status": "runtime_error", "error": "no function `transform`", "outputs": None}
+    outputs: list[Any] = []
+    first: dict[str, Any] | None = None
+    for grid in inputs:
+        try:
+            value = transform(np.array(grid, dtype=np.int64))
+        except BaseException as e:
+            outputs.append(None)
+            first = first or _failure(e, scratch, None)
+            continue
+        try:
+            outputs.append(to_grid(value))
+        except InvalidOutput as e:
+            outputs.append(None)
+            first = first or {"status": "invalid_output", "error": str(e)}
+        except BaseException as e:  # e.g. an int subclass whose __int__ raises
+            outputs.append(None)
+            first = first or {**_failure(e, scratch, None), "status": "invalid_output"}
+    if first is None:
+        return {"status": "ok", "error": None, "outputs": outputs}
+    return {**first, "outputs": outputs}
+
+
+def _failure(e: BaseException, scratch: str, outputs: list[Any] | None) -> dict[str, Any]:
+    status = "memory" if isinstance(e, MemoryError) else "runtime_error"
+    return {"status": status, "error": _describe(e, scratch), "outputs": outputs}
+
+
+def _describe(e: BaseException, scratch: str) -> str:
+    """A short message that is the same on every machine: no addresses, no scratch path."""
+    line = ""
+    if isinstance(e, SyntaxError) and e.lineno:
+        line, text = f"line {e.lineno}: ", e.msg
+    else:
+        tb = e.__traceback__  # walked by hand: formatting it would read source files
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == PROGRAM_FILE:
+                line = f"line {tb.tb_lineno}: "
+            tb = tb.tb_next
+        text = None
+    if text is None:
+        try:
+            text = str(e)
+        except BaseException:
+            text = "<unprintable>"
+    text = _ADDRESS.sub("0x?", text.replace(scratch, "<scratch>"))
+    message = f"{line}{type(e).__name__}: {text}" if text else f"{line}{type(e).__name__}"
+    return message[:300]

@@ -1,0 +1,305 @@
+"""Execute a batch of programs against ARC tasks: cache, dedupe, pool, map back, score.
+
+This is the library call behind `arcjobs sandbox run` and the `execute` step. For each
+program it builds the inputs the program must see (the task's train and test inputs,
+through the program's augmentation when it has one), looks the result up in the cache,
+runs the misses in the worker pool — identical (source, inputs) pairs only once — and maps
+every output back through the inverse augmentation before comparing it with the expected
+grids, which stay in this process.
+
+Results are yielded as they finish (cached ones first). Everything that goes into the
+executions file is a function of the inputs only, so the same batch gives the same bytes on
+any machine, in any order, with any number of workers; timings go to `SandboxRun.summary()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arcjobs.sandbox.cache import ResultCache, cache_key
+from arcjobs.sandbox.limits import Limits
+
+EXECUTOR_VERSION = "1"
+STATUSES = (
+    "ok",
+    "syntax_error",
+    "runtime_error",
+    "timeout",
+    "memory",
+    "invalid_output",
+    "unsafe",
+    "crash",
+)
+
+
+@dataclass(frozen=True)
+class Program:
+    """One prediction to execute. code None means the completion held no program."""
+
+    task_id: str
+    sample_id: Any
+    code: str | None
+    augmentation: dict[str, Any] | None = None
+    test_index: int | None = None
+
+
+@dataclass
+class ProgramResult:
+    """The outcome of one program, outputs in the original (de-augmented) task frame."""
+
+    index: int
+    program: Program
+    status: str
+    error: str | None
+    train_outputs: list[Any] | None
+    test_outputs: list[Any] | None
+    train_correct: list[bool]
+    test_correct: list[bool] | None
+    fingerprint: str | None
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    cached: bool = False
+
+    def record(self) -> dict[str, Any]:
+        """The executions.jsonl line: deterministic fields only (no timings, no paths)."""
+        p = self.program
+        rec: dict[str, Any] = {"task_id": p.task_id, "sample_id": p.sample_id}
+        if p.test_index is not None:
+            rec["test_index"] = p.test_index
+        rec.update(
+            status=self.status,
+            error=self.error,
+            train_outputs=self.train_outputs,
+            test_outputs=self.test_outputs,
+            train_correct=self.train_correct,
+            test_correct=self.test_correct,
+            fingerprint=self.fingerprint,
+            augmentation=p.augmentation,
+            code=p.code,
+        )
+        return rec
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+@dataclass
+class _Prepared:
+    """What a task looks like to programs under one augmentation."""
+
+    inputs: list[list[list[int]]]
+    inputs_json: str
+    n_train: int
+
+
+@dataclass
+class SandboxRun:
+    """An iterable batch execution; `summary()` after iterating gives counts and timings."""
+
+    programs: Sequence[Program]
+    tasks: Mapping[str, Any]
+    limits: Limits = field(default_factory=Limits)
+    workers: int | None = None
+    cache: ResultCache | None = None
+    dsl_path: Path | None = None
+    layers: dict[str, Any] | None = None
+    counts: Counter = field(default_factory=Counter)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[ProgramResult]:
+        from arcjobs.sandbox.dsl import DSL_PATH, DSL_VERSION
+        from arcjobs.sandbox.pool import Pool
+
+        started = time.monotonic()
+        dsl_path = Path(self.dsl_path or DSL_PATH)
+        version = [EXECUTOR_VERSION, DSL_VERSION, _file_hash(dsl_path), self.limits.to_dict()]
+        prepared: dict[tuple[str, str], _Prepared] = {}
+        jobs: dict[str, dict[str, Any]] = {}  # cache key → job, deduplicated
+        waiting: dict[str, list[int]] = {}  # cache key → indices of programs sharing it
+        stats = Counter()
+        for index, program in enumerate(self.programs):
+            if program.task_id not in self.tasks:
+                raise ValueError(f"program {index}: unknown task id {program.task_id!r}")
+            refused = self._refuse(program)
+            if refused is not None:
+                stats["refused"] += 1
+                yield self._finish(index, refused, None, 0)
+                continue
+            prep = self._prepare(prepared, program)
+            key = cache_key(version, program.code, prep.inputs_json)
+            if key in waiting:
+                waiting[key].append(index)
+                stats["duplicates"] += 1
+                continue
+            hit = self.cache.get(key) if self.cache is not None else None
+            if hit is not None:
+                stats["cached"] += 1
+                yield self._finish(index, hit, prep, True)
+                continue
+            seed = int(
+                hashlib.sha256(f"{program.code}\0{prep.inputs_json}".encode()).hexdigest()[:16], 16
+            )
+            waiting[key] = [index]
+            jobs[key] = {
+                "code": program.code,
+                "inputs": prep.inputs,
+                "seed": seed,
+                "limits": self.limits.to_dict(),
+            }
+        workers = min(self.workers or default_workers(), len(jobs))
+        stats["executed"] = len(jobs)
+        stats["workers"] = workers
+        run_started = time.monotonic()
+        if jobs:
+            with Pool(workers, str(dsl_path)) as pool:
+                for key, result in pool.run(list(jobs.items())):
+                    self.layers = self.layers or pool.layers
+                    if self.cache is not None:
+                        self.cache.put(key, result)
+                    for i, index in enumerate(waiting[key]):
+                        program = self.programs[index]
+                        yield self._finish(index, result, self._prepare(prepared, program), i > 0)
+            if self.cache is not None:
+                self.cache.flush()
+        stats["execute_s"] = time.monotonic() - run_started
+        stats["total_s"] = time.monotonic() - started
+        self.stats = dict(stats)
+
+    def _refuse(self, program: Program) -> dict[str, Any] | None:
+        """A result for programs that are not worth a process, or None to run it."""
+        if program.code is None:
+            return {"status": "syntax_error", "error": "no ```python block in the completion"}
+        size = len(program.code.encode())
+        if size > self.limits.max_source_bytes:
+            return {
+                "status": "syntax_error",
+                "error": f"source is {size} bytes (limit {self.limits.max_source_bytes})",
+            }
+        return None
+
+    def _prepare(self, prepared: dict[tuple[str, str], _Prepared], program: Program) -> _Prepared:
+        from arcjobs.arc.augment import Augmentation
+
+        aug_key = json.dumps(program.augmentation, sort_keys=True)
+        cached = prepared.get((program.task_id, aug_key))
+        if cached is None:
+            task = self.tasks[program.task_id]
+            aug = Augmentation.from_dict(program.augmentation)
+            grids = [x for x, _ in task.train] + list(task.test_inputs)
+            inputs = [aug.apply(g).tolist() for g in grids]
+            cached = _Prepared(inputs, json.dumps(inputs, separators=(",", ":")), len(task.train))
+            prepared[(program.task_id, aug_key)] = cached
+        return cached
+
+    def _finish(
+        self, index: int, raw: dict[str, Any], prep: _Prepared | None, cached: bool
+    ) -> ProgramResult:
+        import numpy as np
+
+        from arcjobs.arc.augment import Augmentation
+
+        program = self.programs[index]
+        task = self.tasks[program.task_id]
+        outputs = raw.get("outputs")
+        train_out = test_out = None
+        if outputs is not None and prep is not None:
+            aug = Augmentation.from_dict(program.augmentation)
+            mapped = [None if o is None else aug.invert(np.array(o)).tolist() for o in outputs]
+            train_out, test_out = mapped[: prep.n_train], mapped[prep.n_train :]
+        train_correct = _correct(train_out, [y for _, y in task.train])
+        test_correct = None
+        if task.test_outputs is not None:
+            test_correct = _correct(test_out, task.test_outputs)
+        fingerprint = None
+        if outputs is not None and any(o is not None for o in outputs):
+            blob = json.dumps([train_out, test_out], separators=(",", ":")).encode()
+            fingerprint = hashlib.sha256(blob).hexdigest()[:16]
+        self.counts[raw["status"]] += 1
+        return ProgramResult(
+            index=index,
+            program=program,
+            status=raw["status"],
+            error=raw.get("error"),
+            train_outputs=train_out,
+            test_outputs=test_out,
+            train_correct=train_correct,
+            test_correct=test_correct,
+            fingerprint=fingerprint,
+            wall_s=float(raw.get("wall_s", 0.0)),
+            cpu_s=float(raw.get("cpu_s", 0.0)),
+            cached=cached,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by status, throughput, timings and the isolation layers that were active."""
+        from arcjobs.sandbox.dsl import DSL_VERSION
+
+        n = len(self.programs)
+        total = self.stats.get("total_s", 0.0)
+        return {
+            "programs": n,
+            "counts": {s: self.counts.get(s, 0) for s in STATUSES},
+            "executed": self.stats.get("executed", 0),
+            "cached": self.stats.get("cached", 0),
+            "duplicates": self.stats.get("duplicates", 0),
+            "refused": self.stats.get("refused", 0),
+            "workers": self.stats.get("workers", 0),
+            "seconds": round(total, 3),
+            "programs_per_s": round(n / total, 1) if total > 0 else None,
+            "limits": self.limits.to_dict(),
+            "executor_version": EXECUTOR_VERSION,
+            "dsl_version": DSL_VERSION,
+            "isolation": isolation_report(self.layers),
+        }
+
+
+def _correct(outputs: list[Any] | None, expected: Sequence[Any]) -> list[bool]:
+    """Per expected grid: did the program produce exactly it (shape and every cell)?"""
+    from arcjobs.arc.grids import grids_equal
+
+    outputs = outputs if outputs is not None else [None] * len(expected)
+    return [o is not None and grids_equal(o, e) for o, e in zip(outputs, expected, strict=True)]
+
+
+def isolation_report(layers: dict[str, Any] | None) -> dict[str, Any]:
+    """Which layers were active, as the workers reported them, plus the container's."""
+    report: dict[str, Any] = {
+        "container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")
+    }
+    if layers is None:
+        report["workers"] = "none started (every result came from the cache or was refused)"
+    else:
+        report.update(layers)
+    return report
+
+
+def execute(
+    programs: Sequence[Program],
+    tasks: Mapping[str, Any],
+    limits: Limits | None = None,
+    workers: int | None = None,
+    cache: ResultCache | None = None,
+    dsl_path: Path | None = None,
+) -> SandboxRun:
+    """Execute `programs` on `tasks` (id → `arcjobs.arc.tasks.Task`); iterate for results.
+
+    Results come in completion order, each with `.index` into `programs`. `workers`
+    defaults to the CPUs this process may use. Nothing starts until iteration does.
+    """
+    return SandboxRun(list(programs), tasks, limits or Limits(), workers, cache, dsl_path)

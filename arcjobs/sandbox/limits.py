@@ -1,0 +1,76 @@
+"""Resource limits of one program, and how a program's process applies them to itself.
+
+The limits are set in the forked child before the program's source is even compiled, with
+hard limits equal to soft ones (a program cannot raise them back), so they hold however the
+program behaves. Memory is counted on top of what the pre-warmed worker already maps (numpy,
+scipy and the DSL), so `memory_mb` means "what the program may allocate", independent of
+how heavy the imports happen to be on a given machine.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+from dataclasses import asdict, dataclass
+from typing import Any
+
+NOBODY = 65534  # the uid/gid programs run as when the worker is root
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one program may use; part of the result cache key.
+
+    timeout_s: wall-clock seconds for the whole program (all train and test inputs), also
+        enforced as CPU time (RLIMIT_CPU) rounded up to whole seconds.
+    memory_mb: address space the program may add to the warmed worker's.
+    max_procs: RLIMIT_NPROC (processes and threads of the program's uid).
+    file_mb: largest file the program may write in its scratch directory.
+    max_source_bytes: longer sources are refused without running (a completion is ~4 KB).
+    """
+
+    timeout_s: float = 2.0
+    memory_mb: int = 1024
+    max_procs: int = 64
+    file_mb: int = 16
+    max_source_bytes: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.memory_mb < 16:
+            raise ValueError(f"memory_mb must be >= 16, got {self.memory_mb}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def vm_size_bytes() -> int:
+    """This process's current virtual size, the base the memory limit is added to."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def apply(limits: Limits, base_vm: int) -> list[str]:
+    """Set every rlimit on the calling process; returns the names that took effect."""
+    cpu = max(1, math.ceil(limits.timeout_s))
+    memory = base_vm + limits.memory_mb * 1024 * 1024
+    wanted = {
+        "RLIMIT_CPU": (cpu, cpu + 1),  # SIGXCPU at soft, SIGKILL at hard
+        "RLIMIT_AS": (memory, memory),
+        "RLIMIT_DATA": (memory, memory),
+        "RLIMIT_FSIZE": (limits.file_mb * 1024 * 1024,) * 2,
+        "RLIMIT_NPROC": (limits.max_procs, limits.max_procs),
+        "RLIMIT_CORE": (0, 0),
+    }
+    applied = []
+    for name, value in wanted.items():
+        try:
+            resource.setrlimit(getattr(resource, name), value)
+            applied.append(name)
+        except (ValueError, OSError):
+            pass  # e.g. a container whose hard limit is already lower: that one stays
+    return applied

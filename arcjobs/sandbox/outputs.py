@@ -1,0 +1,103 @@
+"""What counts as an ARC output grid, checked where the program runs and again where it lands.
+
+`to_grid` runs in the program's process, under its time limit, on whatever `transform`
+returned: a 2-D grid, both sides 1–30, every cell an integer 0–9, as nested lists of Python
+ints (plain JSON data). Refused, as `invalid_output`: booleans (a mask is not a colour
+grid), floats with a fractional part, NaN and infinities, object arrays, ragged rows,
+strings, generators, callables, objects pretending to be numbers (`__eq__` always true,
+`__index__` tricks) and anything else that is not an int, a numpy integer, a list, a tuple
+or a numeric ndarray.
+
+Integral floats (3.0) are accepted as the integer they equal: numpy arithmetic such as
+`np.full(shape, 3.0)` or `grid * 1.0` yields them in ordinary model code, the value is
+unambiguous, and BARC's own harness converts with `np.array(..., dtype=int)`. ndarray
+subclasses are read as plain arrays, so no method of the subclass runs on the way out.
+
+`check_grid` runs in the worker on what arrives from the child: only lists of lists of
+ints survive, so a program writing forged bytes into its pipe can at worst describe a grid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_SIDE = 30
+
+
+class InvalidOutput(ValueError):
+    """The program's return value is not an ARC grid; the message says why."""
+
+
+def to_grid(value: Any) -> list[list[int]]:
+    """The program's return value as a grid of Python ints, or InvalidOutput."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        shape = np.ndarray.shape.__get__(value)  # the real shape, whatever a subclass claims
+        if len(shape) == 2 and not all(1 <= side <= MAX_SIDE for side in shape):
+            raise InvalidOutput(f"output is {shape[0]}x{shape[1]}; sides must be 1-{MAX_SIDE}")
+        array = np.array(value, copy=True, subok=False)  # plain ndarray: no subclass code
+    elif type(value) in (list, tuple):
+        array = _array_from_rows(value)
+    else:
+        raise InvalidOutput(f"returned {type(value).__name__}, not a grid")
+    if array.ndim != 2:
+        raise InvalidOutput(f"output has {array.ndim} dimensions, not 2")
+    rows, cols = array.shape
+    if not (1 <= rows <= MAX_SIDE and 1 <= cols <= MAX_SIDE):
+        raise InvalidOutput(f"output is {rows}x{cols}; sides must be 1-{MAX_SIDE}")
+    kind = array.dtype.kind
+    if kind == "b":
+        raise InvalidOutput("output is boolean, not colours")
+    if kind == "f":
+        if not np.isfinite(array).all() or not (array == np.round(array)).all():
+            raise InvalidOutput("output has non-integral values")
+    elif kind not in "iu":
+        raise InvalidOutput(f"output has dtype {array.dtype}, not integers")
+    if array.min() < 0 or array.max() > 9:
+        raise InvalidOutput(f"output has values outside 0-9 ({array.min()}..{array.max()})")
+    return array.astype(np.int64).tolist()
+
+
+def _array_from_rows(value: list | tuple) -> Any:
+    """Nested lists/tuples of numbers → ndarray, refusing anything but plain numbers."""
+    import numpy as np
+
+    if not 1 <= len(value) <= MAX_SIDE:
+        raise InvalidOutput(f"output has {len(value)} rows; must be 1-{MAX_SIDE}")
+    rows = []
+    for row in value:
+        if isinstance(row, np.ndarray):
+            row = np.array(row, copy=True, subok=False)
+            if row.ndim != 1 or row.dtype.kind not in "iuf":
+                raise InvalidOutput("a row is not a 1-D numeric array")
+            row = row.tolist()
+        elif type(row) not in (list, tuple):
+            raise InvalidOutput(f"a row is {type(row).__name__}, not a list")
+        if not 1 <= len(row) <= MAX_SIDE:
+            raise InvalidOutput(f"a row has {len(row)} cells; must be 1-{MAX_SIDE}")
+        for cell in row:
+            if type(cell) is bool or isinstance(cell, np.bool_):
+                raise InvalidOutput("output has booleans, not colours")
+            if not isinstance(cell, (int, float, np.integer, np.floating)):
+                raise InvalidOutput(f"a cell is {type(cell).__name__}, not a number")
+        rows.append([float(c) if isinstance(c, (float, np.floating)) else int(c) for c in row])
+    if len({len(r) for r in rows}) != 1:
+        raise InvalidOutput("output rows have different lengths")
+    return np.array(rows)
+
+
+def check_grid(value: Any) -> bool:
+    """True when `value` (decoded JSON from the child) is a valid grid of ints 0-9."""
+    if type(value) is not list or not 1 <= len(value) <= MAX_SIDE:
+        return False
+    width = len(value[0]) if type(value[0]) is list else 0
+    if not 1 <= width <= MAX_SIDE:
+        return False
+    for row in value:
+        if type(row) is not list or len(row) != width:
+            return False
+        for cell in row:
+            if type(cell) is not int or not 0 <= cell <= 9:
+                return False
+    return True

@@ -1,0 +1,247 @@
+"""A pool of fork-server workers, fed jobs through pipes, surviving anything a job does.
+
+Each worker (`arcjobs.sandbox.worker`) is a separate Python process in its own session, with
+a scrubbed environment (no secrets for a program to read; PYTHONHASHSEED fixed). The pool
+keeps up to `depth` jobs queued per worker so a worker never waits for the pool between two
+programs, multiplexes all pipes with one selector (non-blocking writes, so a big source
+and a big result can never deadlock), and yields results as they arrive.
+
+If a worker dies or stops answering (its own deadline plus a grace period), its session is
+killed, the job it was running is retried once on a fresh worker — a second death is that
+job's `crash` — and the jobs queued behind it go back to the queue: nobody else's result is
+lost. `close` ends every worker and removes the scratch tree, so no process, file or pipe
+outlives the pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from arcjobs.sandbox.protocol import FrameReader, ProtocolError, encode
+
+GRACE_S = 5.0  # beyond a job's own limit, before the pool declares its worker hung
+STARTUP_S = 120.0
+MAX_START_FAILURES = 3
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself cannot run (a worker fails to start): not any program's fault."""
+
+
+def worker_env() -> dict[str, str]:
+    """The whole environment of a worker and so of every program: nothing from the caller's."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "PYTHONPATH": package_root,
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "LANG": "C.UTF-8",
+    }
+
+
+class _Worker:
+    def __init__(self, index: int, root: str, dsl_path: str) -> None:
+        self.scratch = os.path.join(root, f"w{index}")
+        self.log_path = os.path.join(root, f"w{index}.log")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "arcjobs.sandbox.worker", self.scratch, dsl_path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=worker_env(),
+                start_new_session=True,
+                close_fds=True,
+            )
+        self.fd_in = self.proc.stdin.fileno()
+        self.fd_out = self.proc.stdout.fileno()
+        os.set_blocking(self.fd_in, False)
+        self.reader = FrameReader()
+        self.outbuf = bytearray()
+        self.inflight: deque[tuple[Any, dict[str, Any], int]] = deque()
+        self.layers: dict[str, Any] | None = None
+        self.head_since = time.monotonic()
+
+    def deadline(self) -> float:
+        if self.layers is None:
+            return self.head_since + STARTUP_S
+        if not self.inflight:
+            return float("inf")
+        return self.head_since + self.inflight[0][1]["limits"]["timeout_s"] + GRACE_S
+
+    def log_tail(self) -> str:
+        try:
+            return Path(self.log_path).read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        self.proc.wait()
+
+
+class Pool:
+    """`workers` fork servers running jobs `{"code", "inputs", "seed", "limits"}`."""
+
+    def __init__(self, workers: int, dsl_path: str, depth: int = 2) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.size, self.dsl_path, self.depth = workers, dsl_path, depth
+        self.root = tempfile.mkdtemp(prefix="arcjobs-sandbox-")
+        os.chmod(self.root, 0o711)  # programs may run as another uid and must reach scratch
+        self.selector = selectors.DefaultSelector()
+        self.workers: list[_Worker] = []
+        self.layers: dict[str, Any] | None = None
+        self.spawned = 0
+        self.start_failures = 0
+        try:
+            for _ in range(workers):
+                self._spawn()
+        except BaseException:
+            self.close()
+            raise
+
+    def _spawn(self) -> None:
+        w = _Worker(self.spawned, self.root, self.dsl_path)
+        self.spawned += 1
+        self.workers.append(w)
+        self.selector.register(w.fd_out, selectors.EVENT_READ, w)
+
+    def run(self, jobs: list[tuple[Any, dict[str, Any]]]) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """Yield (key, result) for every (key, job), in completion order."""
+        pending: deque[tuple[Any, dict[str, Any], int]] = deque((k, j, 0) for k, j in jobs)
+        remaining = len(pending)
+        while remaining:
+            self._feed(pending)
+            timeout = max(0.0, min(w.deadline() for w in self.workers) - time.monotonic())
+            for key, _ in self.selector.select(min(timeout, 1.0)):
+                w = key.data
+                if w not in self.workers:
+                    continue
+                if key.fileobj == w.fd_in:
+                    self._flush(w, pending)
+                    continue
+                for done in self._receive(w, pending):
+                    remaining -= 1
+                    yield done
+            now = time.monotonic()
+            for w in list(self.workers):
+                if w.deadline() < now:
+                    for done in self._lost(w, pending, "worker stopped answering"):
+                        remaining -= 1
+                        yield done
+
+    def _feed(self, pending: deque) -> None:
+        for w in self.workers:
+            added = False
+            while pending and len(w.inflight) < self.depth:
+                item = pending.popleft()
+                if not w.inflight:
+                    w.head_since = time.monotonic()
+                w.inflight.append(item)
+                w.outbuf += encode(item[1])
+                added = True
+            if added:
+                self._flush(w, pending)
+
+    def _flush(self, w: _Worker, pending: deque) -> None:
+        try:
+            while w.outbuf:
+                n = os.write(w.fd_in, w.outbuf)
+                del w.outbuf[:n]
+        except BlockingIOError:
+            pass
+        except OSError:
+            return  # a dead worker: its stdout's EOF reports it
+        events = selectors.EVENT_WRITE
+        registered = w.fd_in in self.selector.get_map()
+        if w.outbuf and not registered:
+            self.selector.register(w.fd_in, events, w)
+        elif not w.outbuf and registered:
+            self.selector.unregister(w.fd_in)
+
+    def _receive(self, w: _Worker, pending: deque) -> list[tuple[Any, dict[str, Any]]]:
+        try:
+            data = os.read(w.fd_out, 1 << 16)
+            messages = w.reader.feed(data) if data else None
+        except (OSError, ProtocolError):
+            messages = None
+        if messages is None:
+            return self._lost(w, pending, "worker died")
+        done = []
+        for message in messages:
+            if "hello" in message:
+                w.layers = message["hello"]
+                self.layers = self.layers or w.layers
+                self.start_failures = 0
+                w.head_since = time.monotonic()
+                continue
+            key, _job, _attempt = w.inflight.popleft()
+            w.head_since = time.monotonic()
+            done.append((key, message))
+        return done
+
+    def _lost(self, w: _Worker, pending: deque, why: str) -> list[tuple[Any, dict[str, Any]]]:
+        """Replace a dead or hung worker; retry its running job once, requeue the rest."""
+        started = w.layers is not None
+        self._remove(w)
+        done = []
+        inflight = list(w.inflight)
+        if started and inflight:
+            key, job, attempt = inflight.pop(0)
+            if attempt >= 1:
+                done.append((key, {"status": "crash", "error": f"{why} (twice)", "outputs": None}))
+            else:
+                inflight.insert(0, (key, job, attempt + 1))
+        elif not started:
+            self.start_failures += 1
+            if self.start_failures >= MAX_START_FAILURES:
+                raise SandboxError(f"sandbox worker failed to start: {w.log_tail().strip()}")
+        pending.extendleft(reversed(inflight))
+        self._spawn()
+        return done
+
+    def _remove(self, w: _Worker) -> None:
+        for fd in (w.fd_in, w.fd_out):
+            if fd in self.selector.get_map():
+                self.selector.unregister(fd)
+        self.workers.remove(w)
+        w.kill()
+
+    def close(self) -> None:
+        """End every worker (EOF first, then SIGKILL of its session) and remove scratch."""
+        for w in list(self.workers):
+            with contextlib.suppress(OSError):
+                w.proc.stdin.close()
+        for w in list(self.workers):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                w.proc.wait(timeout=2)
+            self._remove(w)
+        self.selector.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,306 @@
+"""The fork server: a warm process that forks one disposable child per program.
+
+Started by the pool as `python -m arcjobs.sandbox.worker SCRATCH DSL_PATH` with a scrubbed
+environment. It imports numpy, scipy and the DSL once, freezes its heap, and then for every
+job on stdin forks a child (`arcjobs.sandbox.child`) that runs the program and dies. Forking
+is what makes "fresh DSL and module state per program" cheap: the child starts from a
+pristine copy-on-write image and everything it changes vanishes with it.
+
+The worker is the program's warden: it waits on the child's result pipe with a wall-clock
+deadline, then SIGKILLs the child's process group, reaps the child (rusage tells CPU time and
+peak memory) and, as a child subreaper, kills every descendant that escaped the group
+(`setsid`, double fork) before taking the next job. It answers each job with one frame on
+stdout and exits at end of input, or when the pool dies (PR_SET_PDEATHSIG).
+
+OS layers it sets up for all its children, and reports in its hello frame: a private network
+namespace (unshare CLONE_NEWNET, through a user namespace when not root), the subreaper, and
+running programs as uid 65534 when the worker is root (so RLIMIT_NPROC is enforced and the
+filesystem's permissions apply).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import importlib.util
+import os
+import select
+import shutil
+import signal
+import stat
+import sys
+import time
+from typing import Any
+
+from arcjobs.sandbox import child, limits
+from arcjobs.sandbox.outputs import check_grid
+from arcjobs.sandbox.protocol import FrameReader, ProtocolError, write_frame
+
+STATUSES = ("ok", "syntax_error", "runtime_error", "timeout", "memory", "invalid_output")
+CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+REPORT_FD = 3
+MAX_RESULT = 8 * 1024 * 1024
+# modules BARC programs import themselves: loaded once here, not once per program
+PRELOAD = ("typing", "random", "math", "itertools", "collections", "functools", "copy", "re")
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _private_network(libc: Any) -> bool:
+    """Move this process (and so every child) into an empty network namespace, if allowed."""
+    if libc is None:
+        return False
+    if os.geteuid() == 0 and libc.unshare(CLONE_NEWNET) == 0:
+        return True
+    uid, gid = os.geteuid(), os.getegid()
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+        return False
+    try:  # map our own ids, or files created in scratch would fail with EOVERFLOW
+        for name, text in (
+            ("setgroups", "deny"),
+            ("uid_map", f"{uid} {uid} 1"),
+            ("gid_map", f"{gid} {gid} 1"),
+        ):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    except OSError:
+        pass
+    return True
+
+
+def load_dsl(path: str) -> None:
+    """Import the DSL file as the module `common`, where `from common import *` finds it."""
+    spec = importlib.util.spec_from_file_location("common", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["common"] = module
+    spec.loader.exec_module(module)
+
+
+class Worker:
+    def __init__(self, scratch: str, dsl_path: str) -> None:
+        self.libc = _libc()
+        if self.libc is not None:
+            self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        self.layers: dict[str, Any] = {"fork_per_program": True, "audit_hook": True}
+        self.layers["network_namespace"] = _private_network(self.libc)
+        self.layers["subreaper"] = bool(
+            self.libc is not None and self.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        )
+        drop = os.geteuid() == 0
+        self.scratch = scratch
+        os.makedirs(scratch, exist_ok=True)
+        if drop:
+            os.chown(scratch, limits.NOBODY, limits.NOBODY)
+        os.chmod(scratch, 0o700)
+        self.layers["uid"] = limits.NOBODY if drop else os.geteuid()
+        self.layers["rlimits"] = ["CPU", "AS", "DATA", "FSIZE", "NPROC", "CORE"]
+        self.layers["pdeathsig"] = self.libc is not None
+        import numpy  # noqa: F401  (the warm image every child starts from)
+        import scipy.ndimage  # noqa: F401
+
+        for name in PRELOAD:
+            __import__(name)
+        load_dsl(dsl_path)
+        from arcjobs.sandbox import policy
+
+        self.ctx = {
+            "libc": self.libc,
+            "drop_uid": drop,
+            "scratch": scratch,
+            "readable": policy.readable_roots(os.path.dirname(os.path.abspath(dsl_path))),
+            "base_vm": limits.vm_size_bytes(),
+        }
+        self.children_file = f"/proc/self/task/{os.getpid()}/children"
+        gc.collect()
+        gc.freeze()  # children don't copy pages just to run the collector over old objects
+
+    def serve(self, jobs_fd: int, results_fd: int) -> None:
+        write_frame(results_fd, {"hello": self.layers, "pid": os.getpid()})
+        reader = FrameReader()
+        while (job := reader.next(jobs_fd)) is not None:
+            write_frame(results_fd, self.run(job))
+            self.cleanup()
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Fork a child for `job`, enforce its deadline, and return its checked result."""
+        r, w = os.pipe()
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:  # the child: keep only the report pipe
+            try:
+                os.close(r)
+                if w != REPORT_FD:
+                    os.dup2(w, REPORT_FD)
+                os.closerange(REPORT_FD + 1, 1 << 16)
+                child.run(job, self.ctx, REPORT_FD)
+            finally:
+                os._exit(70)
+        os.close(w)
+        with contextlib.suppress(OSError):  # also here: the child may not have run it yet
+            os.setpgid(pid, pid)
+        violation, result, timed_out = self._collect(r, started + job["limits"]["timeout_s"])
+        os.close(r)
+        wall = time.monotonic() - started
+        self._kill_group(pid)
+        _, status, usage = os.wait4(pid, 0)
+        cpu = usage.ru_utime + usage.ru_stime
+        verdict = self._verdict(job, violation, result, timed_out, status, usage)
+        verdict.update(wall_s=round(wall, 6), cpu_s=round(cpu, 6), maxrss_kb=usage.ru_maxrss)
+        return verdict
+
+    def _collect(self, fd: int, deadline: float) -> tuple[str | None, Any, bool]:
+        """Read the child's frames until its result, end of file or the deadline."""
+        reader = FrameReader(MAX_RESULT)
+        violation = None
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not poller.poll(left * 1000):
+                return violation, None, True
+            data = os.read(fd, 1 << 16)
+            if not data:
+                return violation, None, False
+            try:
+                messages = reader.feed(data)
+            except ProtocolError as e:
+                return violation, {"malformed": str(e)}, False
+            for message in messages:
+                if isinstance(message, dict) and "violation" in message:
+                    violation = violation or str(message["violation"])[:300]
+                else:
+                    return violation, message, False
+
+    def _verdict(self, job, violation, result, timed_out, status, usage) -> dict[str, Any]:
+        lim = job["limits"]
+        n = len(job["inputs"])
+        if violation is not None:
+            return {"status": "unsafe", "error": violation, "outputs": None}
+        if timed_out:
+            return {"status": "timeout", "error": f"ran past {lim['timeout_s']}s", "outputs": None}
+        if result is not None:
+            return _checked(result, n)
+        cpu = usage.ru_utime + usage.ru_stime
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= lim["timeout_s"]):
+                return {"status": "timeout", "error": "CPU time limit", "outputs": None}
+            if sig == signal.SIGKILL and usage.ru_maxrss * 1024 >= 0.9 * lim["memory_mb"] * 2**20:
+                return {"status": "memory", "error": "killed at the memory limit", "outputs": None}
+            return {
+                "status": "crash",
+                "error": f"killed by {signal.Signals(sig).name}",
+                "outputs": None,
+            }
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        return {
+            "status": "crash",
+            "error": f"exited with code {code} before reporting",
+            "outputs": None,
+        }
+
+    def _kill_group(self, pid: int) -> None:
+        for target in (
+            lambda: os.killpg(pid, signal.SIGKILL),
+            lambda: os.kill(pid, signal.SIGKILL),
+        ):
+            with contextlib.suppress(OSError):
+                target()
+
+    def cleanup(self) -> None:
+        """Kill and reap every leftover descendant and empty the scratch directory."""
+        for _ in range(10_000):
+            orphans = self._children()
+            if not orphans:
+                break
+            for pid in orphans:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            for pid in orphans:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+        if os.listdir(self.scratch):
+            wipe(self.scratch)
+
+    def _children(self) -> list[int]:
+        try:
+            with open(self.children_file) as f:
+                return [int(p) for p in f.read().split()]
+        except OSError:  # no CONFIG_PROC_CHILDREN: scan for processes whose parent is us
+            me, found = os.getpid(), []
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        with open(f"/proc/{entry}/stat") as f:
+                            if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                                found.append(int(entry))
+                    except (OSError, IndexError, ValueError):
+                        pass
+            return found
+
+
+def _checked(result: Any, n_inputs: int) -> dict[str, Any]:
+    """The child's result if it is well formed, else a crash: its bytes are untrusted."""
+    if not isinstance(result, dict) or result.get("status") not in STATUSES:
+        return {
+            "status": "crash",
+            "error": "malformed result from the program's process",
+            "outputs": None,
+        }
+    outputs = result.get("outputs")
+    if outputs is not None and (
+        not isinstance(outputs, list)
+        or len(outputs) != n_inputs
+        or not all(o is None or check_grid(o) for o in outputs)
+    ):
+        return {
+            "status": "crash",
+            "error": "malformed outputs from the program's process",
+            "outputs": None,
+        }
+    error = result.get("error")
+    return {
+        "status": result["status"],
+        "error": None if error is None else str(error)[:300],
+        "outputs": outputs,
+    }
+
+
+def wipe(path: str) -> None:
+    """Empty `path`, whatever permissions the program left on what it created there."""
+
+    def unlock(func: Any, p: str, _exc: Any) -> None:
+        try:
+            os.chmod(os.path.dirname(p), stat.S_IRWXU)
+            os.chmod(p, stat.S_IRWXU)
+            func(p)
+        except OSError:
+            pass
+
+    for entry in os.listdir(path):
+        full = os.path.join(path, entry)
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full, onerror=unlock)
+        else:
+            os.unlink(full)
+
+
+def main() -> None:
+    scratch, dsl_path = sys.argv[1], sys.argv[2]
+    jobs, results = os.dup(0), os.dup(1)  # keep the channels off fds 0/1/2
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    Worker(scratch, dsl_path).serve(jobs, results)
+
+
+if __name__ == "__main__":
+    main()
