@@ -10,9 +10,25 @@ results change, or cached executions would silently disagree with fresh ones.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 DSL_VERSION = "1"
 DSL_PATH = Path(__file__).resolve().with_name("common.py")
 
-__all__ = ["DSL_PATH", "DSL_VERSION"]
+__all__ = ["DSL_PATH", "DSL_VERSION", "load_common"]
+
+
+def load_common() -> ModuleType:
+    """A fresh, unregistered copy of the DSL as a module named `common`.
+
+    For code that runs programs in-process (tests, the unprotected benchmark baseline): put
+    it in `sys.modules["common"]` for `from common import *` to find it. Each call executes
+    the file again, so no state is shared with earlier copies.
+    """
+    spec = importlib.util.spec_from_file_location("common", DSL_PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
