@@ -28,8 +28,10 @@ class Augmentation:
     colors: tuple[int, ...] = IDENTITY_COLORS
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.dihedral, int) and 0 <= self.dihedral < 8):
-            raise ValueError(f"augmentation dihedral must be an int 0-7, got {self.dihedral!r}")
+        d = self.dihedral
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d < 8:
+            raise ValueError(f"augmentation dihedral must be an int 0-7, got {d!r}")
+        object.__setattr__(self, "dihedral", int(d))
         colors = tuple(int(c) for c in self.colors)
         if sorted(colors) != list(IDENTITY_COLORS):
             raise ValueError(f"augmentation colors must permute 0-9, got {list(self.colors)}")
@@ -54,7 +56,7 @@ class Augmentation:
         """Inverse of `to_dict`; None (no augmentation recorded) is the identity."""
         if d is None:
             return cls()
-        return cls(int(d.get("dihedral", 0)), tuple(d.get("colors", IDENTITY_COLORS)))
+        return cls(d.get("dihedral", 0), tuple(d.get("colors", IDENTITY_COLORS)))
 
     def to_dict(self) -> dict[str, Any]:
         return {"dihedral": self.dihedral, "colors": list(self.colors)}

@@ -15,6 +15,7 @@ import numpy as np
 
 MAX_SIDE = 30
 NUM_COLORS = 10
+_INT = {int}
 
 
 class GridError(ValueError):
@@ -39,9 +40,12 @@ def parse_grid(value: Any) -> np.ndarray:
             width = len(row)
         elif len(row) != width:
             raise GridError(f"not rectangular: row {r} has {len(row)} cells, row 0 has {width}")
-        for c, cell in enumerate(row):
-            if type(cell) is not int or not 0 <= cell < NUM_COLORS:
-                raise GridError(f"cell [{r}][{c}] is {cell!r}, not an int 0-9")
+        # C-level checks first (this runs on every output of every program); locate on failure
+        if not set(map(type, row)) <= _INT or min(row) < 0 or max(row) >= NUM_COLORS:
+            c, cell = next(
+                (c, v) for c, v in enumerate(row) if type(v) is not int or not 0 <= v < NUM_COLORS
+            )
+            raise GridError(f"cell [{r}][{c}] is {cell!r}, not an int 0-9")
     if width > MAX_SIDE:
         raise GridError(f"{width} columns (at most {MAX_SIDE})")
     return np.array(value, dtype=np.int64)

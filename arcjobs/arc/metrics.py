@@ -22,7 +22,6 @@ with no prediction at all scores 0 everywhere; the mean is over every task of th
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -77,7 +76,7 @@ class _TaskTally:
     correct_grids: float = 0.0
     train_pass: int = 0
     passes: int = 0
-    candidates: list[dict[str, _Candidate]] = field(default_factory=list)
+    candidates: list[dict[tuple, _Candidate]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.candidates = [{} for _ in self.task.test_inputs]
@@ -98,7 +97,7 @@ class _TaskTally:
         for j, grid in enumerate(test_out):
             if not is_grid(grid):
                 continue
-            key = json.dumps(grid, separators=(",", ":"))
+            key = tuple(map(tuple, grid))
             cand = self.candidates[j].get(key)
             if cand is None:
                 self.candidates[j][key] = _Candidate(grid, sum(s.train_correct), 1, code_len)
@@ -106,12 +105,15 @@ class _TaskTally:
                 cand.add(sum(s.train_correct), code_len)
 
 
-def choose_attempts(candidates: dict[str, _Candidate], attempts: int = 2) -> list[list[list[int]]]:
+def choose_attempts(
+    candidates: dict[tuple, _Candidate], attempts: int = 2
+) -> list[list[list[int]]]:
     """The best `attempts` distinct grids for one test output, never looking at its answer.
 
     Rank: most train pairs correct (best program producing the grid), then most programs
     voting for it with that score (a majority vote over de-augmented outputs), then the
-    shortest program, then the grid's text (only so that ties break the same way every run).
+    shortest program, then the grid's cells in
+    lexicographic order (only so that ties break the same way every run).
     """
     ranked = sorted(
         candidates.items(), key=lambda kv: (-kv[1].best_train, -kv[1].votes, kv[1].shortest, kv[0])
