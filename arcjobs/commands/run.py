@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from arcjobs.commands import options
-from arcjobs.engine import Cancelled, make_plan, run_plan
+from arcjobs.engine.orchestrate import Cancelled, make_plan, run_plan
 from arcjobs.engine.progress import Progress
 from arcjobs.engine.store import RunStore
 from arcjobs.spec import load_job

@@ -37,17 +37,18 @@ def refs_in(value: Any) -> list[str]:
     return []
 
 
-def render(value: Any, resolve: Callable[[str], Any], final: bool = False) -> Any:
+def render(value: Any, resolve: Callable[[str], Any], final: bool = False, null_as_empty: bool = False) -> Any:
     """Substitute references in `value` using `resolve(ref) -> value` (may raise UnknownRef)."""
     if isinstance(value, dict):
-        return {k: render(v, resolve, final) for k, v in value.items()}
+        return {k: render(v, resolve, final, null_as_empty) for k, v in value.items()}
     if isinstance(value, list):
-        return [render(v, resolve, final) for v in value]
+        return [render(v, resolve, final, null_as_empty) for v in value]
     if not isinstance(value, str):
         return value
     whole = REF.fullmatch(value)
     if whole and whole.group(1) is not None:
-        return resolve(whole.group(1).strip())
+        got = resolve(whole.group(1).strip())
+        return "" if got is None and null_as_empty else got
     null = False
 
     def sub(m: re.Match[str]) -> str:
@@ -65,4 +66,4 @@ def render(value: Any, resolve: Callable[[str], Any], final: bool = False) -> An
         return str(got)
 
     text = REF.sub(sub, value)
-    return None if null else text
+    return None if null and not null_as_empty else text

@@ -38,6 +38,8 @@ def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> J
     except OSError as e:
         raise UserError(f"{file}: cannot read job file: {e.strerror}") from None
     located = yamlpos.load(text, file)
+    if located.data is None:
+        raise SpecError(file, 1, "", "the job file is empty; expected a mapping with keys name, params and steps")
     if not isinstance(located.data, dict):
         raise located.error((), "expected a mapping with keys name, params and steps")
     try:
@@ -320,7 +322,7 @@ class _Resolver:
                 axis = ref[len("matrix.") :]
                 if axis not in inst.assignment:
                     have = ", ".join(inst.assignment) or "none"
-                    raise UnknownRef(f"this step has no matrix axis {axis!r} (its axes: {have})")
+                    raise UnknownRef(f"${{{ref}}}: this step has no matrix axis {axis!r} (its axes: {have})")
                 return inst.assignment[axis]
             target = _step_of(ref)
             if ref.startswith("prev."):
@@ -333,7 +335,7 @@ class _Resolver:
             return self.params[ref]
 
         try:
-            rendered = render(values, resolve)
+            rendered = render(values, resolve, null_as_empty=spec.run is not None)
         except UnknownRef as e:
             raise self.err(path, str(e)) from None
         kind_name = spec.uses or "run"

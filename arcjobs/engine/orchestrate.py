@@ -1,0 +1,92 @@
+"""Plan a run, then carry it out on a backend: the two calls behind `plan` and `run`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from arcjobs import atomic
+from arcjobs.backends import get_backend
+from arcjobs.backends.base import Backend, StepRequest
+from arcjobs.engine.layout import RunLayout
+from arcjobs.engine.planner import Decision, decide
+from arcjobs.engine.scheduler import Cancelled, Reporter, Scheduler, new_state, render_params
+from arcjobs.engine.store import RunStore
+from arcjobs.errors import UserError
+from arcjobs.spec.model import Job
+
+__all__ = ["Cancelled", "Plan", "make_plan", "run_plan"]
+
+
+@dataclass
+class Plan:
+    job: Job
+    backend: Backend
+    store: RunStore
+    layout: RunLayout
+    decisions: dict[str, Decision]
+    resuming: bool
+
+    def requests(self) -> dict[str, StepRequest]:
+        """The exact request of every step (GPU ids are chosen when a step starts)."""
+        mount = self.backend.data_mount(self.layout)
+        return {
+            name: self.backend.request(
+                step, render_params(step, self.layout, mount), self.layout, self.decisions[name].key
+            )
+            for name, step in self.job.steps.items()
+        }
+
+
+def make_plan(
+    job: Job,
+    backend_name: str,
+    store: RunStore,
+    run_id: str | None,
+    backend_options: dict[str, Any] | None = None,
+) -> Plan:
+    """Decide what a run would do. Reads the store; writes nothing."""
+    backend = get_backend(backend_name, **(backend_options or {}))
+    resuming = run_id is not None and store.exists(run_id)
+    if resuming:
+        previous = store.read(run_id)  # type: ignore[arg-type]
+        if previous.get("job") != job.name:
+            raise UserError(
+                f"run {run_id} belongs to job {previous.get('job')!r}, not {job.name!r}"
+            )
+    layout = store.layout(run_id or store.new_run_id(job.name))
+    image_ids = {image: backend.image_id(image) for image in {s.image for s in job.steps.values()}}
+    return Plan(job, backend, store, layout, decide(job, store, layout, image_ids), resuming)
+
+
+def run_plan(plan: Plan, overrides: list[str], report: Reporter) -> dict[str, Any]:
+    """Carry out `plan`; returns the final run.json. Raises Cancelled on SIGINT/SIGTERM."""
+    store, layout = plan.store, plan.layout
+    with store.lock(layout.run_id):
+        previous = store.read(layout.run_id) if store.exists(layout.run_id) else None
+        state = new_state(
+            plan.job, layout.run_id, plan.backend.name, plan.decisions, overrides, previous
+        )
+        scheduler = Scheduler(plan.job, plan.decisions, plan.backend, store, layout, state, report)
+        scheduler.check_capacity()
+        scheduler.reap_leftovers()
+        atomic.write_text(layout.run_dir / "job.yaml", _dump_yaml(plan.job.to_dict()))
+        store.write(state)
+        try:
+            ok = scheduler.run()
+            state["status"] = "succeeded" if ok else "failed"
+        except Cancelled:
+            state["status"] = "cancelled"
+            raise
+        finally:
+            state["ended"] = time.time()
+            store.write(state)
+            report(state)
+    return state
+
+
+def _dump_yaml(data: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
