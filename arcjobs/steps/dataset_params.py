@@ -32,24 +32,24 @@ class DatasetParams(StepParams):
     @field_validator("task_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
-        """Task ids as a list of strings, refusing numbers (YAML reads 00576224 as octal)."""
+        """Task ids as a list of strings, refusing numbers (YAML reads 00576224 as octal).
+
+        Text comes from the command line: `a,b`, `[a, b]` or the JSON list the launcher writes.
+        """
         if isinstance(value, str):
             text = value.strip()
-            if text.startswith("["):
-                try:
-                    value = json.loads(text)
-                except json.JSONDecodeError:
-                    value = text.strip("[]").split(",")
-            else:
-                value = text.split(",")
-            value = [v.strip().strip("'\"") for v in value if isinstance(v, str)] or value
-            value = [v for v in value if v]
-        if isinstance(value, list):
-            for v in value:
-                if not isinstance(v, str):
-                    raise ValueError(
-                        f"task id {v!r} must be quoted text (YAML reads digits as numbers)"
-                    )
+            try:
+                value = json.loads(text) if text.startswith("[") else text.split(",")
+            except json.JSONDecodeError:
+                value = text[1:-1].split(",")
+            if isinstance(value, list):
+                value = [v.strip().strip("'\"") if isinstance(v, str) else v for v in value]
+                value = [v for v in value if v != ""]
+        for v in value if isinstance(value, list) else []:
+            if not isinstance(v, str):
+                raise ValueError(
+                    f"task id {v!r} must be quoted text (YAML reads digits as numbers)"
+                )
         return value
 
 

@@ -7,6 +7,8 @@ writes the Kaggle submission those attempts make.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from arcjobs.steps.base import StepContext, StepKind
@@ -15,7 +17,7 @@ from arcjobs.steps.dataset_params import DatasetParams, load_tasks
 
 class Params(DatasetParams):
     executions: str = Field(description="executions.jsonl, or the execute step's out/ directory")
-    pass_k: list[int] = Field(
+    pass_k: list[Annotated[int, Field(ge=1)]] = Field(
         [1, 2, 8, 32, 128, 512],
         description="k values for pass@k (those above a task's n are skipped)",
     )
@@ -28,10 +30,7 @@ def run(params: Params, ctx: StepContext) -> None:
     from arcjobs import atomic
     from arcjobs.arc.executions import read_executions
     from arcjobs.arc.metrics import evaluate, to_markdown
-    from arcjobs.errors import UserError
 
-    if any(k < 1 for k in params.pass_k):
-        raise UserError(f"--pass-k: every k must be >= 1, got {params.pass_k}")
     tasks = load_tasks(params)
     executions = read_executions(params.executions, tasks, params.dataset)
     metrics, submission = evaluate(tasks, executions, sorted(set(params.pass_k)), params.attempts)
