@@ -89,6 +89,26 @@ def test_root_filesystem_is_read_only_and_scratch_is_writable(compose, sandbox_i
     assert (data_root.path / "probe.txt").read_text() == "x"
 
 
+def test_scratch_cannot_hold_executables(compose, sandbox_image, data_root):
+    """A program may write bytes to /tmp but never run them as a binary (tmpfs noexec)."""
+    result = probe(
+        compose,
+        data_root,
+        """
+        import json, os, subprocess
+        with open("/tmp/tool", "w") as f:
+            f.write("#!/bin/sh\\necho ran\\n")
+        os.chmod("/tmp/tool", 0o755)
+        try:
+            out = subprocess.run(["/tmp/tool"], capture_output=True, text=True).stdout.strip()
+        except PermissionError:
+            out = "denied"
+        print(json.dumps({"exec": out}))
+        """,
+    )
+    assert result["exec"] == "denied"
+
+
 def test_runs_as_the_configured_non_root_user(compose, sandbox_image, data_root):
     result = probe(
         compose,
