@@ -1,0 +1,34 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Both create their own
+# virtual environment (.venv) with the CPU build of torch pinned, so nothing pulls CUDA.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+
+.PHONY: demo test lint unit docker clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0 -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/arcjobs run jobs/demo.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# unit + integration on the host, then the docker tier against a real engine (which
+# scripts/ci-docker.sh installs and starts when it is missing, and stops afterwards).
+# The images tier is opt-in: ARCJOBS_TEST_IMAGES=1 $(BIN)/pytest -m images
+test: lint
+	$(BIN)/pytest -m "not docker and not images and not gpu"
+	PYTHON=$(BIN)/python scripts/ci-docker.sh
+
+unit: $(STAMP)
+	$(BIN)/pytest -m unit
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache
