@@ -54,6 +54,14 @@ CHAT_TEMPLATE = (
     "{%- endif %}"
 )
 
+# Llama-3's pre-tokenizer pattern. It keeps a run of newlines in one piece whatever follows
+# (unlike GPT-2's), so "<|end_header_id|>\n\n" tokenizes the same with or without the
+# completion after it, and TRL's prompt/completion boundary falls on a token boundary.
+LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
 COLOR_NAMES = [
     "Black",
     "Blue",
@@ -106,12 +114,17 @@ def corpus(spec: TinySpec) -> Iterator[str]:
 
 
 def build_tokenizer(spec: TinySpec):  # -> PreTrainedTokenizerFast
-    """Train a byte-level BPE (Llama-3-like: regex split + byte fallback-free alphabet)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    """Train a byte-level BPE with Llama-3's pre-tokenizer split and its special tokens."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=spec.vocab_size,

@@ -1,0 +1,500 @@
+"""Step kind `train`: supervised fine-tuning on relabelled programs (the "learn" half of a round).
+
+One recipe, top to bottom: read the prompt–completion dataset, skip samples longer than
+`max_length` (truncating a program teaches the model to stop mid-code), load the model,
+wrap it in a LoRA / rsLoRA / DoRA adapter (or train it fully, or continue the previous round's
+adapter), and run TRL's `SFTTrainer`, which puts the loss on the completion tokens only —
+including the closing `<|eot_id|>`, so the model learns to stop. Checkpoints go to the step's
+scratch space every `save_steps`; re-running the step after a kill resumes from the newest
+complete one. Outputs: `out/adapter/` (adapter weights only: no embeddings, no
+`modules_to_save`, so vLLM can serve it) or, with `merge` / full fine-tuning, `out/model/`;
+`out/metrics.json`, `out/loss.png` and the TensorBoard logs.
+
+Throughput defaults (see benchmarks/train_throughput.py): on a GPU with flash-attention the
+batch is padding-free (sequences concatenated, no pad tokens computed), Liger's fused
+RoPE/RMSNorm/SwiGLU kernels are applied when installed, the optimizer is the fused AdamW, and
+TRL's chunked LM head avoids materialising the 128k-vocabulary logits. On a CPU everything
+falls back to plain PyTorch so the tiny model trains in tests.
+
+With `resources.gpus > 1` the step starts itself again under `accelerate launch`, one process
+per GPU; the user gives the global batch and the per-device batch, and the gradient
+accumulation is derived so the global batch stays the same on any number of GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from arcjobs.errors import UserError
+from arcjobs.steps.base import StepContext, StepKind, StepParams
+
+DATASET_FILE = "dataset.jsonl"
+CHECKPOINTS = "checkpoints"
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class Params(StepParams):
+    model: str = Field(description="Local HF directory of the base model.")
+    dataset: str = Field(description="dataset.jsonl (or a directory holding it) from `relabel`.")
+    adapter: str | None = Field(None, description="Adapter to continue training (round k-1's).")
+    method: Literal["lora", "full"] = Field("lora", description="Adapter or full fine-tuning.")
+    lora_rank: int = Field(32, ge=1)
+    lora_alpha: float | None = Field(None, description="Default: equal to lora_rank.")
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: list(ALL_LINEAR))
+    use_rslora: bool = Field(True, description="Scale by alpha/sqrt(r): stable across ranks.")
+    use_dora: bool = Field(False, description="DoRA (vLLM cannot serve it: use merge).")
+    merge: bool = Field(False, description="Save merged full weights as out/model/ instead.")
+    load_in_4bit: bool = Field(False, description="QLoRA: nf4 base weights (GPU only).")
+    liger: bool | None = Field(None, description="Liger kernels; default on where installed (GPU).")
+    gradient_checkpointing: bool = True
+    padding_free: bool | None = Field(
+        None, description="Flattened batches without padding; default on with flash-attention."
+    )
+    packing: bool = Field(False, description="Pack samples into max_length blocks (BFD).")
+    attn_implementation: str | None = Field(None, description="Default: flash_attention_2 or sdpa.")
+    global_batch_size: int = Field(16, ge=1, description="Samples per optimizer step, all GPUs.")
+    per_device_batch_size: int = Field(4, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    lr_scheduler: str = Field("cosine", description="A transformers scheduler name.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="Overrides epochs when set.")
+    epochs: float = Field(1.0, gt=0)
+    max_length: int = Field(8192, ge=16, description="Longer samples are skipped and counted.")
+    optimizer: str | None = Field(
+        None, description="Default: adamw_torch_fused (GPU), adamw_torch."
+    )
+    seed: int = 0
+    save_steps: int = Field(50, ge=1, description="Checkpoint interval (steps), in scratch.")
+    logging_steps: int = Field(1, ge=1)
+    report_to: list[str] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="Trackers; wandb is added when WANDB_PROJECT is set (WANDB_MODE=offline works).",
+    )
+
+
+# ----------------------------------------------------------------------------- job-level check
+
+
+def _flag(value: Any) -> bool:
+    """A boolean param as it may arrive after interpolation (True or 'true')."""
+    return value is True or str(value).strip().lower() in ("true", "1", "yes")
+
+
+def _referenced_steps(text: Any) -> list[str]:
+    """Step names in `${name.out}` / `${name.outs}` / `${prev.name.out}` references."""
+    names = re.findall(r"\$\{([^}]+?)\.outs?\}", str(text or ""))
+    return [n[len("prev.") :] if n.startswith("prev.") else n for n in names]
+
+
+def check_job(job: Any) -> list[tuple[str, str, str]]:
+    """Refuse DoRA adapters that a vLLM infer step would serve (vLLM cannot), unless merged.
+
+    Assumes `job.steps` maps names to steps with `.kind`, `.params` (and, where present,
+    `.full_params` with defaults filled in) whose output references are still `${name.out}`.
+    """
+    problems: list[tuple[str, str, str]] = []
+    for infer in job.steps.values():
+        params = getattr(infer, "full_params", None) or infer.params
+        if infer.kind != "infer" or str(params.get("engine", "")) != "vllm":
+            continue
+        for name in _referenced_steps(params.get("adapter")):
+            trainer = job.steps.get(name)
+            if trainer is None or trainer.kind != "train":
+                continue
+            tparams = trainer.params
+            if not _flag(tparams.get("use_dora", False)):
+                continue
+            if _flag(tparams.get("merge", False)):
+                problems.append(
+                    (
+                        trainer.name,
+                        "merge",
+                        f"step {infer.name!r} serves this step's adapter, but "
+                        f"with merge on it writes a merged model: use model: ${{{name}.out}}/model there",
+                    )
+                )
+            else:
+                problems.append(
+                    (
+                        trainer.name,
+                        "use_dora",
+                        f"step {infer.name!r} would serve this DoRA adapter "
+                        "with vLLM, which cannot serve DoRA; set merge: true and give that step "
+                        f"model: ${{{name}.out}}/model, or use plain LoRA",
+                    )
+                )
+    return problems
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def read_dataset(path: str) -> list[dict[str, Any]]:
+    """The prompt–completion samples of a relabel output, validated line by line."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / DATASET_FILE
+    if not p.is_file():
+        raise UserError(f"{p}: dataset not found")
+    rows = []
+    for lineno, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            raise UserError(f"{p}:{lineno}: not JSON: {e}") from None
+        for key in ("prompt", "completion"):
+            msgs = row.get(key) if isinstance(row, dict) else None
+            if (
+                not isinstance(msgs, list)
+                or not msgs
+                or not all(
+                    isinstance(m, dict) and isinstance(m.get("content"), str) and "role" in m
+                    for m in msgs
+                )
+            ):
+                raise UserError(
+                    f"{p}:{lineno}: {key}: expected a list of {{role, content}} messages"
+                )
+        rows.append({"prompt": row["prompt"], "completion": row["completion"]})
+    if not rows:
+        raise UserError(f"{p}: no samples")
+    return rows
+
+
+def drop_long(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> tuple[list, int]:
+    """Samples whose templated prompt+completion fits `max_length`, and how many were skipped.
+
+    Counted with the same chat template TRL applies, so nothing that passes here is truncated.
+    """
+    kept = []
+    for row in rows:
+        ids = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True)
+        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+        if len(ids) <= max_length:
+            kept.append(row)
+    return kept, len(rows) - len(kept)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest `checkpoint-N` whose trainer_state.json (written last) parses.
+
+    A kill during saving leaves a newer, incomplete checkpoint; it is removed so that the
+    trainer's own rotation never mistakes it for a good one.
+    """
+    if not folder.is_dir():
+        return None
+    found = [
+        (int(m.group(1)), d)
+        for d in folder.iterdir()
+        if (m := re.fullmatch(r"checkpoint-(\d+)", d.name))
+    ]
+    for _, ckpt in sorted(found, reverse=True):
+        try:
+            json.loads((ckpt / "trainer_state.json").read_text())
+            return ckpt
+        except (OSError, ValueError):
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return None
+
+
+# ----------------------------------------------------------------------------- the recipe
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _accumulation(params: Params, world: int) -> int:
+    per_step = params.per_device_batch_size * world
+    if params.global_batch_size % per_step:
+        raise UserError(
+            f"global_batch_size: {params.global_batch_size} is not a multiple of "
+            f"per_device_batch_size {params.per_device_batch_size} x {world} GPU(s)"
+        )
+    return params.global_batch_size // per_step
+
+
+def _check_device_options(params: Params, gpu: bool) -> bool:
+    """Refuse GPU-only options on a CPU; return whether Liger kernels will be used."""
+    import importlib.util
+
+    if params.load_in_4bit and params.method == "full":
+        raise UserError("load_in_4bit: 4-bit weights cannot be fully fine-tuned; use method: lora")
+    has_liger = importlib.util.find_spec("liger_kernel") is not None
+    if params.liger and not (gpu and has_liger):
+        raise UserError("liger: Liger kernels need a CUDA GPU and the liger-kernel package")
+    return params.liger if params.liger is not None else gpu and has_liger
+
+
+def _peft_model(params: Params, model: Any) -> Any:
+    """Wrap `model` in a new adapter, or in round k-1's adapter (its own config wins)."""
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+
+    if params.load_in_4bit:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=params.gradient_checkpointing
+        )
+    if params.adapter:
+        if not (Path(params.adapter) / "adapter_config.json").is_file():
+            raise UserError(f"{params.adapter}: adapter: no adapter_config.json there")
+        return PeftModel.from_pretrained(model, params.adapter, is_trainable=True)
+    config = LoraConfig(
+        r=params.lora_rank,
+        lora_alpha=params.lora_alpha if params.lora_alpha is not None else params.lora_rank,
+        lora_dropout=params.lora_dropout,
+        target_modules=params.target_modules,
+        use_rslora=params.use_rslora,
+        use_dora=params.use_dora,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    try:
+        return get_peft_model(model, config)
+    except ValueError as e:
+        raise UserError(f"target_modules: {str(e).splitlines()[0]}") from None
+
+
+def _sft_config(params: Params, scratch: Path, gpu: bool, liger: bool, attn: str) -> Any:
+    from trl import SFTConfig
+
+    padding_free = params.padding_free
+    if padding_free is None:
+        padding_free = attn.startswith("flash_attention")
+    report_to = list(params.report_to)
+    if os.environ.get("WANDB_PROJECT") and "wandb" not in report_to:
+        report_to.append("wandb")
+    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(scratch / "tensorboard"))
+    return SFTConfig(
+        output_dir=str(scratch / CHECKPOINTS),
+        per_device_train_batch_size=params.per_device_batch_size,
+        gradient_accumulation_steps=_accumulation(params, _world_size()),
+        learning_rate=params.learning_rate,
+        lr_scheduler_type=params.lr_scheduler,
+        warmup_steps=params.warmup_ratio,
+        weight_decay=params.weight_decay,
+        max_grad_norm=params.max_grad_norm,
+        max_steps=params.max_steps or -1,
+        num_train_epochs=params.epochs,
+        # Samples that do not fit were dropped already; padding-free without packing has no
+        # length to enforce, and TRL asks for None there.
+        max_length=None if padding_free and not params.packing else params.max_length,
+        packing=params.packing,
+        padding_free=padding_free,
+        completion_only_loss=True,
+        gradient_checkpointing=params.gradient_checkpointing,
+        bf16=gpu,
+        fp16=False,
+        use_liger_kernel=liger,
+        optim=params.optimizer or ("adamw_torch_fused" if gpu else "adamw_torch"),
+        seed=params.seed,
+        data_seed=params.seed,
+        save_strategy="steps",
+        save_steps=params.save_steps,
+        save_total_limit=2,
+        logging_steps=params.logging_steps,
+        report_to=report_to,
+        dataset_num_proc=None,
+        dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,
+        use_cpu=not gpu,
+    )
+
+
+def build_trainer(params: Params, scratch: Path) -> tuple[Any, Any, int, int]:
+    """The configured SFTTrainer, its tokenizer, and the numbers of samples kept and skipped."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from arcjobs.models.loading import has_cuda, load_model, pick_attention
+    from arcjobs.models.tokenizer import load_tokenizer
+
+    gpu = has_cuda()
+    liger = _check_device_options(params, gpu)
+    attn = pick_attention(params.attn_implementation)
+    tokenizer = load_tokenizer(params.model)
+    rows, skipped = drop_long(read_dataset(params.dataset), tokenizer, params.max_length)
+    if not rows:
+        raise UserError(
+            f"{params.dataset}: all {skipped} samples exceed max_length {params.max_length}"
+        )
+    print(f"train: {len(rows)} samples, {skipped} skipped (longer than {params.max_length} tokens)")
+    config = _sft_config(params, scratch, gpu, liger, attn)
+    model = load_model(
+        params.model,
+        load_in_4bit=params.load_in_4bit,
+        attn_implementation=attn,
+        device_map={"": int(os.environ.get("LOCAL_RANK", "0"))} if params.load_in_4bit else None,
+    )
+    if params.method == "lora":
+        from transformers import set_seed
+
+        set_seed(params.seed)  # the adapter's initial weights are random
+        model = _peft_model(params, model)
+    trainer = SFTTrainer(
+        model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+    )
+    return trainer, tokenizer, len(rows), skipped
+
+
+def train(params: Params, out: Path, scratch: Path) -> None:
+    """The training recipe proper (one process per GPU under accelerate, or one on CPU)."""
+    import torch
+
+    trainer, tokenizer, samples, skipped = build_trainer(params, scratch)
+    resume = last_complete_checkpoint(scratch / CHECKPOINTS)
+    if resume is not None:
+        print(f"train: resuming from {resume.name}", flush=True)
+    started = time.time()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    elapsed = max(time.time() - started, 1e-9)
+    if not trainer.is_world_process_zero():
+        return
+    _save_outputs(params, trainer, tokenizer, out)
+    metrics = _metrics(trainer, samples, skipped, elapsed, resume)
+    metrics["peak_memory_bytes"] = (
+        torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+    )
+    _write_report(metrics, out, scratch)
+
+
+def _save_outputs(params: Params, trainer: Any, tokenizer: Any, out: Path) -> None:
+    """Adapter only (no embeddings), or a merged / fully trained model with its tokenizer."""
+    model = trainer.model
+    if params.method == "full":
+        model.save_pretrained(out / "model")
+        tokenizer.save_pretrained(out / "model")
+        return
+    adapter_dir = out / "adapter"
+    model.save_pretrained(adapter_dir, save_embedding_layers=False)
+    if params.merge:
+        _merge(params, adapter_dir, tokenizer, out / "model")
+        shutil.rmtree(adapter_dir)
+
+
+def _merge(params: Params, adapter_dir: Path, tokenizer: Any, dest: Path) -> None:
+    """Merge into an unquantised copy of the base (merging into 4-bit weights would round)."""
+    from peft import PeftModel
+
+    from arcjobs.models.loading import load_model
+
+    base = load_model(params.model)
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+
+
+def _metrics(
+    trainer: Any, samples: int, skipped: int, elapsed: float, resume: Path | None
+) -> dict[str, Any]:
+    """Loss curve, volumes and throughput. TRL's `num_tokens` (non-pad tokens, prompt
+    included) restarts at zero in a resumed attempt, so this attempt's share is what follows
+    the resumed step and the total adds what the checkpoint's history had counted."""
+    args = trainer.args
+    history = trainer.state.log_history
+    resumed = int(resume.name.split("-")[1]) if resume else 0
+    before = [h["num_tokens"] for h in history if "num_tokens" in h and h["step"] <= resumed]
+    after = [h["num_tokens"] for h in history if "num_tokens" in h and h["step"] > resumed]
+    tokens_now = after[-1] if after else 0
+    steps_now = trainer.state.global_step - resumed
+    global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    global_batch *= args.world_size
+    losses = [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h]
+    return {
+        "loss_curve": losses,
+        "final_loss": losses[-1]["loss"] if losses else None,
+        "global_step": trainer.state.global_step,
+        "resumed_from_step": resumed,
+        "samples": samples,
+        "samples_skipped": skipped,
+        "tokens_seen": (before[-1] if before else 0) + tokens_now,
+        "train_runtime_s": elapsed,
+        "tokens_per_s": tokens_now / elapsed,
+        "samples_per_s": steps_now * global_batch / elapsed,
+        "config": {
+            "global_batch_size": global_batch,
+            "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            "world_size": args.world_size,
+            "optimizer": getattr(args.optim, "value", str(args.optim)),
+            "padding_free": bool(args.padding_free),
+            "liger": bool(args.use_liger_kernel),
+            "bf16": bool(args.bf16),
+            "gradient_checkpointing": bool(args.gradient_checkpointing),
+        },
+    }
+
+
+def _write_report(metrics: dict[str, Any], out: Path, scratch: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    curve = metrics["loss_curve"]
+    ax.plot([p["step"] for p in curve], [p["loss"] for p in curve])
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (completion tokens)")
+    ax.set_yscale("log" if curve and min(p["loss"] for p in curve) > 0 else "linear")
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=100)
+    plt.close(fig)
+    if (scratch / "tensorboard").is_dir():
+        shutil.copytree(scratch / "tensorboard", out / "tensorboard")
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def run(params: Params, ctx: StepContext) -> None:
+    """In-process on CPU / one GPU; under `accelerate launch` with several GPUs."""
+    gpus = int(ctx.resources.get("gpus") or 0)
+    if gpus > 1 and "WORLD_SIZE" not in os.environ:
+        _launch(params, ctx, gpus)
+    else:
+        train(params, ctx.out, ctx.scratch)
+
+
+def _launch(params: Params, ctx: StepContext, gpus: int) -> None:
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--num_processes", str(gpus), "--num_machines", "1",
+        "--mixed_precision", "bf16", "--dynamo_backend", "no",
+        "-m", "arcjobs.steps.train",
+        params.model_dump_json(), str(ctx.out), str(ctx.scratch),
+    ]  # fmt: skip
+    print("train: " + " ".join(cmd[:-3]) + " ...", flush=True)
+    code = subprocess.run(cmd).returncode
+    if code:
+        raise SystemExit(code)
+
+
+KIND = StepKind(
+    name="train",
+    params=Params,
+    run=run,
+    image="train",
+    description="Fine-tune the model (LoRA/rsLoRA/DoRA or full) on a relabelled dataset with TRL.",
+    check_job=check_job,
+)
+
+if __name__ == "__main__":  # one rank under `accelerate launch` (see `_launch`)
+    train(Params.model_validate_json(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))

