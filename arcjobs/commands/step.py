@@ -39,6 +39,10 @@ def _print_help(kind: str) -> None:
     k = get_kind(kind)
     click.echo(f"Usage: arcjobs step {kind} [--name value]... --out DIR\n\n{k.description}\n")
     for name, field in k.params.model_fields.items():
-        default = "required" if field.is_required() else f"default {field.default!r}"
+        if field.is_required():
+            default = "required"
+        else:
+            value = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+            default = f"default {value!r}"
         doc = f" {field.description}" if field.description else ""
         click.echo(f"  --{name.replace('_', '-'):24s} ({default}){doc}")
