@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 from typing import Any
 
 from arcjobs.sandbox import limits as limits_mod
@@ -52,7 +53,8 @@ def lock_down(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
 
     random.seed(job["seed"])
     np.random.seed(job["seed"] % 2**32)
-    policy.install(ctx["scratch"], ctx["readable"], report_fd)
+    if ctx["audit"]:
+        policy.install(ctx["scratch"], ctx["readable"], report_fd)
 
 
 def run(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
@@ -71,43 +73,72 @@ def run(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
 
 
 def execute(code: str, inputs: list[list[list[int]]], scratch: str) -> dict[str, Any]:
-    """Compile, exec and call `transform` on each input; status, error and outputs."""
+    """Compile, exec and call `transform` on each input; status, error and outputs.
+
+    The program may monkeypatch builtins, numpy, os or json; the modules this process needs
+    afterwards to validate and report are restored before that, so sabotage changes only
+    the program's own outputs (which the worker checks again anyway), never how it is
+    classified.
+    """
     import numpy as np
 
+    array, int64 = np.array, np.int64
+    saved = [(vars(m), dict(vars(m))) for m in _modules_to_restore()]
     try:
         compiled = compile(code, PROGRAM_FILE, "exec")
-    except MemoryError:
-        return {"status": "memory", "error": "MemoryError while compiling", "outputs": None}
-    except (SyntaxError, ValueError, RecursionError, OverflowError) as e:
+    except BaseException as e:  # SyntaxError, NUL bytes, the parser's own stack limits
         return {"status": "syntax_error", "error": _describe(e, scratch), "outputs": None}
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
     try:
         exec(compiled, namespace)
+        transform = namespace.get("transform")
+        if not callable(transform):
+            return {"status": "runtime_error", "error": "no function `transform`", "outputs": None}
+        returned: list[tuple[bool, Any]] = []
+        for grid in inputs:
+            try:
+                returned.append((True, transform(array(grid, dtype=int64))))
+            except BaseException as e:
+                returned.append((False, e))
     except BaseException as e:
-        return _failure(e, scratch, [None] * len(inputs))
-    transform = namespace.get("transform")
-    if not callable(transform):
-        return {"status": "runtime_error", "error": "no function `transform`", "outputs": None}
+        _restore(saved)
+        return _failure(e, scratch, None)
+    _restore(saved)
     outputs: list[Any] = []
     first: dict[str, Any] | None = None
-    for grid in inputs:
-        try:
-            value = transform(np.array(grid, dtype=np.int64))
-        except BaseException as e:
-            outputs.append(None)
-            first = first or _failure(e, scratch, None)
+    for ok, value in returned:
+        outputs.append(None)
+        if not ok:
+            first = first or _failure(value, scratch, None)
             continue
         try:
-            outputs.append(to_grid(value))
+            outputs[-1] = to_grid(value)
         except InvalidOutput as e:
-            outputs.append(None)
             first = first or {"status": "invalid_output", "error": str(e)}
         except BaseException as e:  # e.g. an int subclass whose __int__ raises
-            outputs.append(None)
             first = first or {**_failure(e, scratch, None), "status": "invalid_output"}
     if first is None:
         return {"status": "ok", "error": None, "outputs": outputs}
     return {**first, "outputs": outputs}
+
+
+def _modules_to_restore() -> list[Any]:
+    import builtins
+    import json
+    import json.encoder
+
+    import numpy
+
+    from arcjobs.sandbox import outputs, protocol
+
+    return [builtins, json, json.encoder, os, numpy, outputs, protocol, sys.modules[__name__]]
+
+
+def _restore(saved: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    for namespace, snapshot in saved:
+        for key in [k for k in namespace if k not in snapshot]:
+            del namespace[key]
+        namespace.update(snapshot)
 
 
 def _failure(e: BaseException, scratch: str, outputs: list[Any] | None) -> dict[str, Any]:

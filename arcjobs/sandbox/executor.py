@@ -167,7 +167,7 @@ class SandboxRun:
         stats["workers"] = workers
         run_started = time.monotonic()
         if jobs:
-            with Pool(workers, str(dsl_path)) as pool:
+            with Pool(workers, str(dsl_path), self.limits.max_procs) as pool:
                 for key, result in pool.run(list(jobs.items())):
                     self.layers = self.layers or pool.layers
                     if self.cache is not None:

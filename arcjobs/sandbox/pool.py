@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from arcjobs.sandbox import cgroup
 from arcjobs.sandbox.protocol import FrameReader, ProtocolError, encode
 
 GRACE_S = 5.0  # beyond a job's own limit, before the pool declares its worker hung
@@ -56,12 +57,12 @@ def worker_env() -> dict[str, str]:
 
 
 class _Worker:
-    def __init__(self, index: int, root: str, dsl_path: str) -> None:
+    def __init__(self, index: int, root: str, dsl_path: str, options: list[str]) -> None:
         self.scratch = os.path.join(root, f"w{index}")
         self.log_path = os.path.join(root, f"w{index}.log")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "arcjobs.sandbox.worker", self.scratch, dsl_path],
+                [sys.executable, "-m", "arcjobs.sandbox.worker", self.scratch, dsl_path, *options],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -98,15 +99,23 @@ class _Worker:
             with contextlib.suppress(OSError):
                 stream.close()
         self.proc.wait()
+        if self.layers and self.layers.get("pids_cgroup"):
+            cgroup.remove(self.layers["pids_cgroup"])
 
 
 class Pool:
     """`workers` fork servers running jobs `{"code", "inputs", "seed", "limits"}`."""
 
-    def __init__(self, workers: int, dsl_path: str, depth: int = 2) -> None:
+    def __init__(
+        self, workers: int, dsl_path: str, max_procs: int = 64, depth: int = 2, audit: bool = True
+    ) -> None:
+        """max_procs bounds each worker's pids cgroup (where one can be made) beyond the
+        worker and its child; audit=False leaves out the audit-hook layer, for tests of the
+        OS layers only."""
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.size, self.dsl_path, self.depth = workers, dsl_path, depth
+        self.options = ["--max-procs", str(max_procs)] + ([] if audit else ["--no-audit"])
         self.root = tempfile.mkdtemp(prefix="arcjobs-sandbox-")
         os.chmod(self.root, 0o711)  # programs may run as another uid and must reach scratch
         self.selector = selectors.DefaultSelector()
@@ -122,7 +131,7 @@ class Pool:
             raise
 
     def _spawn(self) -> None:
-        w = _Worker(self.spawned, self.root, self.dsl_path)
+        w = _Worker(self.spawned, self.root, self.dsl_path, self.options)
         self.spawned += 1
         self.workers.append(w)
         self.selector.register(w.fd_out, selectors.EVENT_READ, w)

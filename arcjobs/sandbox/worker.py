@@ -33,7 +33,7 @@ import sys
 import time
 from typing import Any
 
-from arcjobs.sandbox import child, limits
+from arcjobs.sandbox import cgroup, child, limits, policy
 from arcjobs.sandbox.outputs import check_grid
 from arcjobs.sandbox.protocol import FrameReader, ProtocolError, write_frame
 
@@ -75,6 +75,28 @@ def _private_network(libc: Any) -> bool:
     return True
 
 
+def _readable_by_others(roots: tuple[str, ...]) -> bool:
+    """Whether uid 65534 could read the Python installation (else lazy imports would fail).
+
+    Programs may only run as nobody when every directory on the way to the interpreter's
+    libraries and the DSL is world-searchable; a pyenv under /root, say, is not.
+    """
+    for root in roots:
+        path = root
+        while True:
+            try:
+                mode = os.stat(path).st_mode
+            except OSError:
+                return False
+            if not mode & stat.S_IXOTH or (path == root and not mode & stat.S_IROTH):
+                return False
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
+    return True
+
+
 def load_dsl(path: str) -> None:
     """Import the DSL file as the module `common`, where `from common import *` finds it."""
     spec = importlib.util.spec_from_file_location("common", path)
@@ -84,16 +106,19 @@ def load_dsl(path: str) -> None:
 
 
 class Worker:
-    def __init__(self, scratch: str, dsl_path: str) -> None:
+    def __init__(
+        self, scratch: str, dsl_path: str, audit: bool = True, max_procs: int = 64
+    ) -> None:
         self.libc = _libc()
         if self.libc is not None:
             self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        self.layers: dict[str, Any] = {"fork_per_program": True, "audit_hook": True}
+        self.layers: dict[str, Any] = {"fork_per_program": True, "audit_hook": audit}
         self.layers["network_namespace"] = _private_network(self.libc)
         self.layers["subreaper"] = bool(
             self.libc is not None and self.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
         )
-        drop = os.geteuid() == 0
+        readable = policy.readable_roots(os.path.dirname(os.path.abspath(dsl_path)))
+        drop = os.geteuid() == 0 and _readable_by_others(readable)
         self.scratch = scratch
         os.makedirs(scratch, exist_ok=True)
         if drop:
@@ -102,20 +127,20 @@ class Worker:
         self.layers["uid"] = limits.NOBODY if drop else os.geteuid()
         self.layers["rlimits"] = ["CPU", "AS", "DATA", "FSIZE", "NPROC", "CORE"]
         self.layers["pdeathsig"] = self.libc is not None
+        self.layers["pids_cgroup"] = cgroup.enter(2 + max_procs)
         import numpy  # noqa: F401  (the warm image every child starts from)
         import scipy.ndimage  # noqa: F401
 
         for name in PRELOAD:
             __import__(name)
         load_dsl(dsl_path)
-        from arcjobs.sandbox import policy
-
         self.ctx = {
             "libc": self.libc,
             "drop_uid": drop,
             "scratch": scratch,
-            "readable": policy.readable_roots(os.path.dirname(os.path.abspath(dsl_path))),
+            "readable": readable,
             "base_vm": limits.vm_size_bytes(),
+            "audit": audit,
         }
         self.children_file = f"/proc/self/task/{os.getpid()}/children"
         gc.collect()
@@ -145,8 +170,11 @@ class Worker:
         os.close(w)
         with contextlib.suppress(OSError):  # also here: the child may not have run it yet
             os.setpgid(pid, pid)
-        violation, result, timed_out = self._collect(r, started + job["limits"]["timeout_s"])
+        deadline = started + job["limits"]["timeout_s"]
+        violation, result, timed_out = self._collect(r, deadline)
         os.close(r)
+        if result is None and not timed_out:  # closed its pipe: let it finish dying, so the
+            timed_out = not _wait_exit(pid, deadline)  # verdict doesn't depend on a race
         wall = time.monotonic() - started
         self._kill_group(pid)
         _, status, usage = os.wait4(pid, 0)
@@ -246,6 +274,26 @@ class Worker:
             return found
 
 
+def _wait_exit(pid: int, deadline: float) -> bool:
+    """Wait until child `pid` has exited (not reaping it) or the deadline; True if it did."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            return bool(poller.poll(max(0.0, deadline - time.monotonic()) * 1000))
+        finally:
+            os.close(fd)
+    while time.monotonic() < deadline:  # kernels before 5.3: poll without reaping
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        time.sleep(0.001)
+    return False
+
+
 def _checked(result: Any, n_inputs: int) -> dict[str, Any]:
     """The child's result if it is well formed, else a crash: its bytes are untrusted."""
     if not isinstance(result, dict) or result.get("status") not in STATUSES:
@@ -293,13 +341,20 @@ def wipe(path: str) -> None:
 
 
 def main() -> None:
-    scratch, dsl_path = sys.argv[1], sys.argv[2]
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="arcjobs.sandbox.worker")
+    parser.add_argument("scratch")
+    parser.add_argument("dsl_path")
+    parser.add_argument("--max-procs", type=int, default=64)
+    parser.add_argument("--no-audit", action="store_true", help="tests of the OS layers only")
+    args = parser.parse_args()
     jobs, results = os.dup(0), os.dup(1)  # keep the channels off fds 0/1/2
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.close(devnull)
-    Worker(scratch, dsl_path).serve(jobs, results)
+    Worker(args.scratch, args.dsl_path, not args.no_audit, args.max_procs).serve(jobs, results)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,49 @@
+"""Shared pieces of the sandbox tests: a tiny task and a benign program with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from arcjobs.arc.tasks import Task
+
+GRID_IN = [[2, 0, 0], [0, 2, 0], [1, 0, 2]]
+GRID_TEST = [[0, 2], [2, 1]]
+
+
+def tiny_task(task_id: str = "tiny") -> Task:
+    """One train pair and one test input; outputs are the benign program's answers."""
+    return Task(
+        task_id,
+        train=[(np.array(GRID_IN), np.array(benign_answer(GRID_IN)))],
+        test_inputs=[np.array(GRID_TEST)],
+        test_outputs=[np.array(benign_answer(GRID_TEST))],
+    )
+
+
+def benign(tag: str) -> str:
+    """A program that uses the DSL, numpy and builtins; `tag` makes each copy a distinct source
+    (the executor runs identical sources only once, and each case needs its own run)."""
+    return f"""from common import *
+import numpy as np
+# after: {tag}
+def transform(input_grid):
+    out = np.where(input_grid == Color.RED, Color.BLUE, input_grid)
+    out = np.rot90(out)
+    objects = find_connected_components(out, background=Color.BLACK, monochromatic=True)
+    out[0, 0] = min(9, len(objects) + sum([0, 0]) + abs(-0))
+    return out
+"""
+
+
+def benign_answer(grid: list[list[int]]) -> list[list[int]]:
+    """What `benign` must return, computed without the DSL (components of 4-connectivity)."""
+    from scipy import ndimage
+
+    g = np.array(grid)
+    out = np.rot90(np.where(g == 2, 1, g))
+    count = 0
+    for color in range(1, 10):
+        count += ndimage.label(out == color)[1]
+    out = out.copy()
+    out[0, 0] = min(9, count)
+    return out.tolist()
