@@ -1,0 +1,361 @@
+"""The `condor` backend: a run becomes one DAGMan DAG of container-universe jobs on HTCondor.
+
+Each step runs `arcjobs step ...` inside its image's `.sif` (from `arcjobs images apptainer`)
+on whatever execute node HTCondor matches, seeing the shared data root at `/data`; DAGMan
+owns dependencies and retries, so the whole run is handed over at once (`whole_dag`) and
+keeps going if the launcher exits. The launcher then only follows the event logs; `status`,
+`logs` and `cancel` work from run.json, the logs and the DAGMan job id in each step's handle,
+from any machine that sees the data root (cancel: from one that can reach the schedd).
+
+Construction takes the site config (`site=PATH`, else $ARCJOBS_SITE, else
+~/.config/arcjobs/site.yaml) and, for the default image cache `<data_root>/images`, the
+launcher's data root (`data_root=PATH`, else $ARCJOBS_DATA_ROOT, else `data`).
+`htcondor2` is imported only inside methods that need it, so `arcjobs --help` never loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from arcjobs.backends import condor_submit as cs
+from arcjobs.backends.base import Backend, StepRequest, StepStatus
+from arcjobs.backends.condor_events import Follower, dagman_outcome, step_status
+from arcjobs.backends.site import SiteConfig, load_site
+from arcjobs.engine.layout import RunLayout
+from arcjobs.errors import UserError
+from arcjobs.images import docker_tag
+from arcjobs.images.apptainer import lookup
+from arcjobs.spec.model import Resources, Step
+from arcjobs.steps.runner import format_params, is_complete
+
+MOUNT = "/data"
+HF_HOME = f"{MOUNT}/cache/huggingface"  # the same Hugging Face cache as compose.yaml's
+DEFAULT_MEMORY_PER_CPU_MB = 4096
+DEFAULT_MEMORY_PER_GPU_MB = 48 * 1024  # room to load an 8B model in host memory per GPU
+CANCEL_WAIT_S = 60.0
+
+
+class CondorBackend(Backend):
+    name: ClassVar[str] = "condor"
+    whole_dag: ClassVar[bool] = True
+
+    def __init__(
+        self, site: str | Path | SiteConfig | None = None, data_root: str | Path | None = None
+    ) -> None:
+        self.site = site if isinstance(site, SiteConfig) else load_site(site)
+        self.data_root = Path(data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data")
+        self._events = Follower()
+
+    # --- where and what --------------------------------------------------------------------
+
+    def data_mount(self, layout: RunLayout) -> str:
+        return MOUNT
+
+    def image_cache(self, data_root: Path | None = None) -> Path:
+        return self.site.images_dir(Path(data_root or self.data_root).absolute())
+
+    def image_id(self, image: str) -> str:
+        """The Docker digest the image's .sif was built from: the same image identity (and so
+        the same cache keys) as on a workstation running that image."""
+        sif = lookup(self.image_cache(), image)
+        return sif.digest if sif else f"unconverted:{docker_tag(image)}"
+
+    def capacity(self) -> Resources:
+        # A pool, not a machine: HTCondor matches each step to a slot that fits it, so the
+        # engine's own limits are only the job language's maxima.
+        return Resources(gpus=16, cpus=512, memory_mb=None)
+
+    # --- requests --------------------------------------------------------------------------
+
+    def request(
+        self,
+        step: Step,
+        params: dict[str, Any],
+        layout: RunLayout,
+        key: str,
+        gpu_ids: list[int] | None = None,
+    ) -> StepRequest:
+        """The step as a submit description (in `extra["submit"]`); pure.
+
+        `gpu_ids` is ignored: HTCondor assigns GPUs and sets CUDA_VISIBLE_DEVICES itself, so
+        a multi-GPU train step's `accelerate launch` sees exactly the GPUs it was given.
+        """
+        r = step.resources
+        cluster_root = self.site.cluster_data_root(layout.data_root)
+        local_dir = layout.step_dir(step.name)
+        cluster_dir = cluster_root / local_dir.relative_to(layout.data_root)
+        out = layout.seen_from(MOUNT, layout.out_dir(step.name))
+        command = ["arcjobs", "step", step.kind, *format_params(params), "--out", out]
+        memory_mb = r.memory_mb or (
+            DEFAULT_MEMORY_PER_CPU_MB * r.cpus + DEFAULT_MEMORY_PER_GPU_MB * r.gpus
+        )
+        sif = lookup(self.image_cache(layout.data_root), step.image)
+        sif_path = (
+            sif.path
+            if sif
+            else self.image_cache(layout.data_root) / (f"arcjobs-{step.image}-UNCONVERTED.sif")
+        )
+        threads = str(r.cpus)
+        env = {
+            "PYTHONNOUSERSITE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "HF_HOME": HF_HOME,
+            "ARCJOBS_DATA_ROOT": MOUNT,
+            "ARCJOBS_CACHE_KEY": key,
+            "ARCJOBS_IMAGE": sif.digest if sif else f"unconverted:{docker_tag(step.image)}",
+            "ARCJOBS_RESOURCES": json.dumps(
+                {"gpus": r.gpus, "cpus": r.cpus, "memory_mb": memory_mb}, separators=(",", ":")
+            ),
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+            **self.site.environment,
+        }
+        desc = cs.submit_description(
+            step=step.name,
+            run_id=layout.run_id,
+            image=step.image,
+            sif=sif_path,
+            command=command,
+            env=env,
+            paths=cs.StepPaths(cluster_dir=cluster_dir, local_dir=local_dir),
+            cluster_data_root=cluster_root,
+            mount=MOUNT,
+            gpus=r.gpus,
+            cpus=r.cpus,
+            memory_mb=memory_mb,
+            site=self.site,
+        )
+        return StepRequest(
+            step=step.name,
+            image=str(sif_path),
+            command=command,
+            env=env,
+            mounts={str(cluster_root): MOUNT},
+            workdir=str(cluster_dir),
+            log=str(layout.log(step.name)),
+            resources=r,
+            extra={
+                "submit": desc,
+                "needs": list(step.needs),
+                "retries": step.retries + self.site.retries,
+                "memory_mb": memory_mb,
+                "image": step.image,
+                "image_ready": sif is not None,
+            },
+        )
+
+    def _nodes(
+        self, requests: list[StepRequest], needs: dict[str, list[str]], layout: RunLayout
+    ) -> list[cs.Node]:
+        nodes = []
+        for req in requests:
+            done = is_complete(layout.step_dir(req.step), req.env["ARCJOBS_CACHE_KEY"])
+            head = cs.header(req.step, req.command)
+            if not req.extra["image_ready"]:
+                head += (
+                    f"# image {req.extra['image']} has no .sif in "
+                    f"{Path(req.image).parent} yet: run `arcjobs images apptainer`\n"
+                )
+            nodes.append(
+                cs.Node(
+                    name=req.step,
+                    desc=req.extra["submit"],
+                    needs=tuple(needs.get(req.step, req.extra["needs"])),
+                    retries=req.extra["retries"],
+                    done=done,
+                    header=head,
+                )
+            )
+        return nodes
+
+    def artefacts(self, requests: list[StepRequest], layout: RunLayout) -> dict[str, str]:
+        """The DAG and every submit file `run` would write (steps already complete: DONE),
+        parsed back with the bindings before they are shown."""
+        nodes = self._nodes(requests, {}, layout)
+        files = cs.render(nodes, self._dag_dir(layout), layout.run_id)
+        cs.validate(files)
+        return files
+
+    # --- submitting --------------------------------------------------------------------------
+
+    @staticmethod
+    def _dag_dir(layout: RunLayout) -> Path:
+        return layout.run_dir / "condor"
+
+    def submit(self, request: StepRequest) -> dict[str, Any]:
+        raise NotImplementedError("the condor backend submits whole DAGs (submit_dag)")
+
+    def submit_dag(
+        self, requests: dict[str, StepRequest], needs: dict[str, list[str]], layout: RunLayout
+    ) -> dict[str, dict[str, Any]]:
+        """Write the DAG and its submit files into runs/<id>/condor/ and submit it once.
+
+        The DAG holds exactly the steps to run (the engine decided from the manifests what is
+        complete, which is what a rescue DAG would record), so it is submitted with `-force`:
+        a rescue file left by an earlier submission of this run must not mark anything done.
+        """
+        missing = sorted(
+            {r.extra["image"] for r in requests.values() if not r.extra["image_ready"]}
+        )
+        if missing:
+            raise UserError(
+                f"no .sif for image(s) {', '.join(missing)} in {self.image_cache(layout.data_root)}"
+                "; convert them first with `arcjobs images apptainer`"
+            )
+        dag_dir = self._dag_dir(layout)
+        nodes = self._nodes(list(requests.values()), needs, layout)
+        files = cs.render(nodes, dag_dir, layout.run_id)
+        cs.validate(files)
+        for name in requests:
+            layout.step_dir(name).mkdir(parents=True, exist_ok=True)
+        cs.write_files(files)
+        dag_file = dag_dir / cs.DAG_FILE
+        if self.site.submit == "condor_submit_dag":
+            cluster = self._submit_cli(dag_file, layout.run_id)
+        else:
+            cluster = self._submit_bindings(dag_file, layout.run_id)
+        common = {
+            "dagman": cluster,
+            "schedd": self.site.schedd,
+            "collector": self.site.collector,
+            "remove_with": "condor_rm" if self.site.submit == "condor_submit_dag" else "bindings",
+            "dag": str(dag_file),
+            "dagman_log": f"{dag_file}.dagman.log",
+        }
+        return {
+            name: {
+                **common,
+                "events": str(layout.step_dir(name) / cs.EVENT_LOG),
+                "retries": req.extra["retries"],
+                "memory_mb": req.extra["memory_mb"],
+            }
+            for name, req in requests.items()
+        }
+
+    def _schedd(self) -> Any:
+        import htcondor2
+
+        try:
+            if not self.site.schedd:
+                return htcondor2.Schedd()
+            collector = htcondor2.Collector(self.site.collector) if self.site.collector else None
+            ad = (collector or htcondor2.Collector()).locate(
+                htcondor2.DaemonType.Schedd, self.site.schedd
+            )
+            return htcondor2.Schedd(ad)
+        except htcondor2.HTCondorException as e:
+            where = self.site.schedd or "the local schedd"
+            raise UserError(f"cannot reach {where}: {_one_line(e)}") from None
+
+    def _submit_bindings(self, dag_file: Path, run_id: str) -> int:
+        import htcondor2
+
+        try:
+            sub = htcondor2.Submit.from_dag(str(dag_file), {"force": True, "batch-name": run_id})
+            sub["initialdir"] = str(dag_file.parent)
+            return int(self._schedd().submit(sub).cluster())
+        except htcondor2.HTCondorException as e:
+            raise UserError(f"DAG submission failed: {_one_line(e)}") from None
+
+    def _submit_cli(self, dag_file: Path, run_id: str) -> int:
+        cmd = [_exe("condor_submit_dag"), "-force", "-batch-name", run_id]
+        if self.site.schedd:
+            cmd += ["-r", self.site.schedd]
+        cmd.append(dag_file.name)
+        env = dict(os.environ)
+        if self.site.collector:
+            env["_CONDOR_COLLECTOR_HOST"] = self.site.collector
+        proc = subprocess.run(cmd, cwd=dag_file.parent, capture_output=True, text=True, env=env)
+        found = re.search(r"submitted to cluster (\d+)", proc.stdout)
+        if proc.returncode != 0 or not found:
+            raise UserError(
+                f"condor_submit_dag failed (exit {proc.returncode}): "
+                f"{_one_line(proc.stderr or proc.stdout)}"
+            )
+        return int(found.group(1))
+
+    # --- following -----------------------------------------------------------------------------
+
+    def poll(self, handles: dict[str, dict[str, Any]]) -> dict[str, StepStatus]:
+        """Every step's state from its event log; DAGMan's own log says when nothing more will
+        happen (a step that never ran by then will not run)."""
+        over: dict[tuple[str, int], str | None] = {}
+        out = {}
+        for name, h in handles.items():
+            dkey = (h["dagman_log"], h["dagman"])
+            if dkey not in over:
+                over[dkey] = dagman_outcome(self._events.read(h["dagman_log"]), h["dagman"])
+            out[name] = step_status(
+                self._events.read(h["events"]),
+                after_cluster=h["dagman"],
+                retries=h["retries"],
+                dag_over=over[dkey],
+                memory_mb=h.get("memory_mb"),
+            )
+        return out
+
+    def cancel(self, handle: dict[str, Any]) -> None:
+        """Remove the run's DAGMan job (HTCondor then removes its node jobs) and wait for the
+        removal to reach DAGMan's event log. Every step of a run shares that job, so the first
+        call does the work and the others find it gone."""
+        log = handle["dagman_log"]
+        if dagman_outcome(self._events.read(log), handle["dagman"]) is not None:
+            return
+        if handle.get("remove_with") == "condor_rm":
+            self._remove_cli(handle)
+        else:
+            self._remove_bindings(handle)
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while time.monotonic() < deadline:
+            if dagman_outcome(self._events.read(log), handle["dagman"]) is not None:
+                return
+            time.sleep(0.5)
+
+    def _remove_bindings(self, handle: dict[str, Any]) -> None:
+        import htcondor2
+
+        backend = CondorBackend(
+            self.site.model_copy(
+                update={"schedd": handle.get("schedd"), "collector": handle.get("collector")}
+            )
+        )
+        try:
+            backend._schedd().act(
+                htcondor2.JobAction.Remove, str(handle["dagman"]), reason="arcjobs cancel"
+            )
+        except htcondor2.HTCondorException as e:
+            raise UserError(f"condor_rm of DAG {handle['dagman']} failed: {_one_line(e)}") from None
+
+    def _remove_cli(self, handle: dict[str, Any]) -> None:
+        cmd = [_exe("condor_rm")]
+        if handle.get("schedd"):
+            cmd += ["-name", handle["schedd"]]
+        if handle.get("collector"):
+            cmd += ["-pool", handle["collector"]]
+        cmd.append(str(handle["dagman"]))
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise UserError(
+                f"condor_rm {handle['dagman']} failed: {_one_line(proc.stderr or proc.stdout)}"
+            )
+
+
+def _exe(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise UserError(
+            f"{name} not found on PATH; run arcjobs on an HTCondor access point, or set "
+            "`submit: bindings` in the site config to use the Python bindings"
+        )
+    return found
+
+
+def _one_line(error: object) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

@@ -1,0 +1,174 @@
+"""Follow HTCondor job event logs with `htcondor2.JobEventLog` and say what each step is doing.
+
+Progress comes from the event logs the schedd writes (one per step, plus DAGMan's own), never
+from `condor_q` text: the logs are the scheduler's durable record, they survive a restart of
+the launcher, and reading them needs no daemon at all — `arcjobs status` on a login node sees
+what the launcher would. Each DAGMan retry of a node is a new job (a new cluster id) in the
+same step log, so the events are grouped into attempts by cluster; clusters older than the
+run's current DAGMan job belong to an earlier submission of the run and are ignored.
+
+A log that is still being written is fine: `JobEventLog.events(stop_after=0)` returns the
+complete events and picks up a half-written one on the next poll. `Follower` keeps one open
+reader per file so that a long run does not re-parse its logs on every poll.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from arcjobs.backends.base import StepStatus
+from arcjobs.backends.condor_submit import NO_RETRY_EXIT
+
+MEMORY_HOLD_CODE = 34  # HoldReasonCode: the job used more memory than it requested
+
+State = Literal["idle", "running", "held", "succeeded", "failed", "removed"]
+
+
+@dataclass
+class Attempt:
+    """One job of a step (one DAGMan try), folded from its events in log order."""
+
+    cluster: int
+    state: State = "idle"
+    exit_code: int | None = None
+    signal: int | None = None
+    host: str = ""
+    hold_reason: str = ""
+    hold_code: int | None = None
+    note: str = ""  # the latest eviction / shadow exception / removal reason
+
+    @property
+    def failed(self) -> bool:
+        return self.state in ("failed", "removed")
+
+
+@dataclass
+class StepLog:
+    attempts: dict[int, Attempt] = field(default_factory=dict)
+
+
+def _host(address: str) -> str:
+    """`<10.0.0.7:9618?addrs=...&alias=gpu07.example.org>` → `gpu07.example.org`."""
+    m = re.search(r"alias=([^&>]+)", address)
+    return m.group(1) if m else address.strip("<>").split("?")[0]
+
+
+def apply(log: StepLog, event: Any) -> None:
+    """Fold one `htcondor2.JobEvent` into the attempt of its cluster."""
+    from htcondor2 import JobEventType as T
+
+    a = log.attempts.setdefault(event.cluster, Attempt(event.cluster))
+    kind = event.type
+    if kind == T.SUBMIT:
+        a.state = "idle"
+    elif kind == T.EXECUTE:
+        a.state, a.host = "running", _host(event.get("ExecuteHost", ""))
+    elif kind == T.JOB_EVICTED:
+        a.state, a.note = "idle", f"evicted from {a.host or 'its machine'}, requeued"
+    elif kind == T.JOB_HELD:
+        a.state = "held"
+        a.hold_reason = str(event.get("HoldReason", "")).strip()
+        a.hold_code = event.get("HoldReasonCode")
+    elif kind == T.JOB_RELEASED:
+        a.state = "idle"
+    elif kind == T.SHADOW_EXCEPTION:
+        a.note = f"shadow exception: {event.get('Message', '').strip()}"
+    elif kind == T.JOB_TERMINATED:
+        if event.get("TerminatedNormally", True):
+            a.exit_code = int(event.get("ReturnValue", 0))
+            a.state = "succeeded" if a.exit_code == 0 else "failed"
+        else:
+            a.state, a.signal = "failed", event.get("TerminatedBySignal")
+    elif kind == T.JOB_ABORTED:
+        a.state, a.note = "removed", str(event.get("Reason", "")).strip()
+
+
+class Follower:
+    """Incremental readers of event logs, one per file, kept between polls."""
+
+    def __init__(self) -> None:
+        self._readers: dict[str, Any] = {}
+        self._logs: dict[str, StepLog] = {}
+
+    def read(self, path: str | Path) -> StepLog:
+        """Everything the log at `path` says so far (empty while the file does not exist)."""
+        import htcondor2
+
+        key = str(path)
+        log = self._logs.setdefault(key, StepLog())
+        if key not in self._readers:
+            if not Path(key).exists():
+                return log
+            self._readers[key] = htcondor2.JobEventLog(key)
+        for event in self._readers[key].events(stop_after=0):
+            apply(log, event)
+        return log
+
+
+def dagman_outcome(log: StepLog, cluster: int) -> str | None:
+    """Why the DAGMan job `cluster` is over, from its own event log; None while it runs."""
+    a = log.attempts.get(cluster)
+    if a is None or a.state in ("idle", "running", "held"):
+        return None
+    if a.state == "removed":
+        return f"the DAGMan job was removed ({a.note})" if a.note else "the DAGMan job was removed"
+    return f"DAGMan exited with code {a.exit_code}" if a.exit_code is not None else "DAGMan died"
+
+
+def _hold_detail(a: Attempt, memory_mb: int | None) -> str:
+    text = f"held: {a.hold_reason or 'no reason given'}"
+    if a.hold_code == MEMORY_HOLD_CODE or "memory" in a.hold_reason.lower():
+        now = f" (now {memory_mb} MB)" if memory_mb else ""
+        text += f" — raise request_memory: set resources.memory of this step in the job file{now}"
+    return text
+
+
+def _failure(a: Attempt, memory_mb: int | None) -> str:
+    if a.state == "removed":
+        return (
+            _hold_detail(a, memory_mb) if a.hold_reason else f"removed: {a.note or 'by condor_rm'}"
+        )
+    if a.signal is not None:
+        return f"killed by signal {a.signal}" + (f" on {a.host}" if a.host else "")
+    return f"exit code {a.exit_code}" + (f" on {a.host}" if a.host else "")
+
+
+def step_status(
+    log: StepLog,
+    after_cluster: int,
+    retries: int,
+    dag_over: str | None,
+    memory_mb: int | None = None,
+) -> StepStatus:
+    """The engine's view of one step: running (incl. queued, held, retrying), exited, or lost.
+
+    A failed attempt is final when no retry will follow: DAGMan has ended, the exit code is
+    the no-retry one, or the step has failed more times than it may be retried.
+    """
+    attempts = [a for c, a in sorted(log.attempts.items()) if c > after_cluster]
+    if not attempts:
+        if dag_over:
+            return StepStatus("lost", None, f"never started: {dag_over}")
+        return StepStatus("running", None, "queued in the DAG")
+    last = attempts[-1]
+    if last.state == "succeeded":
+        return StepStatus("exited", 0, f"succeeded on {last.host}" if last.host else "")
+    failures = sum(1 for a in attempts if a.failed)
+    tries = f" (attempt {len(attempts)} of {retries + 1})" if retries else ""
+    if last.failed:
+        final = dag_over or last.exit_code == NO_RETRY_EXIT or failures > retries
+        if final:
+            return StepStatus("exited", last.exit_code, _failure(last, memory_mb) + tries)
+        return StepStatus(
+            "running", None, f"{_failure(last, memory_mb)}{tries}; DAGMan will retry it"
+        )
+    if dag_over:
+        return StepStatus("lost", None, f"{dag_over} while the step was {last.state}")
+    if last.state == "held":
+        return StepStatus("running", None, _hold_detail(last, memory_mb))
+    where = f" on {last.host}" if last.state == "running" and last.host else ""
+    note = f"; {last.note}" if last.note else ""
+    return StepStatus("running", None, f"{last.state}{where}{tries}{note}")

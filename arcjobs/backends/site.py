@@ -1,0 +1,127 @@
+"""The site config: what differs from one HTCondor pool to the next, in one YAML file.
+
+A job file says what to compute; the site config says where the cluster keeps things and what
+its scheduler wants to hear. Keeping the two apart is what lets the same `jobs/*.yaml` run on
+a workstation and on any pool. The file is looked up at `--site PATH`, else `$ARCJOBS_SITE`,
+else `~/.config/arcjobs/site.yaml`; without one, every field has a default that suits a
+single-schedd pool whose shared filesystem is mounted at the same path everywhere.
+
+Documented field by field in docs/cluster.md; `example()` is the annotated template.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from arcjobs.errors import UserError
+from arcjobs.spec.schema import memory_mb
+
+DEFAULT_PATH = Path("~/.config/arcjobs/site.yaml")
+
+
+class SiteConfig(BaseModel):
+    """One pool's settings; every field optional."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schedd: str | None = None  # scheduler (access point) name; None: the local schedd
+    collector: str | None = None  # central manager used to locate `schedd`; None: from config
+    data_root: Path | None = None  # the data root on the shared filesystem; None: --data-root
+    image_cache: Path | None = None  # where the .sif files live; None: <data_root>/images
+    requirements: str | None = None  # extra ClassAd requirements, ANDed with HTCondor's
+    accounting_group: str | None = None
+    accounting_group_user: str | None = None
+    gpus_minimum_memory: int | None = None  # MB (units accepted: 40G, 40960M)
+    gpus_minimum_capability: float | None = None  # e.g. 8.0 for bf16-capable GPUs
+    retries: int = Field(1, ge=0, le=10)  # DAGMan retries for transient failures, every step
+    request_disk: int = Field(20 * 1024, ge=1)  # MB of execute-node scratch per step
+    submit: Literal["bindings", "condor_submit_dag"] = "bindings"
+    environment: dict[str, str] = Field(default_factory=dict)  # extra variables for every step
+
+    @field_validator("gpus_minimum_memory", "request_disk", mode="before")
+    @classmethod
+    def _megabytes(cls, v: object) -> object:
+        return memory_mb(v) if isinstance(v, str) else v
+
+    @field_validator("data_root", "image_cache")
+    @classmethod
+    def _absolute(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.expanduser().is_absolute():
+            raise ValueError(f"must be an absolute path on the shared filesystem, got {v}")
+        return v.expanduser() if v is not None else None
+
+    @field_validator("environment")
+    @classmethod
+    def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not name.replace("_", "").isalnum() or name[0].isdigit():
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return {k: str(x) for k, x in v.items()}
+
+    def cluster_data_root(self, launcher_data_root: Path) -> Path:
+        """The data root as execute nodes see it (the launcher's own path by default)."""
+        return self.data_root or Path(launcher_data_root).absolute()
+
+    def images_dir(self, launcher_data_root: Path) -> Path:
+        return self.image_cache or self.cluster_data_root(launcher_data_root) / "images"
+
+
+def site_path(path: str | Path | None = None) -> Path:
+    """Where the site config is read from: the argument, $ARCJOBS_SITE, or the default."""
+    chosen = path or os.environ.get("ARCJOBS_SITE") or DEFAULT_PATH
+    return Path(chosen).expanduser()
+
+
+def load_site(path: str | Path | None = None) -> SiteConfig:
+    """The site config at `site_path(path)`; defaults when the default file does not exist.
+
+    A path given explicitly (argument or $ARCJOBS_SITE) must exist: silently running with
+    defaults on a cluster the user meant to describe would submit to the wrong place.
+    """
+    file = site_path(path)
+    explicit = bool(path or os.environ.get("ARCJOBS_SITE"))
+    if not file.exists():
+        if explicit:
+            raise UserError(f"site config {file} does not exist")
+        return SiteConfig()
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"{file}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{file}: expected a mapping of settings, got {type(data).__name__}")
+    try:
+        return SiteConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(SiteConfig.model_fields)
+            raise UserError(f"{file}: {key}: unknown setting; expected one of: {known}") from None
+        raise UserError(f"{file}: {key}: {err['msg']}") from None
+
+
+def example() -> str:
+    """An annotated site.yaml (docs/cluster.md shows the same)."""
+    return """\
+# ~/.config/arcjobs/site.yaml — what differs per HTCondor pool (all keys optional)
+schedd: ap40.example.edu            # access point's schedd; default: the local one
+collector: cm.example.edu           # central manager used to find `schedd`
+data_root: /staging/alice/arcjobs   # the data root on the shared filesystem (bound at /data)
+image_cache: /staging/alice/sif     # .sif files from `arcjobs images apptainer`
+requirements: (OpSysMajorVer >= 9)  # ANDed into every step's requirements
+accounting_group: group_ml
+accounting_group_user: alice
+gpus_minimum_memory: 40G            # for steps that request GPUs
+gpus_minimum_capability: 8.0
+retries: 1                          # DAGMan RETRY for transient failures (plus each step's own)
+request_disk: 20G                   # execute-node scratch per step
+submit: bindings                    # or condor_submit_dag (the CLI)
+environment:                        # added to every step's environment
+  HF_HUB_OFFLINE: "1"
+"""
