@@ -47,3 +47,44 @@ def benign_answer(grid: list[list[int]]) -> list[list[int]]:
     out = out.copy()
     out[0, 0] = min(9, count)
     return out.tolist()
+
+
+def descendants(pid: int | None = None) -> set[int]:
+    """Every live descendant of `pid` (default: this process), from /proc children lists."""
+    import os
+
+    found: set[int] = set()
+    todo = [pid or os.getpid()]
+    while todo:
+        p = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    kids = {int(k) for k in f.read().split()}
+            except OSError:
+                continue
+            todo.extend(kids - found)
+            found |= kids
+    return found
+
+
+def leftovers() -> dict[str, object]:
+    """What a finished run must not leave behind: processes, pool temp dirs, cgroups, fds.
+
+    Temp dirs and cgroups carry the pool owner's pid, so other sessions' runs don't count.
+    """
+    import glob
+    import os
+    import tempfile
+
+    mine = f"arcjobs-sandbox-{os.getpid()}-*"
+    return {
+        "processes": descendants(),
+        "tmp": sorted(glob.glob(os.path.join(tempfile.gettempdir(), mine))),
+        "cgroups": sorted(glob.glob(f"/sys/fs/cgroup/pids/**/{mine}", recursive=True)),
+        "fds": sorted(os.listdir("/proc/self/fd")),
+    }

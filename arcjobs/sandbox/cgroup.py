@@ -14,8 +14,10 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 
 V1, V2 = "/sys/fs/cgroup/pids", "/sys/fs/cgroup"
+PREFIX = "arcjobs-sandbox-"
 
 
 def _own_base() -> str | None:
@@ -41,12 +43,29 @@ def _own_base() -> str | None:
     return None
 
 
+def sweep(alive: Callable[[int], bool]) -> None:
+    """Remove the empty cgroups of workers or pools that died without cleaning up."""
+    base = _own_base()
+    if base is None:
+        return
+    with contextlib.suppress(OSError):
+        for name in os.listdir(base):
+            pids = name[len(PREFIX) :].split("-")
+            if (
+                name.startswith(PREFIX)
+                and all(p.isdigit() for p in pids)
+                and not all(alive(int(p)) for p in pids)
+            ):
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.join(base, name))
+
+
 def enter(limit: int) -> str | None:
     """Move this process into a new pids cgroup allowing `limit` tasks; its path, or None."""
     base = _own_base()
     if base is None:
         return None
-    path = os.path.join(base, f"arcjobs-sandbox-{os.getpid()}")
+    path = os.path.join(base, f"{PREFIX}{os.getppid()}-{os.getpid()}")  # pool's pid, ours
     try:
         os.mkdir(path)
     except OSError:

@@ -37,6 +37,28 @@ STARTUP_S = 120.0
 MAX_START_FAILURES = 3
 
 
+PREFIX = "arcjobs-sandbox-"
+
+
+def sweep_stale() -> None:
+    """Remove scratch trees and cgroups left by pools whose process was SIGKILLed.
+
+    Only a kill -9 of the executor skips `close`; its workers die with it (PDEATHSIG), and
+    the next pool on the machine removes what they left, recognising it by the dead pid.
+    """
+    tmp = tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(tmp):
+            owner = name[len(PREFIX) :].split("-", 1)[0]
+            if name.startswith(PREFIX) and owner.isdigit() and not _alive(int(owner)):
+                shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
+    cgroup.sweep(_alive)
+
+
+def _alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
 class SandboxError(RuntimeError):
     """The sandbox itself cannot run (a worker fails to start): not any program's fault."""
 
@@ -116,7 +138,8 @@ class Pool:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.size, self.dsl_path, self.depth = workers, dsl_path, depth
         self.options = ["--max-procs", str(max_procs)] + ([] if audit else ["--no-audit"])
-        self.root = tempfile.mkdtemp(prefix="arcjobs-sandbox-")
+        sweep_stale()
+        self.root = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
         os.chmod(self.root, 0o711)  # programs may run as another uid and must reach scratch
         self.selector = selectors.DefaultSelector()
         self.workers: list[_Worker] = []
