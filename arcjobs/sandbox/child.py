@@ -53,8 +53,22 @@ def lock_down(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
 
     random.seed(job["seed"])
     np.random.seed(job["seed"] % 2**32)
+    np.random.default_rng = _seeded_default_rng(np.random.default_rng, job["seed"])
     if ctx["audit"]:
         policy.install(ctx["scratch"], ctx["readable"], report_fd)
+
+
+def _seeded_default_rng(default_rng: Any, seed: int) -> Any:
+    """`np.random.default_rng()` without a seed would draw OS entropy: derive it instead
+    from the program's seed (and a call counter), like the legacy global generator."""
+    import itertools
+
+    calls = itertools.count()
+
+    def seeded(seed_arg: Any = None) -> Any:
+        return default_rng(seed_arg if seed_arg is not None else [seed, next(calls)])
+
+    return seeded
 
 
 def run(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:

@@ -1,0 +1,82 @@
+"""Same programs, same inputs → same results, whatever the order, batch size or worker count.
+
+Programs here lean on everything that could leak nondeterminism: `random`, `numpy.random`,
+string hashing and set order, plus the real corpus programs on their ARC tasks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sandbox_helpers import tiny_task
+
+from arcjobs.arc.tasks import load_dataset
+from arcjobs.sandbox import Limits, Program, execute
+
+pytestmark = pytest.mark.unit
+
+CORPUS = Path(__file__).resolve().parents[1] / "arcjobs" / "sandbox" / "corpus"
+RANDOM_PROGRAMS = [
+    "import random\nimport numpy as np\ndef transform(g):\n    return np.array([[random.randint(0, 9) for _ in range(5)]])\n",
+    "import numpy as np\ndef transform(g):\n    return np.random.randint(0, 10, size=(3, 4))\n",
+    "from common import *\ndef transform(g):\n    return random_sprite(4, 4, color_palette=[Color.RED, Color.BLUE])\n",
+    "def transform(g):\n    return [[hash('arc') % 10, hash(('a', 1)) % 10]]\n",
+    "def transform(g):\n    return [[len(c) % 10 for c in {'x', 'yy', 'zzz', 'w'}]]\n",
+    "import numpy as np\ndef transform(g):\n    rng = np.random.default_rng()\n    return [[int(rng.integers(10))]]\n",
+]
+
+
+@pytest.fixture(scope="module")
+def batch() -> tuple[list[Program], dict]:
+    ids = sorted(p.stem for p in CORPUS.glob("*.py"))[:8]
+    tasks = load_dataset("arc-agi-1/training", task_ids=ids)
+    tasks["tiny"] = tiny_task()
+    programs = [Program(t, "corpus", (CORPUS / f"{t}.py").read_text()) for t in ids]
+    programs += [Program("tiny", i, code) for i, code in enumerate(RANDOM_PROGRAMS)]
+    programs += [
+        Program(
+            ids[0],
+            "aug",
+            (CORPUS / f"{ids[0]}.py").read_text(),
+            {"dihedral": 5, "colors": [0, 3, 1, 2, 4, 5, 6, 7, 8, 9]},
+        )
+    ]
+    return programs, tasks
+
+
+def records(programs: list[Program], tasks: dict, workers: int) -> dict:
+    results = execute(programs, tasks, Limits(timeout_s=5), workers=workers)
+    return {(r.program.task_id, r.program.sample_id): r.record() for r in results}
+
+
+def test_any_order_batch_size_and_worker_count(batch) -> None:
+    programs, tasks = batch
+    reference = records(programs, tasks, workers=1)
+    assert all(r["status"] == "ok" for r in reference.values()), reference
+    assert records(programs[::-1], tasks, workers=2) == reference
+    split: dict = {}
+    for start in range(0, len(programs), 3):
+        split.update(records(programs[start : start + 3], tasks, workers=2))
+    assert split == reference
+
+
+def test_seeds_differ_between_programs_and_tasks(batch) -> None:
+    """Seeding is per program and task: a fixed global seed would give every sample the same draw."""
+    _, tasks = batch
+    code = RANDOM_PROGRAMS[1]
+    other_task = tiny_task("tiny2")
+    other_task.train[0][0][0, 0] = 5  # different inputs, so a different seed
+    results = {
+        (r.program.task_id, r.program.sample_id): r.train_outputs
+        for r in execute(
+            [
+                Program("tiny", 0, code),
+                Program("tiny", 1, code + "# variant\n"),
+                Program("tiny2", 0, code),
+            ],
+            {"tiny": tasks["tiny"], "tiny2": other_task},
+            workers=1,
+        )
+    }
+    assert len({str(v) for v in results.values()}) == 3
