@@ -1,0 +1,111 @@
+"""The sqlite result cache: hits, what invalidates them, corruption, concurrent writers."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sandbox_helpers import benign, tiny_task
+
+from arcjobs.sandbox import Limits, Program, ResultCache, execute
+
+pytestmark = pytest.mark.unit
+
+SLOW = "import time\ndef transform(g):\n    time.sleep(60)\n"
+
+
+def run(programs, cache, limits=None):
+    results = execute(
+        programs, {"tiny": tiny_task()}, limits or Limits(timeout_s=0.5), workers=2, cache=cache
+    )
+    return sorted(results, key=lambda r: r.index), results
+
+
+def test_second_run_is_served_from_the_cache_including_timeouts(tmp_path: Path) -> None:
+    programs = [
+        Program("tiny", 0, benign("a")),
+        Program("tiny", 1, SLOW),
+        Program("tiny", 2, "def transform(:"),
+    ]
+    cache = ResultCache(tmp_path / "c.sqlite")
+    first, _ = run(programs, cache)
+    assert [r.status for r in first] == ["ok", "timeout", "syntax_error"]
+    second, run2 = run(programs, cache)
+    assert all(r.cached for r in second)
+    assert run2.stats["executed"] == 0 and run2.layers is None
+    assert [r.record() for r in second] == [r.record() for r in first]
+
+
+def test_limits_and_source_are_part_of_the_key(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path / "c.sqlite")
+    run([Program("tiny", 0, benign("a"))], cache)
+    (again,), _ = run([Program("tiny", 0, benign("a"))], cache, Limits(timeout_s=0.7))
+    (edited,), _ = run([Program("tiny", 0, benign("b"))], cache)
+    assert not again.cached and not edited.cached
+
+
+def test_duplicates_in_a_batch_run_once(tmp_path: Path) -> None:
+    programs = [Program("tiny", i, benign("same")) for i in range(5)]
+    results, summary_run = run(programs, None)
+    assert summary_run.stats["executed"] == 1 and summary_run.stats["duplicates"] == 4
+    assert len({str(r.record()["train_outputs"]) for r in results}) == 1
+
+
+def test_garbage_file_is_detected_and_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    path.write_bytes(b"this is not a database" * 1000)
+    cache = ResultCache(path)
+    assert cache.rebuilt
+    (r,), _ = run([Program("tiny", 0, benign("a"))], cache)
+    assert r.status == "ok"
+    assert list(tmp_path.glob("c.sqlite.corrupt-*")), "the damaged file is kept aside"
+    cache.close()
+    assert ResultCache(path).get("missing") is None and not ResultCache(path).rebuilt
+
+
+def test_garbage_in_the_middle_of_the_file_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = ResultCache(path)
+    for i in range(2000):
+        cache.put(f"k{i}", {"status": "ok", "outputs": [[[i % 10] * 30] * 30]})
+    cache.close()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 8192] = b"\xff" * 8192
+    path.write_bytes(bytes(data))
+    reopened = ResultCache(path)
+    assert reopened.rebuilt
+    assert reopened.get("k1") is None
+
+
+def test_tampered_row_is_a_miss(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = ResultCache(path)
+    cache.put("k", {"status": "ok", "outputs": [[[1]]]})
+    cache.flush()
+    assert cache.get("k") == {"status": "ok", "outputs": [[[1]]]}
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "UPDATE results SET value = ? WHERE key = 'k'", ('{"status":"ok","outputs":[[[9]]]}',)
+        )
+    assert cache.get("k") is None
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    """Four processes write 300 rows each into one file at the same time."""
+    path = tmp_path / "c.sqlite"
+    script = (
+        "import sys\nfrom arcjobs.sandbox.cache import ResultCache\n"
+        "c = ResultCache(sys.argv[1])\n"
+        "for i in range(300):\n    c.put(f'{sys.argv[2]}-{i}', {'status': 'ok', 'i': i})\n"
+        "    c.flush() if i % 7 == 0 else None\nc.close()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), str(w)]) for w in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    cache = ResultCache(path)
+    assert not cache.rebuilt
+    assert all(
+        cache.get(f"{w}-{i}") == {"status": "ok", "i": i} for w in range(4) for i in range(300)
+    )
