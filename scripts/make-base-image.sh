@@ -9,8 +9,10 @@
 # The host's CA bundle is copied in, so pip inside image builds trusts whatever TLS
 # interception the host network does (PIP_CERT points pip's vendored certifi at it).
 #
-# Cached twice: the image itself (skipped when it exists) and the rootfs tarball under the
-# gitignored build/ directory (re-importing it takes seconds; debootstrap takes a minute+).
+# Cached twice, both keyed by the suite, the package list and the CA bundle's hash (so a
+# changed bundle rebuilds): the image itself (label org.arcjobs.base-key; skipped when it
+# matches) and the rootfs tarball under the gitignored build/ directory (re-importing it
+# takes seconds; debootstrap takes a minute).
 #
 # Usage: scripts/make-base-image.sh [--force]
 #   ARCJOBS_BASE_IMAGE     tag to create           (default arcjobs-base:bookworm)
@@ -24,8 +26,9 @@ TAG="${ARCJOBS_BASE_IMAGE:-arcjobs-base:bookworm}"
 SUITE=bookworm
 PACKAGES=python3,python3-venv,python3-pip,ca-certificates
 CACHE_DIR=build/base
-TARBALL="$CACHE_DIR/$SUITE-rootfs.tar"
 HOST_CA=/etc/ssl/certs/ca-certificates.crt
+KEY=$({ echo "$SUITE $PACKAGES"; cat "$HOST_CA"; } | sha256sum | cut -c1-12)
+TARBALL="$CACHE_DIR/$SUITE-rootfs-$KEY.tar"
 FORCE=0
 [[ "${1:-}" == "--force" ]] && FORCE=1
 
@@ -65,14 +68,17 @@ build_rootfs() {
     # Trim what an image never needs: package caches, indexes, docs, man pages.
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* \
         "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/*
+    rm -f "$CACHE_DIR/$SUITE"-rootfs-*.tar # older keys: stale, and 180 MB each
     tar --numeric-owner -C "$root" -cf "$TARBALL.tmp" .
     mv "$TARBALL.tmp" "$TARBALL"
     rm -rf "$root"
     trap - EXIT
 }
 
-if [[ $FORCE == 0 ]] && docker image inspect "$TAG" >/dev/null 2>&1; then
-    log "$TAG exists; nothing to do (use --force to rebuild)"
+have_key=$(docker image inspect --format '{{index .Config.Labels "org.arcjobs.base-key"}}' \
+    "$TAG" 2>/dev/null || true)
+if [[ $FORCE == 0 && "$have_key" == "$KEY" ]]; then
+    log "$TAG is up to date (key $KEY); nothing to do (use --force to rebuild)"
     exit 0
 fi
 if [[ $FORCE == 1 || ! -s "$TARBALL" ]]; then
@@ -90,6 +96,7 @@ docker import \
     --change "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt" \
     --change "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt" \
     --change 'CMD ["python3"]' \
+    --change "LABEL org.arcjobs.base-key=$KEY" \
     --message "debootstrap $SUITE ($PACKAGES) + host CA bundle" \
     "$TARBALL" "$TAG" >/dev/null
 log "built $TAG"
