@@ -62,6 +62,9 @@ class Params(StepParams):
         None, description="Flattened batches without padding; default on with flash-attention."
     )
     packing: bool = Field(False, description="Pack samples into max_length blocks (BFD).")
+    sampler: Literal["random", "group_by_length", "batch_rebalance"] | None = Field(
+        None, description="Default: group_by_length for padded batches of >1 sample, else random."
+    )
     attn_implementation: str | None = Field(None, description="Default: flash_attention_2 or sdpa.")
     global_batch_size: int = Field(16, ge=1, description="Samples per optimizer step, all GPUs.")
     per_device_batch_size: int = Field(4, ge=1)
@@ -278,6 +281,10 @@ def _sft_config(params: Params, scratch: Path, gpu: bool, liger: bool, attn: str
     padding_free = params.padding_free
     if padding_free is None:
         padding_free = attn.startswith("flash_attention")
+    sampler = params.sampler
+    if sampler is None:  # padded batches of similar lengths waste little compute on padding
+        padded = not padding_free and params.per_device_batch_size > 1
+        sampler = "group_by_length" if padded else "random"
     report_to = list(params.report_to)
     if os.environ.get("WANDB_PROJECT") and "wandb" not in report_to:
         report_to.append("wandb")
@@ -298,6 +305,7 @@ def _sft_config(params: Params, scratch: Path, gpu: bool, liger: bool, attn: str
         max_length=None if padding_free and not params.packing else params.max_length,
         packing=params.packing,
         padding_free=padding_free,
+        train_sampling_strategy=sampler,
         completion_only_loss=True,
         gradient_checkpointing=params.gradient_checkpointing,
         bf16=gpu,
@@ -434,6 +442,7 @@ def _metrics(
             "world_size": args.world_size,
             "optimizer": getattr(args.optim, "value", str(args.optim)),
             "padding_free": bool(args.padding_free),
+            "sampler": args.train_sampling_strategy,
             "liger": bool(args.use_liger_kernel),
             "bf16": bool(args.bf16),
             "gradient_checkpointing": bool(args.gradient_checkpointing),
