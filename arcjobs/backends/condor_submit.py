@@ -260,7 +260,7 @@ def validate(files: dict[str, str]) -> None:
     for path, text in files.items():
         if path.endswith(".sub"):
             sub = htcondor2.Submit(text)
-            if sub.getQArgs() is None:
+            if not any(line.split()[:1] == ["queue"] for line in text.lower().splitlines()):
                 raise ValueError(f"{path}: no queue statement")
             for key in ("requirements", "periodic_remove"):
                 value = sub.get(key)
@@ -284,8 +284,10 @@ def validate(files: dict[str, str]) -> None:
 
 
 def header(step: str, command: list[str]) -> str:
-    """The comment at the top of a node's .sub file: the command as a person would type it."""
-    return f"# arcjobs step {step}\n# command: {shlex.join(command)}\n"
+    """The comment at the top of a node's .sub file: the command as a person would type it
+    (a multi-line `run:` script stays a comment on every line)."""
+    lines = f"arcjobs step {step}\ncommand: {shlex.join(command)}".splitlines()
+    return "".join(f"# {line}\n" for line in lines)
 
 
 def write_files(files: dict[str, str]) -> None:

@@ -1,0 +1,266 @@
+"""The condor backend's side effects: submitting a DAG, following it, cancelling it.
+
+No HTCondor daemons can run here, so `condor_submit_dag` and `condor_rm` are FAKE executables
+put first on PATH by these tests: small scripts that record their exact command line, working
+directory and environment, print what the real tools print on success ("1 job(s) submitted to
+cluster N.") and, for condor_rm, append the "Job was aborted" event the schedd would write to
+DAGMan's event log. Everything else is real: the DAG and submit files come from the
+`htcondor2` bindings, the event logs are read with `htcondor2.JobEventLog`, and the bindings'
+own submission path is exercised up to the point where it needs HTCondor installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from arcjobs.backends.condor import CondorBackend
+from arcjobs.backends.site import SiteConfig
+from arcjobs.engine.orchestrate import make_plan
+from arcjobs.engine.store import RunStore
+from arcjobs.errors import UserError
+from arcjobs.images.apptainer import sif_path
+from arcjobs.spec import load_job
+
+pytestmark = pytest.mark.unit
+
+FIXTURES = Path(__file__).parent / "fixtures" / "condor"
+EVENTS = FIXTURES / "events"
+
+FAKE_SUBMIT_DAG = """#!{python}
+import json, os, sys
+with open(os.environ["FAKE_CALLS"], "a") as f:
+    f.write(json.dumps({{"argv": sys.argv, "cwd": os.getcwd(),
+                        "collector": os.environ.get("_CONDOR_COLLECTOR_HOST")}}) + "\\n")
+if os.environ.get("FAKE_FAIL"):
+    print("ERROR: schedd ap.example.org is not responding", file=sys.stderr)
+    sys.exit(1)
+print("-----------------------------------------------------------------------")
+print("File for submitting this DAG to HTCondor           : run.dag.condor.sub")
+print("Submitting job(s).")
+print("1 job(s) submitted to cluster 4242.")
+"""
+
+FAKE_RM = """#!{python}
+import json, os, sys
+with open(os.environ["FAKE_CALLS"], "a") as f:
+    f.write(json.dumps({{"argv": sys.argv}}) + "\\n")
+with open(os.environ["FAKE_DAGMAN_LOG"], "a") as f:
+    f.write("009 (%s.000.000) 2026-11-25 10:40:00 Job was aborted.\\n"
+            "\\tvia condor_rm (by user alice)\\n...\\n" % sys.argv[-1])
+print("All jobs in cluster %s have been marked for removal" % sys.argv[-1])
+"""
+
+
+def install(bin_dir: Path, name: str, text: str) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    path = bin_dir / name
+    path.write_text(text.format(python=sys.executable))
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    """A data root, converted images, fake HTCondor tools only on PATH, a calls log."""
+    root = tmp_path / "data"
+    cache = root / "images"
+    cache.mkdir(parents=True)
+    images = {}
+    for name in ("train", "infer", "sandbox"):
+        digest = "sha256:" + name[0] * 64
+        sif_path(cache, name, digest).write_bytes(b"")
+        images[name] = {"digest": digest, "sif": sif_path(cache, name, digest).name}
+    (cache / "index.json").write_text(json.dumps({"images": images}))
+    bin_dir = tmp_path / "bin"
+    install(bin_dir, "condor_submit_dag", FAKE_SUBMIT_DAG)
+    install(bin_dir, "condor_rm", FAKE_RM)
+    calls = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("PATH", str(bin_dir))  # nothing else: a missing tool must show
+    monkeypatch.setenv("FAKE_CALLS", str(calls))
+    return root, bin_dir, calls
+
+
+def cli_site() -> SiteConfig:
+    return SiteConfig(submit="condor_submit_dag", schedd="ap.example.org", collector="cm.ex.org")
+
+
+def planned(root: Path, site: SiteConfig):
+    job = load_job(FIXTURES / "ttt_round.yaml")
+    plan = make_plan(
+        job, "condor", RunStore(root), "r1", backend_options={"site": site, "data_root": root}
+    )
+    return plan, plan.requests()
+
+
+def calls_of(calls: Path) -> list[dict]:
+    return [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+
+
+def test_submit_dag_writes_the_files_and_runs_condor_submit_dag_exactly(world):
+    root, bin_dir, calls = world
+    plan, requests = planned(root, cli_site())
+    needs = {n: list(s.needs) for n, s in plan.job.steps.items()}
+    handles = plan.backend.submit_dag(requests, needs, plan.layout)
+
+    dag_dir = plan.layout.run_dir / "condor"
+    (call,) = calls_of(calls)
+    assert call["argv"] == [
+        str(bin_dir / "condor_submit_dag"),
+        "-force",
+        "-batch-name",
+        "r1",
+        "-r",
+        "ap.example.org",
+        "run.dag",
+    ]
+    assert call["cwd"] == str(dag_dir)
+    assert call["collector"] == "cm.ex.org"
+    assert (dag_dir / "run.dag").read_text().count("\nJOB ") + 1 >= len(requests)
+    assert sorted(p.name for p in dag_dir.glob("*.sub")) == sorted(f"{n}.sub" for n in requests)
+    assert all(plan.layout.step_dir(n).is_dir() for n in requests)  # HTCondor won't create them
+    learn = handles["learn"]
+    assert learn["dagman"] == 4242 and learn["retries"] == 3
+    assert learn["events"] == str(plan.layout.step_dir("learn") / "condor.log")
+    assert learn["dagman_log"] == str(dag_dir / "run.dag.dagman.log")
+    assert json.loads(json.dumps(handles)) == handles  # handles live in run.json
+
+
+def test_a_failing_condor_submit_dag_is_one_line(world, monkeypatch):
+    root, _, _ = world
+    monkeypatch.setenv("FAKE_FAIL", "1")
+    plan, requests = planned(root, cli_site())
+    with pytest.raises(UserError) as e:
+        plan.backend.submit_dag(requests, {}, plan.layout)
+    assert str(e.value) == (
+        "condor_submit_dag failed (exit 1): ERROR: schedd ap.example.org is not responding"
+    )
+
+
+def test_missing_condor_submit_dag_is_one_clear_line(world):
+    root, bin_dir, _ = world
+    (bin_dir / "condor_submit_dag").unlink()
+    plan, requests = planned(root, cli_site())
+    with pytest.raises(UserError) as e:
+        plan.backend.submit_dag(requests, {}, plan.layout)
+    assert str(e.value).startswith("condor_submit_dag not found on PATH; ")
+    assert "\n" not in str(e.value)
+
+
+def test_unconverted_images_are_refused_before_anything_is_written(world):
+    root, _, calls = world
+    shutil.rmtree(root / "images")
+    plan, requests = planned(root, cli_site())
+    with pytest.raises(UserError, match=r"no \.sif for image\(s\) infer, sandbox, train in "):
+        plan.backend.submit_dag(requests, {}, plan.layout)
+    assert not (plan.layout.run_dir / "condor").exists() and not calls.exists()
+
+
+def test_the_bindings_path_needs_condor_dagman_and_says_so(world):
+    """Real `htcondor2.Submit.from_dag`: without HTCondor's condor_dagman it fails, in one line."""
+    root, _, _ = world
+    plan, requests = planned(root, SiteConfig(submit="bindings"))
+    with pytest.raises(UserError) as e:
+        plan.backend.submit_dag(requests, {}, plan.layout)
+    assert str(e.value) == (
+        "DAG submission failed: Failed to locate condor_dagman executable in PATH"
+    )
+
+
+def test_poll_follows_each_step_log_and_dagmans_own(world):
+    root, _, _ = world
+    plan, requests = planned(root, cli_site())
+    handles = plan.backend.submit_dag(requests, {}, plan.layout)
+    for h in handles.values():
+        h["dagman"] = 100  # the fixtures' DAGMan cluster
+    dagman_log = Path(handles["learn"]["dagman_log"])
+    shutil.copy(EVENTS / "dagman_running.log", dagman_log)
+    shutil.copy(EVENTS / "success.log", handles["search"]["events"])
+    shutil.copy(EVENTS / "evicted_then_running.log", handles["execute"]["events"])
+    shutil.copy(EVENTS / "held_memory.log", handles["learn"]["events"])
+    backend = plan.backend
+    got = backend.poll(handles)
+    assert (got["search"].state, got["search"].exit_code) == ("exited", 0)
+    assert got["execute"].state == "running" and "gpu09" in got["execute"].detail
+    assert got["learn"].state == "running"  # held, then removed: DAGMan retries (3 retries)
+    assert "raise request_memory" in got["learn"].detail and "now 131072 MB" in got["learn"].detail
+    assert got["score"].state == "running" and got["score"].detail == "queued in the DAG"
+    # DAGMan gives up: what never ran is lost, what ran keeps its outcome.
+    with dagman_log.open("a") as f:
+        f.write((EVENTS / "dagman_failed.log").read_text().split("...\n", 2)[2])
+    got = backend.poll(handles)
+    assert got["score"].state == "lost" and "DAGMan exited with code 1" in got["score"].detail
+    assert got["learn"].state == "exited" and got["learn"].detail.startswith("held: ")
+    assert got["search"].exit_code == 0
+    # A fresh backend (as `arcjobs status` makes) reads the same from the files alone.
+    assert CondorBackend(cli_site()).poll(handles) == got
+
+
+def test_cancel_removes_the_dagman_job_once_and_waits_for_the_abort_event(world, monkeypatch):
+    root, bin_dir, calls = world
+    plan, requests = planned(root, cli_site())
+    handles = plan.backend.submit_dag(requests, {}, plan.layout)
+    dagman_log = Path(handles["learn"]["dagman_log"])
+    dagman_log.write_text(
+        (EVENTS / "dagman_running.log").read_text().replace("(100.000.000)", "(4242.000.000)")
+    )
+    monkeypatch.setenv("FAKE_DAGMAN_LOG", str(dagman_log))
+    backend = CondorBackend(cli_site())
+    for handle in handles.values():  # the engine cancels step by step
+        backend.cancel(handle)
+    rm_calls = [c["argv"] for c in calls_of(calls) if c["argv"][0].endswith("condor_rm")]
+    assert rm_calls == [
+        [str(bin_dir / "condor_rm"), "-name", "ap.example.org", "-pool", "cm.ex.org", "4242"]
+    ]
+    status = backend.poll({"learn": handles["learn"]})["learn"]
+    assert status.state == "lost" and "removed (via condor_rm (by user alice))" in status.detail
+
+
+def test_missing_condor_rm_is_one_clear_line(world):
+    root, bin_dir, _ = world
+    plan, requests = planned(root, cli_site())
+    handles = plan.backend.submit_dag(requests, {}, plan.layout)
+    (bin_dir / "condor_rm").unlink()
+    with pytest.raises(UserError, match=r"^condor_rm not found on PATH; "):
+        CondorBackend(cli_site()).cancel(handles["learn"])
+
+
+def test_site_config_errors_are_one_line(tmp_path, monkeypatch):
+    from arcjobs.backends.site import load_site
+
+    bad = tmp_path / "site.yaml"
+    bad.write_text("schedd: ap\nimage_cach: /x\n")
+    with pytest.raises(UserError) as e:
+        load_site(bad)
+    assert str(e.value).startswith(f"{bad}: image_cach: unknown setting; expected one of: ")
+    bad.write_text("data_root: relative/path\n")
+    with pytest.raises(UserError, match="data_root: Value error, must be an absolute path"):
+        load_site(bad)
+    monkeypatch.setenv("ARCJOBS_SITE", str(tmp_path / "nope.yaml"))
+    with pytest.raises(UserError, match="nope.yaml does not exist"):
+        load_site()
+    monkeypatch.delenv("ARCJOBS_SITE")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.config/arcjobs/site.yaml: defaults
+    assert load_site() == SiteConfig()
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("gpus_minimum_memory: 40G\nrequest_disk: 100G\nretries: 0\n")
+    site = load_site(ok)
+    assert (site.gpus_minimum_memory, site.request_disk, site.retries) == (40960, 102400, 0)
+
+
+def test_backend_module_does_not_import_htcondor_until_used():
+    code = (
+        "import sys, arcjobs.backends.condor, arcjobs.cli; "
+        "print('htcondor2' in sys.modules, 'classad2' in sys.modules)"
+    )
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
+    )
+    assert out.stdout.split() == ["False", "False"], out.stderr

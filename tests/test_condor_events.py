@@ -1,0 +1,142 @@
+"""The event-log follower on HTCondor job event logs, read by the real `htcondor2.JobEventLog`.
+
+The bindings cannot write user logs, so the logs in tests/fixtures/condor/events/ are
+hand-written in HTCondor's documented user-log format (event number, `(cluster.proc.subproc)`,
+timestamp, text lines, `...` separator), shaped like what a schedd writes for DAG node jobs:
+success, failure exit codes (retried, then final), a hold for exceeded memory followed by the
+`periodic_remove` abort, an eviction, termination by a signal, and DAGMan's own log. A log
+still being written is produced by cutting a real-format file in the middle of an event.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from arcjobs.backends.condor_events import Follower, dagman_outcome, step_status
+
+pytestmark = pytest.mark.unit
+
+EVENTS = Path(__file__).parent / "fixtures" / "condor" / "events"
+DAGMAN = 100  # the cluster id of the DAGMan job in the fixtures; node jobs come after it
+
+
+def status(name: str, retries: int = 0, dag_over: str | None = None, memory_mb: int = 0):
+    log = Follower().read(EVENTS / name)
+    return step_status(log, DAGMAN, retries, dag_over, memory_mb or None)
+
+
+def test_success_is_exit_zero_with_the_host():
+    s = status("success.log")
+    assert (s.state, s.exit_code) == ("exited", 0)
+    assert "gpu07.example.org" in s.detail
+
+
+def test_a_failure_with_retries_left_is_still_running_and_says_dagman_retries():
+    log = Follower().read(EVENTS / "failed_twice.log")
+    # Two failed attempts and RETRY 2: DAGMan submits a third.
+    first = step_status(log, after_cluster=DAGMAN, retries=2, dag_over=None)
+    assert first.state == "running"
+    assert "exit code 3" in first.detail and "DAGMan will retry" in first.detail
+
+
+def test_failures_beyond_the_retries_are_final_with_the_exit_code():
+    s = status("failed_twice.log", retries=1)
+    assert (s.state, s.exit_code) == ("exited", 3)
+    assert "exit code 3 on gpu08.example.org" in s.detail
+    assert "attempt 2 of 2" in s.detail
+
+
+def test_exit_code_2_is_final_at_once_because_dagman_does_not_retry_bad_input():
+    s = status("bad_input.log", retries=3)
+    assert (s.state, s.exit_code) == ("exited", 2)
+
+
+def test_memory_hold_then_removal_reports_the_reason_and_what_to_raise():
+    s = status("held_memory.log", retries=0, memory_mb=131072)
+    assert s.state == "exited" and s.exit_code is None
+    assert s.detail.startswith("held: Error from slot1_1@gpu07.example.org: Job has gone over")
+    assert "raise request_memory" in s.detail and "resources.memory" in s.detail
+    assert "now 131072 MB" in s.detail
+
+
+def test_hold_still_in_the_queue_is_running_with_the_hold_reason(tmp_path):
+    text = (EVENTS / "held_memory.log").read_text()
+    held_only = tmp_path / "held.log"
+    held_only.write_text(text[: text.index("009 (401")])
+    s = step_status(Follower().read(held_only), DAGMAN, 0, None, 2048)
+    assert s.state == "running" and s.detail.startswith("held: ")
+    assert "now 2048 MB" in s.detail
+
+
+def test_eviction_requeues_and_the_step_runs_again_elsewhere():
+    s = status("evicted_then_running.log")
+    assert s.state == "running"
+    assert "running on gpu09.example.org" in s.detail
+    assert "evicted from gpu07.example.org, requeued" in s.detail
+
+
+def test_killed_by_a_signal():
+    s = status("killed.log")
+    assert s.state == "exited" and s.exit_code is None
+    assert s.detail.startswith("killed by signal 9")
+
+
+def test_no_events_yet_is_queued_and_becomes_lost_when_dagman_is_over(tmp_path):
+    missing = tmp_path / "not-yet.log"
+    assert status_of(missing, None).state == "running"
+    lost = status_of(missing, "DAGMan exited with code 1")
+    assert lost.state == "lost" and "never started: DAGMan exited with code 1" in lost.detail
+
+
+def status_of(path: Path, dag_over: str | None):
+    return step_status(Follower().read(path), DAGMAN, 0, dag_over)
+
+
+def test_events_of_an_earlier_submission_of_the_run_are_ignored():
+    # The same step log after the run was resubmitted: DAGMan is now cluster 400, so the
+    # failures of clusters 301 and 305 belong to the earlier DAG.
+    log = Follower().read(EVENTS / "failed_twice.log")
+    assert step_status(log, after_cluster=400, retries=0, dag_over=None).state == "running"
+
+
+def test_dagman_outcome_from_its_own_log():
+    f = Follower()
+    assert dagman_outcome(f.read(EVENTS / "dagman_running.log"), DAGMAN) is None
+    assert dagman_outcome(f.read(EVENTS / "dagman_failed.log"), DAGMAN) == (
+        "DAGMan exited with code 1"
+    )
+    removed = dagman_outcome(f.read(EVENTS / "dagman_removed.log"), DAGMAN)
+    assert removed == "the DAGMan job was removed (via condor_rm (by user alice))"
+    assert dagman_outcome(f.read(EVENTS / "dagman_failed.log"), 99) is None  # another DAG
+
+
+def test_a_running_step_is_lost_when_dagman_ends_under_it():
+    s = status("evicted_then_running.log", dag_over="the DAGMan job was removed")
+    assert s.state == "lost" and "while the step was running" in s.detail
+
+
+def test_a_log_still_being_written_is_read_incrementally(tmp_path):
+    """Cut the success log inside its terminated event: the follower reports the job running,
+    then, once the rest of the event is appended, exited 0 — through one kept reader."""
+    text = (EVENTS / "success.log").read_text()
+    cut = text.index("005 (201") + 40
+    live = tmp_path / "condor.log"
+    live.write_text(text[:cut])
+    follower = Follower()
+    first = step_status(follower.read(live), DAGMAN, 0, None)
+    assert first.state == "running" and "gpu07" in first.detail
+    with live.open("a") as f:
+        f.write(text[cut:])
+    done = step_status(follower.read(live), DAGMAN, 0, None)
+    assert (done.state, done.exit_code) == ("exited", 0)
+
+
+def test_a_log_that_appears_later_is_picked_up(tmp_path):
+    follower = Follower()
+    path = tmp_path / "condor.log"
+    assert step_status(follower.read(path), DAGMAN, 0, None).detail == "queued in the DAG"
+    shutil.copy(EVENTS / "bad_input.log", path)
+    assert step_status(follower.read(path), DAGMAN, 0, None).exit_code == 2
