@@ -1,0 +1,238 @@
+"""Engine `vllm`: the GPU sampler of the infer image (written against vLLM 0.33).
+
+Throughput comes from handing vLLM everything at once: one `LLM` per GPU group, every prompt
+in a single `generate` call so its scheduler keeps the batch full, `n = samples_per_prompt`
+per prompt so the samples share the prompt's KV cache, and prefix caching on so prompts of
+the same task (the same train pairs under the same augmentation) share theirs too. Prompts go
+in as token ids (`TokensPrompt`): vLLM never re-tokenizes, so there is no second BOS.
+
+An adapter is served through `LoRARequest` with a fresh integer id per adapter path (vLLM
+caches adapters by id: reusing an id for another adapter would silently serve the old one),
+and the engine's `max_lora_rank` is the adapter's rank rounded up to a size vLLM supports.
+vLLM cannot serve DoRA adapters or adapters carrying `modules_to_save`; those are refused
+before any GPU memory is touched.
+
+With several GPU groups and `data_parallel`, each group runs its own engine in its own
+process (`CUDA_VISIBLE_DEVICES` = the group) over a shard of the prompts: for an 8B model
+that fits one GPU this scales almost linearly, where tensor parallelism would spend the
+extra GPUs on all-reduces. Per-request seeds make the samples independent of the sharding.
+
+This module imports vLLM only inside functions; the fake-`LLM` unit tests rely on that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from arcjobs import atomic
+from arcjobs.errors import UserError
+from arcjobs.inference.types import Completion, PromptRequest, Sampling
+
+# vLLM's accepted `max_lora_rank` values (vllm.config.lora.MaxLoRARanks in 0.33).
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+_lora_ids: dict[str, int] = {}
+
+
+@dataclass(frozen=True)
+class VllmOptions:
+    """The engine knobs the step exposes (see `arcjobs.steps.infer.Params`)."""
+
+    gpu_memory_utilization: float
+    max_model_len: int | None
+    tensor_parallel_size: int
+    seed: int
+
+
+def adapter_rank(adapter: str | Path) -> int:
+    """The `max_lora_rank` an engine needs for this adapter; UserError when vLLM cannot serve it."""
+    path = Path(adapter) / "adapter_config.json"
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(
+            f"{path.parent}: not a PEFT adapter directory (no adapter_config.json)"
+        ) from None
+    except ValueError as e:
+        raise UserError(f"{path}: not valid JSON: {e}") from None
+    if config.get("use_dora"):
+        raise UserError(
+            f"{path}: use_dora: vLLM cannot serve DoRA adapters; train with merge: true and "
+            "sample from the merged model, or use engine: transformers"
+        )
+    if config.get("modules_to_save"):
+        raise UserError(
+            f"{path}: modules_to_save: vLLM cannot serve adapters that carry whole modules "
+            f"({config['modules_to_save']}); train a plain LoRA adapter"
+        )
+    ranks = [config.get("r", 8), *(config.get("rank_pattern") or {}).values()]
+    rank = max(int(r) for r in ranks)
+    fitting = [r for r in LORA_RANKS if r >= rank]
+    if not fitting:
+        raise UserError(f"{path}: r: rank {rank} exceeds vLLM's largest ({LORA_RANKS[-1]})")
+    return fitting[0]
+
+
+def lora_request(adapter: str | Path) -> Any:
+    """The `LoRARequest` for an adapter: a fresh id per adapter path, the same id for the same."""
+    from vllm.lora.request import LoRARequest
+
+    path = str(Path(adapter).resolve())
+    lora_id = _lora_ids.setdefault(path, len(_lora_ids) + 1)
+    return LoRARequest(lora_name=path, lora_int_id=lora_id, lora_path=path)
+
+
+def make_llm(model_dir: Path, adapter: str | None, options: VllmOptions) -> Any:
+    """One engine for the visible GPUs, with prefix caching and LoRA sized for `adapter`."""
+    from vllm import LLM
+
+    kwargs: dict[str, Any] = {
+        "model": str(model_dir),
+        "tokenizer": str(model_dir),
+        "seed": options.seed,
+        "gpu_memory_utilization": options.gpu_memory_utilization,
+        "tensor_parallel_size": options.tensor_parallel_size,
+        "enable_prefix_caching": True,
+    }
+    if options.max_model_len is not None:
+        kwargs["max_model_len"] = options.max_model_len
+    if adapter is not None:
+        kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=adapter_rank(adapter))
+    return LLM(**kwargs)
+
+
+def generate(
+    llm: Any, requests: list[PromptRequest], sampling: Sampling, lora: Any = None
+) -> list[list[Completion]]:
+    """All requests in one `generate` call; `samples_per_prompt` completions each, in order."""
+    from vllm import SamplingParams, TokensPrompt
+
+    prompts = [TokensPrompt(prompt_token_ids=list(r.token_ids)) for r in requests]
+    params = [
+        SamplingParams(
+            n=sampling.samples_per_prompt,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_new_tokens,
+            seed=r.seed,
+            stop_token_ids=list(sampling.stop_token_ids),
+            skip_special_tokens=True,
+        )
+        for r in requests
+    ]
+    outputs = llm.generate(prompts, params, use_tqdm=True, lora_request=lora)
+    if len(outputs) != len(requests):
+        raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} prompts")
+    results = []
+    for out in outputs:
+        samples = sorted(out.outputs, key=lambda o: o.index)
+        if len(samples) != sampling.samples_per_prompt:
+            raise RuntimeError(
+                f"vLLM returned {len(samples)} samples, not {sampling.samples_per_prompt}"
+            )
+        results.append(
+            [
+                Completion(text=o.text, tokens=len(o.token_ids), finish_reason=str(o.finish_reason))
+                for o in samples
+            ]
+        )
+    return results
+
+
+def run_engine(
+    model_dir: Path,
+    adapter: str | None,
+    requests: list[PromptRequest],
+    sampling: Sampling,
+    options: VllmOptions,
+) -> list[list[Completion]]:
+    """One engine over all `requests` on the GPUs this process sees."""
+    llm = make_llm(model_dir, adapter, options)
+    return generate(llm, requests, sampling, lora_request(adapter) if adapter else None)
+
+
+def gpu_groups(gpus: int, tensor_parallel_size: int) -> list[str]:
+    """`CUDA_VISIBLE_DEVICES` values, one per engine: the visible GPUs split into TP groups.
+
+    The backend may already have restricted the GPUs (compose splits them among concurrent
+    steps through `CUDA_VISIBLE_DEVICES`); otherwise the step's granted count is used.
+    """
+    visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if not visible:
+        visible = [str(i) for i in range(gpus)]
+    n = len(visible) // tensor_parallel_size
+    return [
+        ",".join(visible[i * tensor_parallel_size : (i + 1) * tensor_parallel_size])
+        for i in range(n)
+    ]
+
+
+def run_data_parallel(
+    model_dir: Path,
+    adapter: str | None,
+    requests: list[PromptRequest],
+    sampling: Sampling,
+    options: VllmOptions,
+    groups: list[str],
+    workdir: Path,
+) -> list[list[Completion]]:
+    """One engine process per GPU group, each over a shard of the prompts; results in order.
+
+    Prompts are dealt round-robin in order of length so every shard gets a similar mix of
+    long and short prompts and the engines finish together.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].token_ids))
+    shards = [order[g :: len(groups)] for g in range(len(groups))]
+    procs = []
+    try:
+        for g, (devices, shard) in enumerate(zip(groups, shards, strict=True)):
+            job = {
+                "model": str(model_dir),
+                "adapter": adapter,
+                "sampling": asdict(sampling),
+                "options": asdict(options),
+                "requests": [asdict(requests[i]) for i in shard],
+            }
+            atomic.write_json(workdir / f"shard-{g}.json", job)
+            env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices}
+            cmd = [sys.executable, "-m", __name__, str(workdir / f"shard-{g}.json")]
+            procs.append(subprocess.Popen(cmd + [str(workdir / f"result-{g}.json")], env=env))
+        codes = [p.wait() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait()
+    failed = [f"GPU(s) {groups[g]} exited {c}" for g, c in enumerate(codes) if c != 0]
+    if failed:
+        raise RuntimeError("vLLM data-parallel engine failed: " + "; ".join(failed))
+    results: list[list[Completion]] = [[] for _ in requests]
+    for g, shard in enumerate(shards):
+        done = json.loads((workdir / f"result-{g}.json").read_text())
+        for i, samples in zip(shard, done, strict=True):
+            results[i] = [Completion(**c) for c in samples]
+    return results
+
+
+def main(argv: list[str]) -> None:
+    """`python -m arcjobs.inference.engine_vllm SHARD.json RESULT.json`: one data-parallel engine."""
+    job = json.loads(Path(argv[0]).read_text())
+    requests = [PromptRequest(**{**r, "token_ids": tuple(r["token_ids"])}) for r in job["requests"]]
+    sampling = Sampling(
+        **{**job["sampling"], "stop_token_ids": tuple(job["sampling"]["stop_token_ids"])}
+    )
+    results = run_engine(
+        Path(job["model"]), job["adapter"], requests, sampling, VllmOptions(**job["options"])
+    )
+    atomic.write_json(Path(argv[1]), [[asdict(c) for c in samples] for samples in results])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,55 @@
+"""The contract between the prompt plan, the engines and the records (plain data, no torch).
+
+Both engines take the same `PromptRequest`s and `Sampling` and return, for each request in
+order, exactly `samples_per_prompt` `Completion`s, so the step, the tests and the benchmark
+treat them interchangeably.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to sample. `seed` is the step's seed; each request also carries its own."""
+
+    samples_per_prompt: int
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    seed: int
+    stop_token_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PromptRequest:
+    """One prompt: a test input of a task under one augmentation and train-pair order.
+
+    token_ids: the whole prompt, exactly one BOS, ending where the model continues (after
+        the assistant header, and after the pre-filled prefix when there is one).
+    seed: this prompt's sampling seed, drawn from the step seed, the task id and the prompt
+        index, so a prompt samples the same way whatever other prompts share its batch or GPU.
+    """
+
+    task_id: str
+    prompt_index: int
+    test_index: int
+    augmentation: dict[str, Any] | None
+    shuffle_seed: int | None
+    seed: int
+    token_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What the model generated after the prompt (pre-filled prefix not included).
+
+    tokens counts the generated tokens including the stop token when there was one;
+    finish_reason is "stop" (a stop token ended it) or "length" (max_new_tokens did).
+    """
+
+    text: str
+    tokens: int
+    finish_reason: str

@@ -1,0 +1,265 @@
+"""Step kind `infer`: sample candidate programs from a model (the "search" half of a round).
+
+For each task, `n / samples_per_prompt` prompts in the BARC format, each with its own seeded
+test input, augmentation and (optionally) train-pair order, and `samples_per_prompt`
+completions per prompt. The assistant turn is pre-filled with BARC's first sentence by
+default. Prompts that do not fit the context together with `max_new_tokens` are skipped and
+counted, never truncated. Outputs: `out/predictions.jsonl` (one line per completion, see
+`arcjobs.inference.records`) and `out/summary.json` (counts, tokens, throughput).
+
+Engines: `vllm` on GPUs (the infer image; one engine per GPU group with `data_parallel`),
+`transformers` anywhere (CPU with `resources.gpus: 0`, the tiny model, tests).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from arcjobs.errors import UserError
+from arcjobs.steps.base import StepContext, StepKind
+from arcjobs.steps.dataset_params import DatasetParams, load_tasks
+
+PREDICTIONS = "predictions.jsonl"
+SUMMARY = "summary.json"
+
+
+class Params(DatasetParams):
+    model: str = Field(description="Local HF directory of the base model (or a merged model).")
+    adapter: str | None = Field(None, description="PEFT LoRA adapter directory; none by default.")
+    n: int = Field(8, ge=1, description="Predictions per task (= prompts x samples_per_prompt).")
+    samples_per_prompt: int = Field(
+        1, ge=1, description="Completions per prompt; they share the prompt's KV cache in vLLM."
+    )
+    augment: bool = Field(True, description="Draw one dihedral + colour augmentation per prompt.")
+    shuffle_train: bool = Field(False, description="Shuffle the train pairs of each prompt.")
+    prefill_prefix: bool = Field(
+        True, description="Pre-fill the assistant turn with BARC's first sentence and continue it."
+    )
+    temperature: float = Field(1.0, ge=0, description="0 is greedy decoding.")
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(1024, ge=1)
+    seed: int = 0
+    engine: Literal["vllm", "transformers"] = "vllm"
+    batch_size: int = Field(8, ge=1, description="Prompts per generate call (transformers).")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="vLLM's share of GPU memory."
+    )
+    max_model_len: int | None = Field(
+        None, ge=16, description="Context length to run with (default: the model's)."
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per vLLM engine.")
+    data_parallel: bool = Field(
+        True, description="With more GPUs than one engine needs: one engine per GPU group."
+    )
+
+    @field_validator("samples_per_prompt")
+    @classmethod
+    def _divides_n(cls, value: int, info: ValidationInfo) -> int:
+        n = info.data.get("n")
+        if n is not None and n % value:
+            raise ValueError(
+                f"n={n} is not a multiple of samples_per_prompt={value} "
+                "(n = prompts per task x samples per prompt)"
+            )
+        return value
+
+    @field_validator("temperature")
+    @classmethod
+    def _greedy_single(cls, value: float, info: ValidationInfo) -> float:
+        if value == 0 and info.data.get("samples_per_prompt", 1) > 1:
+            raise ValueError("greedy decoding (temperature 0) gives identical samples per prompt")
+        return value
+
+
+def _check_inputs(params: Params, gpus: int) -> Path:
+    """Everything that can be refused before a model is loaded; returns the model directory."""
+    from arcjobs.inference.engine_transformers import require_adapter_dir
+    from arcjobs.models.tokenizer import require_model_dir
+
+    model_dir = require_model_dir(params.model)
+    if params.adapter is not None:
+        require_adapter_dir(params.adapter)
+    if params.engine == "vllm":
+        from arcjobs.inference.engine_vllm import adapter_rank
+
+        if params.adapter is not None:
+            adapter_rank(params.adapter)
+        if importlib.util.find_spec("vllm") is None:
+            raise UserError(
+                "engine: vllm is not installed here (use the infer image), or set engine: transformers"
+            )
+        if gpus == 0:
+            raise UserError(
+                "engine: vllm needs a GPU but resources.gpus is 0; use engine: transformers"
+            )
+    return model_dir
+
+
+def _granted_gpus(resources: dict[str, Any]) -> int:
+    try:
+        return int(float(resources.get("gpus", 1)))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _run_transformers(
+    params: Params, model_dir: Path, tokenizer: Any, requests, sampling, resources
+):
+    """Load, then generate with a progress bar; returns (results, load seconds, generate seconds)."""
+    import torch
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from arcjobs.inference import engine_transformers as engine
+
+    if "cpus" in resources:
+        torch.set_num_threads(max(1, int(float(resources["cpus"]))))
+    device = "cuda" if torch.cuda.is_available() and _granted_gpus(resources) > 0 else "cpu"
+    started = time.perf_counter()
+    model = engine.load(model_dir, params.adapter, tokenizer, device)
+    loaded = time.perf_counter()
+    bar = Progress(
+        TextColumn(f"sampling ({device})"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("sampling", total=len(requests) * sampling.samples_per_prompt)
+        results = engine.generate(
+            model,
+            tokenizer,
+            requests,
+            sampling,
+            params.batch_size,
+            progress=lambda k: bar.advance(task, k),
+        )
+    return results, loaded - started, time.perf_counter() - loaded
+
+
+def _run_vllm(params: Params, model_dir: Path, requests, sampling, resources, scratch: Path):
+    """One engine, or one per GPU group; vLLM loads inside, so loading counts as generating."""
+    from arcjobs.inference import engine_vllm as engine
+
+    options = engine.VllmOptions(
+        gpu_memory_utilization=params.gpu_memory_utilization,
+        max_model_len=params.max_model_len,
+        tensor_parallel_size=params.tensor_parallel_size,
+        seed=params.seed,
+    )
+    groups = engine.gpu_groups(_granted_gpus(resources), params.tensor_parallel_size)
+    started = time.perf_counter()
+    if params.data_parallel and len(groups) > 1:
+        results = engine.run_data_parallel(
+            model_dir, params.adapter, requests, sampling, options, groups, scratch / "vllm-shards"
+        )
+    else:
+        results = engine.run_engine(model_dir, params.adapter, requests, sampling, options)
+    return results, 0.0, time.perf_counter() - started
+
+
+def run(params: Params, ctx: StepContext) -> None:
+    from arcjobs import atomic
+    from arcjobs.inference import plan, records
+    from arcjobs.inference.types import Sampling
+    from arcjobs.models.tokenizer import load_tokenizer
+
+    model_dir = _check_inputs(params, _granted_gpus(ctx.resources))
+    tasks = load_tasks(params)
+    tokenizer = load_tokenizer(model_dir)
+    context = plan.context_length(model_dir, params.max_model_len)
+    budget = context - params.max_new_tokens
+    if budget <= 0:
+        raise UserError(
+            f"max_new_tokens: {params.max_new_tokens} leaves no room in a {context}-token context"
+        )
+    requests, skipped = plan.build_requests(
+        tasks,
+        params.n // params.samples_per_prompt,
+        tokenizer,
+        augment=params.augment,
+        shuffle_train=params.shuffle_train,
+        prefill=params.prefill_prefix,
+        seed=params.seed,
+        max_prompt_tokens=budget,
+    )
+    if skipped:
+        print(
+            f"infer: skipped {len(skipped)} prompt(s) longer than {budget} tokens", file=sys.stderr
+        )
+    sampling = Sampling(
+        samples_per_prompt=params.samples_per_prompt,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        max_new_tokens=params.max_new_tokens,
+        seed=params.seed,
+        stop_token_ids=plan.stop_token_ids(model_dir, tokenizer),
+    )
+    if not requests:
+        results, load_s, gen_s = [], 0.0, 0.0
+    elif params.engine == "transformers":
+        results, load_s, gen_s = _run_transformers(
+            params, model_dir, tokenizer, requests, sampling, ctx.resources
+        )
+    else:
+        results, load_s, gen_s = _run_vllm(
+            params, model_dir, requests, sampling, ctx.resources, ctx.scratch
+        )
+    text, counts = records.to_jsonl(
+        records.prediction_lines(
+            requests,
+            results,
+            model=params.model,
+            adapter=params.adapter,
+            prefill=params.prefill_prefix,
+        )
+    )
+    atomic.write_text(ctx.out / PREDICTIONS, text)
+    info = {
+        "model": params.model,
+        "adapter": params.adapter,
+        "engine": params.engine,
+        "seed": params.seed,
+        "tasks": len(tasks),
+        "samples_per_prompt": params.samples_per_prompt,
+        "context_tokens": context,
+    }
+    summary = records.summary(
+        requests=requests,
+        skipped=skipped,
+        counts=counts,
+        seconds=gen_s,
+        load_seconds=load_s,
+        info=info,
+    )
+    atomic.write_json(ctx.out / SUMMARY, summary)
+    print(
+        f"infer: {counts['completions']} completions from {len(requests)} prompts "
+        f"({counts['with_code']} with code), {summary['programs_per_s']} programs/s, "
+        f"{summary['tokens_per_s']} tokens/s",
+        file=sys.stderr,
+    )
+
+
+KIND = StepKind(
+    name="infer",
+    params=Params,
+    run=run,
+    image="infer",
+    description="Sample BARC programs for ARC tasks (vLLM or transformers): predictions.jsonl.",
+    resources={"gpus": 1},
+)
