@@ -125,3 +125,54 @@ def test_detect_rotational_symmetry_between_pixels():
 
 def test_detect_rotational_symmetry_none():
     assert dsl.detect_rotational_symmetry(np.array([[1, 2], [3, 4]])) is None
+
+
+def brute_force_counts(grid, symmetry, ignore_colors, background):
+    """The scoring definition, pixel by pixel: (preserved, off-canvas, conflicting)."""
+    n, m = grid.shape
+    preserved = off_canvas = conflict = 0
+    for x in range(n):
+        for y in range(m):
+            colour = grid[x, y]
+            if colour in ignore_colors or (background is not None and colour == background):
+                continue
+            tx, ty = symmetry.apply(x, y)
+            if not (0 <= tx < n and 0 <= ty < m):
+                off_canvas += 1
+            elif grid[tx, ty] == colour:
+                preserved += 1
+            elif grid[tx, ty] not in ignore_colors:
+                conflict += 1
+    return preserved, off_canvas, conflict
+
+
+def test_family_counts_equal_the_pixel_by_pixel_definition():
+    # The detectors score whole families of candidates at once (FFT convolutions); this pins
+    # that shortcut to the definition for translations, mirrors and quarter turns.
+    rng = np.random.default_rng(1)
+    for _ in range(12):
+        n, m = rng.integers(1, 7, size=2)
+        grid = rng.integers(0, 4, size=(n, m))
+        ignore, background = ([0], None) if rng.random() < 0.5 else ([3], 0)
+        cases = []
+        translations = dsl._family_counts(grid, ignore, background, False, False)
+        for tx in range(-n, n + 1):
+            for ty in range(-m, m + 1):
+                cases.append((translations, (tx, ty), dsl.TranslationalSymmetry(tx, ty)))
+        for reflect_x, reflect_y in [(True, False), (False, True), (True, True)]:
+            mirrors = dsl._family_counts(grid, ignore, background, reflect_x, reflect_y)
+            for kx in range(2 * n + 1) if reflect_x else [0]:
+                for ky in range(2 * m + 1) if reflect_y else [0]:
+                    axis_x = kx / 2 if reflect_x else None
+                    axis_y = ky / 2 if reflect_y else None
+                    cases.append((mirrors, (kx, ky), dsl.MirrorSymmetry(axis_x, axis_y)))
+        turns = dsl._family_counts(grid, ignore, background, True, False, swap=True)
+        for twice_x in range(2 * n):
+            for twice_y in range(2 * m):
+                if twice_x % 2 == twice_y % 2:
+                    centre = dsl._RotationalSymmetry(twice_x / 2, twice_y / 2)
+                    offsets = ((twice_x + twice_y) // 2, (twice_x - twice_y) // 2)
+                    cases.append((turns, offsets, centre))
+        for counts, (kx, ky), symmetry in cases:
+            got = tuple(int(v[0]) for v in counts(np.array([kx]), np.array([ky])))
+            assert got == brute_force_counts(grid, symmetry, ignore, background), symmetry
