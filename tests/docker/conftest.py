@@ -99,6 +99,19 @@ class Compose:
     def run(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
         return _run(self.command(*args), timeout=timeout, env=self.env(**env), cwd=REPO)
 
+    def build(self, service: str, base_image: str, timeout: float = 1200) -> str:
+        """`docker compose build SERVICE` with the base as build arg; returns the image tag."""
+        built = self.run(
+            "build", "--build-arg", f"BASE_IMAGE={base_image}", service, timeout=timeout
+        )
+        assert built.returncode == 0, (
+            f"docker compose build {service} failed:\n{built.stderr[-4000:]}"
+        )
+        tag = f"arcjobs-{service}:{__version__}"
+        inspect = _run(["docker", "image", "inspect", tag], timeout=30)
+        assert inspect.returncode == 0, f"{tag} missing after the build"
+        return tag
+
     def sandbox(
         self, data_root: DataRoot, *cmd: str, timeout: float = 120, **env: str
     ) -> subprocess.CompletedProcess[str]:
