@@ -176,3 +176,28 @@ def test_family_counts_equal_the_pixel_by_pixel_definition():
         for counts, (kx, ky), symmetry in cases:
             got = tuple(int(v[0]) for v in counts(np.array([kx]), np.array([ky])))
             assert got == brute_force_counts(grid, symmetry, ignore, background), symmetry
+
+
+def random_symmetry(rng):
+    """A symmetry of one of the DSL's classes with whole-pixel results."""
+    kind = rng.integers(0, 3)
+    if kind == 0:
+        return dsl.TranslationalSymmetry(int(rng.integers(-3, 4)), int(rng.integers(-3, 4)))
+    if kind == 1:
+        axes = [None, int(rng.integers(0, 5)), int(rng.integers(0, 5)) + 0.5]
+        return dsl.MirrorSymmetry(axes[rng.integers(0, 3)], axes[rng.integers(0, 3)])
+    z = [0, 0.5][rng.integers(0, 2)]
+    return dsl._RotationalSymmetry(int(rng.integers(0, 5)) + z, int(rng.integers(0, 5)) + z)
+
+
+def test_orbit_matches_the_chain_by_chain_definition_including_order():
+    # orbit evaluates all chains at once with integer arrays; this pins it to the
+    # reference's way (apply each chain, drop it when it leaves the grid, list(set(...))).
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        grid = np.zeros(rng.integers(1, 8, size=2), dtype=int)
+        symmetries = [random_symmetry(rng) for _ in range(rng.integers(1, 4))]
+        x, y = (np.int64(v) for v in rng.integers(-2, 9, size=2))
+        ranges = [range(*s._iter_range(grid.shape)) for s in symmetries]
+        expected = dsl._orbit_by_chains(grid, x, y, symmetries, ranges)
+        assert dsl.orbit(grid, x, y, symmetries) == expected, (symmetries, x, y)

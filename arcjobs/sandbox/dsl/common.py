@@ -608,8 +608,28 @@ def orbit(grid, x, y, symmetries):
     Applications are chained in the order of `symmetries`; a chain that leaves the grid
     midway is dropped. Returned as `list(set(...))` of the chains in product order, as
     the reference does (so the element order matches).
+
+    Programs call this once per pixel, so the usual case (integer point, the DSL's own
+    symmetry classes with whole-pixel results) evaluates all chains at once with integer
+    arrays; anything else is replayed chain by chain through `apply`.
     """
     ranges = [range(*symmetry._iter_range(grid.shape)) for symmetry in symmetries]
+    steps = [_integer_step(symmetry) for symmetry in symmetries]
+    if not symmetries or not _is_integer(x) or not _is_integer(y) or None in steps:
+        return _orbit_by_chains(grid, x, y, symmetries, ranges)
+    n, m = grid.shape
+    counts = [c.ravel() for c in np.meshgrid(*ranges, indexing="ij")]
+    xs = np.full(len(counts[0]), int(x), dtype=np.int64)
+    ys = np.full(len(counts[0]), int(y), dtype=np.int64)
+    alive = np.ones(len(xs), dtype=bool)
+    for step, count in zip(steps, counts, strict=True):
+        xs, ys = step(xs, ys, count)
+        alive &= (xs >= 0) & (xs < n) & (ys >= 0) & (ys < m)
+    return list(set(zip(xs[alive].tolist(), ys[alive].tolist(), strict=True)))
+
+
+def _orbit_by_chains(grid, x, y, symmetries, ranges):
+    """`orbit` the reference's way: every chain of `apply` calls, one at a time."""
     reached = []
     for counts in itertools.product(*ranges):
         px, py = x, y
@@ -620,6 +640,60 @@ def orbit(grid, x, y, symmetries):
         else:
             reached.append((px, py))
     return list(set(reached))
+
+
+def _doubled(value):
+    """2 × value as an int when that is a whole number of a plain numeric type, else None."""
+    if _is_integer(value):
+        return 2 * int(value)
+    if type(value) in (float, np.float64) and float(2 * value).is_integer():
+        return int(2 * value)
+    return None
+
+
+def _integer_step(symmetry):
+    """`symmetry.apply` on integer arrays with per-element counts, when it is exact; else None.
+
+    Exact means: one of the DSL's own classes (a subclass may override `apply`) whose
+    results are whole pixels, so the reference's float rounding never comes into play.
+    """
+    kind = type(symmetry)
+    if kind is TranslationalSymmetry:
+        tx, ty = symmetry.translate_x, symmetry.translate_y
+        if not (_is_integer(tx) and _is_integer(ty)):
+            return None
+        return lambda xs, ys, k: (xs + k * int(tx), ys + k * int(ty))
+    if kind is MirrorSymmetry:
+        axes = [symmetry.mirror_x, symmetry.mirror_y]
+        doubled = [None if a is None else _doubled(a) for a in axes]
+        if any(a is not None and d is None for a, d in zip(axes, doubled, strict=True)):
+            return None
+        dx, dy = doubled
+
+        def mirror(xs, ys, k):
+            odd = k % 2 == 1
+            if dx is not None:
+                xs = np.where(odd, dx - xs, xs)
+            if dy is not None:
+                ys = np.where(odd, dy - ys, ys)
+            return xs, ys
+
+        return mirror
+    if kind is _RotationalSymmetry:
+        dp, dq = _doubled(symmetry.center_x), _doubled(symmetry.center_y)
+        if dp is None or dq is None or (dp - dq) % 2:
+            return None
+        # one clockwise turn about (p, q): (x, y) -> (y + p - q, p + q - x), all whole numbers
+        shift, total = (dp - dq) // 2, (dp + dq) // 2
+
+        def turn(xs, ys, k):
+            for done in range(int(k.max(initial=0))):
+                more = k > done
+                xs, ys = np.where(more, ys + shift, xs), np.where(more, total - xs, ys)
+            return xs, ys
+
+        return turn
+    return None
 
 
 def _family_counts(grid, ignore_colors, background, reflect_x, reflect_y, swap=False):
