@@ -1,0 +1,315 @@
+"""Read runs into plain data: steps and their timings, evaluate metrics, training curves.
+
+Everything the report shows is computed here from files the steps published (`run.json`,
+each step's `manifest.json` and `out/`), so the numbers can be unit-tested without drawing
+anything. Only finished evaluate/train steps are read (manifest `ok`, outputs present): a
+step that failed or is still running has nothing trustworthy to show, but its duration and
+status still appear in the timing table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arcjobs.engine.layout import runs_dir
+from arcjobs.engine.store import RunStore
+from arcjobs.errors import UserError
+from arcjobs.steps.runner import read_manifest
+
+# Where containers see the data root (DESIGN.md §3): paths recorded by steps that ran in an
+# image start with it and are re-rooted at the host's data root to be read here.
+CONTAINER_DATA = "/data"
+
+# `<base>[.r<k>][.<axis>=<value>...]`, the names `arcjobs.spec.loader` gives expanded steps.
+_STEP_NAME = re.compile(r"^(?P<base>[^.]+)(?:\.r(?P<round>\d+))?(?P<branch>(?:\..*)?)$")
+_AXIS = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)=(.*?)(?=\.[A-Za-z_][A-Za-z0-9_-]*=|$)")
+
+
+@dataclass(frozen=True)
+class StepName:
+    """A step name split into the job's step, its round and its matrix branch."""
+
+    base: str
+    round: int | None
+    branch: tuple[tuple[str, str], ...]
+
+    @property
+    def branch_label(self) -> str:
+        return ",".join(f"{axis}={value}" for axis, value in self.branch)
+
+    @property
+    def stage(self) -> str:
+        """The name without the branch: what lines up across branches and runs."""
+        return self.base + (f".r{self.round}" if self.round is not None else "")
+
+
+def parse_step_name(name: str) -> StepName:
+    m = _STEP_NAME.match(name)
+    if m is None:  # the regex accepts every string; kept for type narrowing
+        return StepName(name, None, ())
+    branch = tuple(_AXIS.findall(m.group("branch")))
+    rnd = m.group("round")
+    return StepName(m.group("base"), int(rnd) if rnd is not None else None, branch)
+
+
+@dataclass
+class StepInfo:
+    name: str
+    kind: str
+    status: str
+    started: float | None
+    ended: float | None
+    throughput: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return self.ended - self.started
+
+
+@dataclass
+class EvalInfo:
+    """One finished evaluate step: its metrics, its submission and where its inputs were."""
+
+    run_id: str
+    step: str
+    dataset: str
+    solutions: str | None
+    executions: Path | None
+    mean: dict[str, Any]
+    per_task: dict[str, dict[str, Any]]
+    submission: dict[str, list[dict[str, Any]]]
+
+    @property
+    def name(self) -> StepName:
+        return parse_step_name(self.step)
+
+    @property
+    def answers_known(self) -> bool:
+        """False when the dataset's test answers are unknown (pass@n is then None)."""
+        return any(m.get("pass_at_n") is not None for m in self.per_task.values())
+
+    def solved(self) -> set[str]:
+        """Tasks with a program right on every train pair and test output (pass@n = 1).
+
+        Without test answers, the best available evidence is a program right on every train
+        pair (train pass@n); `answers_known` tells the reader which one was used.
+        """
+        key = "pass_at_n" if self.answers_known else "train_pass_at_n"
+        return {tid for tid, m in self.per_task.items() if m.get(key) == 1.0}
+
+
+@dataclass
+class TrainInfo:
+    """One finished train step; `metrics` is whatever its metrics.json holds (maybe partial)."""
+
+    run_id: str
+    step: str
+    loss: list[tuple[float, float]]
+    metrics: dict[str, Any]
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    job: str
+    status: str
+    backend: str
+    created: float | None
+    steps: list[StepInfo]
+    evals: list[EvalInfo]
+    trains: list[TrainInfo]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What an evaluate step solves relative to the reference (the first evaluate step)."""
+
+    solved: int
+    common: int  # tasks scored by both steps
+    newly_solved: list[str]
+    lost: list[str]
+
+
+@dataclass
+class ReportData:
+    data_root: Path
+    runs: list[RunInfo]
+
+    @property
+    def evals(self) -> list[EvalInfo]:
+        return [ev for run in self.runs for ev in run.evals]
+
+    @property
+    def reference(self) -> EvalInfo:
+        """The first evaluate step of the first run: "before learning" for every comparison."""
+        return self.runs[0].evals[0]
+
+    def compare(self, ev: EvalInfo) -> Comparison:
+        ref = self.reference
+        common = ref.per_task.keys() & ev.per_task.keys()
+        before, after = ref.solved() & common, ev.solved() & common
+        return Comparison(
+            solved=len(ev.solved()),
+            common=len(common),
+            newly_solved=sorted(after - before),
+            lost=sorted(before - after),
+        )
+
+
+def host_path(data_root: Path, path: str) -> Path:
+    """A path recorded by a step, as this machine sees it (re-rooted from `/data` if needed)."""
+    p = Path(path)
+    if not p.exists() and p.is_relative_to(CONTAINER_DATA):
+        return data_root / p.relative_to(CONTAINER_DATA)
+    return p
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file's content, or None when it is missing or not (yet) valid JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _throughput(out: Path) -> dict[str, float]:
+    """Rates a step reported about itself (`*_per_s` in summary.json or metrics.json)."""
+    rates: dict[str, float] = {}
+    for name in ("summary.json", "metrics.json"):
+        data = _read_json(out / name)
+        if isinstance(data, dict):
+            rates.update(
+                {
+                    k: float(v)
+                    for k, v in data.items()
+                    if k.endswith("_per_s") and isinstance(v, int | float)
+                }
+            )
+    return rates
+
+
+def _finished(step_dir: Path) -> dict[str, Any] | None:
+    """The manifest of a step whose outputs are published, else None."""
+    m = read_manifest(step_dir)
+    return m if m and m.get("status") == "ok" and (step_dir / "out").is_dir() else None
+
+
+def _read_eval(data_root: Path, run_id: str, step: str, step_dir: Path) -> EvalInfo | None:
+    manifest = _finished(step_dir)
+    metrics = _read_json(step_dir / "out" / "metrics.json")
+    if manifest is None or not isinstance(metrics, dict) or "per_task" not in metrics:
+        return None
+    params = manifest.get("params", {})
+    executions = params.get("executions")
+    return EvalInfo(
+        run_id=run_id,
+        step=step,
+        dataset=params.get("dataset") or metrics.get("dataset", ""),
+        solutions=params.get("solutions"),
+        executions=host_path(data_root, executions) if executions else None,
+        mean=metrics.get("mean", {}),
+        per_task=metrics["per_task"],
+        submission=_read_json(step_dir / "out" / "submission.json") or {},
+    )
+
+
+def _read_train(run_id: str, step: str, step_dir: Path) -> TrainInfo | None:
+    metrics = _read_json(step_dir / "out" / "metrics.json")
+    if _finished(step_dir) is None or not isinstance(metrics, dict):
+        return None
+    curve = metrics.get("loss_curve") or []
+    loss = [
+        (float(p["step"]), float(p["loss"]))
+        for p in curve
+        if isinstance(p, dict) and isinstance(p.get("loss"), int | float) and "step" in p
+    ]
+    return TrainInfo(run_id=run_id, step=step, loss=loss, metrics=metrics)
+
+
+def read_run(store: RunStore, run_id: str) -> RunInfo:
+    state = store.read(run_id)  # UserError naming the runs directory when unknown
+    layout = store.layout(run_id)
+    steps, evals, trains = [], [], []
+    for name, info in state.get("steps", {}).items():
+        step_dir = layout.step_dir(name)
+        kind = info.get("kind", "")
+        steps.append(
+            StepInfo(
+                name=name,
+                kind=kind,
+                status=info.get("status", "?"),
+                started=info.get("started"),
+                ended=info.get("ended"),
+                throughput=_throughput(step_dir / "out"),
+            )
+        )
+        if kind == "evaluate" and (ev := _read_eval(store.data_root, run_id, name, step_dir)):
+            evals.append(ev)
+        elif kind == "train" and (tr := _read_train(run_id, name, step_dir)):
+            trains.append(tr)
+    if not evals:
+        kinds = sorted({s.kind for s in steps if s.kind})
+        raise UserError(
+            f"run {run_id} has no finished evaluate step to report on "
+            f"(its step kinds: {', '.join(kinds) or 'none'})"
+        )
+    return RunInfo(
+        run_id=run_id,
+        job=state.get("job", ""),
+        status=state.get("status", "?"),
+        backend=state.get("backend", ""),
+        created=state.get("created"),
+        steps=steps,
+        evals=evals,
+        trains=trains,
+    )
+
+
+def collect(data_root: Path, run_ids: list[str]) -> ReportData:
+    """Every named run, in the order given (the first one's first evaluate is the reference)."""
+    store = RunStore(data_root)
+    if not runs_dir(store.data_root).is_dir():
+        raise UserError(f"no runs under {runs_dir(store.data_root)} (wrong --data-root?)")
+    return ReportData(store.data_root, [read_run(store, rid) for rid in dict.fromkeys(run_ids)])
+
+
+@dataclass(frozen=True)
+class RoundPoint:
+    """pass@n and ARC score of one evaluate step, placed on its run/branch's line."""
+
+    series: str  # the run (and matrix branch) the step belongs to
+    stage: str  # the step name without its branch (evaluate.r2): the x position
+    step: str
+    pass_at_n: float | None
+    arc_score: float | None
+
+
+def round_points(data: ReportData) -> list[RoundPoint]:
+    """One point per evaluate step; a line per run and branch follows its rounds in order."""
+    several = len(data.runs) > 1
+    points = []
+    for run in data.runs:
+        for ev in run.evals:
+            name = ev.name
+            parts = [run.run_id if several else "", name.branch_label]
+            points.append(
+                RoundPoint(
+                    series=" · ".join(p for p in parts if p) or run.run_id,
+                    stage=name.stage,
+                    step=ev.step,
+                    pass_at_n=ev.mean.get("pass_at_n"),
+                    arc_score=ev.mean.get("arc_score"),
+                )
+            )
+    return points
+
+
+def eval_label(data: ReportData, ev: EvalInfo) -> str:
+    """How an evaluate step is named on the page: with its run only when there are several."""
+    return f"{ev.run_id} · {ev.step}" if len(data.runs) > 1 else ev.step
