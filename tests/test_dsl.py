@@ -412,3 +412,58 @@ def test_detect_objects_keeps_the_best_non_overlapping_cover():
     assert [o.tolist() for o in found] == [[[1, 1]]]
     both = dsl.detect_objects(g([1, 1]), allowed_dimensions=[(1, 2), (1, 1)], can_overlap=True)
     assert len(both) == 3
+
+
+def recursive_fill(grid, x, y, color, old, connectivity):
+    """The reference's recursion, as documented: raw coordinates, bounds checked before each step."""
+    if grid[x, y] != old or grid[x, y] == color:
+        return
+    grid[x, y] = color
+    n, m = grid.shape
+    steps = [(-1, 0, x > 0), (1, 0, x < n - 1), (0, -1, y > 0), (0, 1, y < m - 1)]
+    if connectivity == 8:
+        steps += [
+            (-1, -1, x > 0 and y > 0),
+            (-1, 1, x > 0 and y < m - 1),
+            (1, -1, x < n - 1 and y > 0),
+            (1, 1, x < n - 1 and y < m - 1),
+        ]
+    for dx, dy, allowed in steps:
+        if allowed:
+            recursive_fill(grid, x + dx, y + dy, color, old, connectivity)
+
+
+def test_flood_fill_equals_the_recursive_definition_from_any_start():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        grid = rng.integers(0, 3, size=rng.integers(1, 6, size=2))
+        n, m = grid.shape
+        x, y = int(rng.integers(-n, n)), int(rng.integers(-m, m))
+        connectivity = int(rng.choice([4, 8]))
+        expected = grid.copy()
+        recursive_fill(expected, x, y, 7, expected[x, y], connectivity)
+        dsl.flood_fill(grid, x, y, 7, connectivity=connectivity)
+        assert grid.tolist() == expected.tolist(), (x, y, connectivity)
+
+
+def sequential_blit(grid, sprite, x, y, background):
+    """The reference's blit, as documented: pixel by pixel in row-major order, in place."""
+    for i in range(sprite.shape[0]):
+        for j in range(sprite.shape[1]):
+            inside = 0 <= x + i < grid.shape[0] and 0 <= y + j < grid.shape[1]
+            if (background is None or sprite[i, j] != background) and inside:
+                grid[x + i, y + j] = sprite[i, j]
+
+
+def test_blit_equals_the_sequential_definition_for_copies_and_views():
+    rng = np.random.default_rng(4)
+    views = [np.flipud, np.fliplr, np.rot90, np.transpose, lambda a: a[1:, ::2], np.copy]
+    for _ in range(200):
+        grid = rng.integers(0, 3, size=rng.integers(1, 6, size=2))
+        x, y = (int(v) for v in rng.integers(-3, 4, size=2))
+        background = [None, 0, 2][rng.integers(0, 3)]
+        view = views[rng.integers(0, len(views))]
+        expected = grid.copy()
+        sequential_blit(expected, view(expected), x, y, background)
+        dsl.blit(grid, view(grid), x, y, background=background)
+        assert grid.tolist() == expected.tolist()
