@@ -187,9 +187,9 @@ def test_poll_follows_each_step_log_and_dagmans_own(world):
     got = backend.poll(handles)
     assert (got["search"].state, got["search"].exit_code) == ("exited", 0)
     assert got["execute"].state == "running" and "gpu09" in got["execute"].detail
-    assert got["learn"].state == "running"  # held, then removed: DAGMan retries (3 retries)
+    assert got["learn"].state == "queued"  # held, then removed: DAGMan retries (3 retries)
     assert "raise request_memory" in got["learn"].detail and "now 131072 MB" in got["learn"].detail
-    assert got["score"].state == "running" and got["score"].detail == "queued in the DAG"
+    assert got["score"].state == "queued" and got["score"].detail == "queued in the DAG"
     # DAGMan gives up: what never ran is lost, what ran keeps its outcome.
     with dagman_log.open("a") as f:
         f.write((EVENTS / "dagman_failed.log").read_text().split("...\n", 2)[2])

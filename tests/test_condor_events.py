@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from arcjobs.backends.condor_events import Follower, dagman_outcome, step_status
+from arcjobs.errors import UserError
 
 pytestmark = pytest.mark.unit
 
@@ -34,11 +35,11 @@ def test_success_is_exit_zero_with_the_host():
     assert "gpu07.example.org" in s.detail
 
 
-def test_a_failure_with_retries_left_is_still_running_and_says_dagman_retries():
+def test_a_failure_with_retries_left_is_queued_again_and_says_dagman_retries():
     log = Follower().read(EVENTS / "failed_twice.log")
     # Two failed attempts and RETRY 2: DAGMan submits a third.
     first = step_status(log, after_cluster=DAGMAN, retries=2, dag_over=None)
-    assert first.state == "running"
+    assert first.state == "queued"
     assert "exit code 3" in first.detail and "DAGMan will retry" in first.detail
 
 
@@ -62,12 +63,12 @@ def test_memory_hold_then_removal_reports_the_reason_and_what_to_raise():
     assert "now 131072 MB" in s.detail
 
 
-def test_hold_still_in_the_queue_is_running_with_the_hold_reason(tmp_path):
+def test_hold_still_in_the_queue_is_queued_with_the_hold_reason(tmp_path):
     text = (EVENTS / "held_memory.log").read_text()
     held_only = tmp_path / "held.log"
     held_only.write_text(text[: text.index("009 (401")])
     s = step_status(Follower().read(held_only), DAGMAN, 0, None, 2048)
-    assert s.state == "running" and s.detail.startswith("held: ")
+    assert s.state == "queued" and s.detail.startswith("held: ")
     assert "now 2048 MB" in s.detail
 
 
@@ -86,7 +87,7 @@ def test_killed_by_a_signal():
 
 def test_no_events_yet_is_queued_and_becomes_lost_when_dagman_is_over(tmp_path):
     missing = tmp_path / "not-yet.log"
-    assert status_of(missing, None).state == "running"
+    assert status_of(missing, None).state == "queued"
     lost = status_of(missing, "DAGMan exited with code 1")
     assert lost.state == "lost" and "never started: DAGMan exited with code 1" in lost.detail
 
@@ -99,7 +100,7 @@ def test_events_of_an_earlier_submission_of_the_run_are_ignored():
     # The same step log after the run was resubmitted: DAGMan is now cluster 400, so the
     # failures of clusters 301 and 305 belong to the earlier DAG.
     log = Follower().read(EVENTS / "failed_twice.log")
-    assert step_status(log, after_cluster=400, retries=0, dag_over=None).state == "running"
+    assert step_status(log, after_cluster=400, retries=0, dag_over=None).state == "queued"
 
 
 def test_dagman_outcome_from_its_own_log():
@@ -140,3 +141,16 @@ def test_a_log_that_appears_later_is_picked_up(tmp_path):
     assert step_status(follower.read(path), DAGMAN, 0, None).detail == "queued in the DAG"
     shutil.copy(EVENTS / "bad_input.log", path)
     assert step_status(follower.read(path), DAGMAN, 0, None).exit_code == 2
+
+
+def test_an_unreadable_log_is_retried_then_reported_in_one_line(tmp_path):
+    """A terminated event without its usage lines is not HTCondor's format: ULOG_RD_ERROR."""
+    bad = tmp_path / "condor.log"
+    text = (EVENTS / "success.log").read_text()
+    bad.write_text(text[: text.index("\t\tUsr")] + "...\n")
+    follower = Follower()
+    for _ in range(Follower.MAX_READ_ERRORS - 1):
+        follower.read(bad)  # starts over each time: the damage may be a write in progress
+    with pytest.raises(UserError) as e:
+        follower.read(bad)
+    assert str(e.value) == f"cannot read HTCondor event log {bad}: ULOG_RD_ERROR"

@@ -37,7 +37,7 @@ class StepRequest:
 
 @dataclass(frozen=True)
 class StepStatus:
-    state: Literal["running", "exited", "lost"]
+    state: Literal["queued", "running", "exited", "lost"]  # queued: waiting for a machine
     exit_code: int | None = None
     detail: str = ""  # e.g. an HTCondor hold reason
 

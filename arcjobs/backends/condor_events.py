@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from arcjobs.backends.base import StepStatus
 from arcjobs.backends.condor_submit import NO_RETRY_EXIT
+from arcjobs.errors import UserError
 
 MEMORY_HOLD_CODE = 34  # HoldReasonCode: the job used more memory than it requested
 
@@ -87,11 +88,18 @@ def apply(log: StepLog, event: Any) -> None:
 
 
 class Follower:
-    """Incremental readers of event logs, one per file, kept between polls."""
+    """Incremental readers of event logs, one per file, kept between polls.
+
+    A read error (a log damaged by a full disk, or written by something else) starts that
+    file over on the next poll; only when it persists is it reported, as one line.
+    """
+
+    MAX_READ_ERRORS = 5
 
     def __init__(self) -> None:
         self._readers: dict[str, Any] = {}
         self._logs: dict[str, StepLog] = {}
+        self._errors: dict[str, int] = {}
 
     def read(self, path: str | Path) -> StepLog:
         """Everything the log at `path` says so far (empty while the file does not exist)."""
@@ -99,12 +107,21 @@ class Follower:
 
         key = str(path)
         log = self._logs.setdefault(key, StepLog())
-        if key not in self._readers:
-            if not Path(key).exists():
-                return log
-            self._readers[key] = htcondor2.JobEventLog(key)
-        for event in self._readers[key].events(stop_after=0):
-            apply(log, event)
+        try:
+            if key not in self._readers:
+                if not Path(key).exists():
+                    return log
+                self._readers[key] = htcondor2.JobEventLog(key)
+            for event in self._readers[key].events(stop_after=0):
+                apply(log, event)
+        except htcondor2.HTCondorException as e:
+            self._readers.pop(key, None)
+            self._logs[key] = StepLog()
+            self._errors[key] = self._errors.get(key, 0) + 1
+            if self._errors[key] >= self.MAX_READ_ERRORS:
+                raise UserError(f"cannot read HTCondor event log {key}: {e}") from None
+            return log
+        self._errors.pop(key, None)
         return log
 
 
@@ -143,7 +160,8 @@ def step_status(
     dag_over: str | None,
     memory_mb: int | None = None,
 ) -> StepStatus:
-    """The engine's view of one step: running (incl. queued, held, retrying), exited, or lost.
+    """The engine's view of one step: queued (idle, held, awaiting a retry), running, exited,
+    or lost.
 
     A failed attempt is final when no retry will follow: DAGMan has ended, the exit code is
     the no-retry one, or the step has failed more times than it may be retried.
@@ -152,7 +170,7 @@ def step_status(
     if not attempts:
         if dag_over:
             return StepStatus("lost", None, f"never started: {dag_over}")
-        return StepStatus("running", None, "queued in the DAG")
+        return StepStatus("queued", None, "queued in the DAG")
     last = attempts[-1]
     if last.state == "succeeded":
         return StepStatus("exited", 0, f"succeeded on {last.host}" if last.host else "")
@@ -163,12 +181,14 @@ def step_status(
         if final:
             return StepStatus("exited", last.exit_code, _failure(last, memory_mb) + tries)
         return StepStatus(
-            "running", None, f"{_failure(last, memory_mb)}{tries}; DAGMan will retry it"
+            "queued", None, f"{_failure(last, memory_mb)}{tries}; DAGMan will retry it"
         )
     if dag_over:
         return StepStatus("lost", None, f"{dag_over} while the step was {last.state}")
     if last.state == "held":
-        return StepStatus("running", None, _hold_detail(last, memory_mb))
-    where = f" on {last.host}" if last.state == "running" and last.host else ""
+        return StepStatus("queued", None, _hold_detail(last, memory_mb))
     note = f"; {last.note}" if last.note else ""
-    return StepStatus("running", None, f"{last.state}{where}{tries}{note}")
+    if last.state == "running":
+        where = f" on {last.host}" if last.host else ""
+        return StepStatus("running", None, f"running{where}{tries}{note}")
+    return StepStatus("queued", None, f"idle, waiting for a machine{tries}{note}")

@@ -162,8 +162,12 @@ class Scheduler:
                     self.backend.cancel(handle)
                     self._set(name, status="cancelled", ended=time.time(), handle=None)
                 raise Cancelled(signal.Signals(self.stop_signal).name)
-            for name, status in self.backend.poll(running).items() if running else []:
-                if status.state == "running":
+            polled = self.backend.poll(running) if running else {}
+            for name in [n for n in steps if n in polled]:  # upstream first: skips cascade
+                status = polled[name]
+                if status.state in ("queued", "running"):
+                    if self.backend.whole_dag:
+                        self._follow(name, status.state, status.detail)
                     continue
                 running.pop(name)
                 gpus_free += gpus_held.pop(name, [])
@@ -182,9 +186,16 @@ class Scheduler:
                         handle=None,
                         reason=f"retrying after exit {status.exit_code}",
                     )
+                elif self.backend.whole_dag and self._blocked_by(name):
+                    self._set(
+                        name,
+                        status="skipped",
+                        handle=None,
+                        reason=f"upstream {self._blocked_by(name)} did not succeed",
+                    )
                 else:
-                    detail = (
-                        status.detail or f"exit code {status.exit_code}"
+                    detail = status.detail or (
+                        f"exit code {status.exit_code}"
                         if status.state == "exited"
                         else status.state
                     )
@@ -241,19 +252,65 @@ class Scheduler:
                 return all(self._status(n) in ("succeeded", "reused") for n in steps)
             time.sleep(POLL_S)
 
+    def _blocked_by(self, name: str) -> str | None:
+        bad = [
+            n
+            for n in self.job.steps[name].needs
+            if self._status(n) in ("failed", "skipped", "cancelled")
+        ]
+        return bad[0] if bad else None
+
     def _skip_blocked(self) -> None:
+        """Skip what waits on a step that did not succeed; a whole-DAG scheduler will never
+        start those either, so they are no longer followed."""
         changed = True
         while changed:
             changed = False
-            for name, step in self.job.steps.items():
-                if self._status(name) != "pending":
+            for name in self.job.steps:
+                if self._status(name) not in WAITING:
                     continue
-                bad = [
-                    n for n in step.needs if self._status(n) in ("failed", "skipped", "cancelled")
-                ]
+                bad = self._blocked_by(name)
                 if bad:
-                    self._set(name, status="skipped", reason=f"upstream {bad[0]} did not succeed")
+                    self.running.pop(name, None)
+                    self._set(
+                        name,
+                        status="skipped",
+                        handle=None,
+                        reason=f"upstream {bad} did not succeed",
+                    )
                     changed = True
+
+    def _submit_dag(self) -> None:
+        """Hand every step still to run to the backend's scheduler at once; from then on the
+        loop only follows them. Needs on steps already complete are left out: satisfied."""
+        todo = [n for n in self.job.steps if self._status(n) == "pending"]
+        if not todo:
+            return
+        requests = {
+            n: self.backend.request(
+                self.job.steps[n],
+                render_params(self.job.steps[n], self.layout, self.mount),
+                self.layout,
+                self.decisions[n].key,
+            )
+            for n in todo
+        }
+        needs = {n: [d for d in self.job.steps[n].needs if d in requests] for n in todo}
+        handles = self.backend.submit_dag(requests, needs, self.layout)
+        now = time.time()
+        for n in todo:
+            self.running[n] = handles[n]
+            self.state["steps"][n].update(
+                status="queued", handle=handles[n], started=now, reason=self.decisions[n].reason
+            )
+        self.store.write(self.state)
+        self.report(self.state)
+
+    def _follow(self, name: str, state: str, detail: str) -> None:
+        """Show what the scheduler says of a step it holds (queued, running where, held why)."""
+        info = self.state["steps"][name]
+        if (info.get("status"), info.get("reason")) != (state, detail or info.get("reason")):
+            self._set(name, status=state, reason=detail or info.get("reason"))
 
     def _record(self, name: str) -> None:
         d, step = self.decisions[name], self.job.steps[name]
