@@ -193,3 +193,21 @@ def test_bad_archive_option_is_one_line(tools, tmp_path):
     out = arcjobs(["--out", str(tmp_path), "--archive", "gpu=x.tar"], bin_dir, calls)
     assert out.returncode == 2
     assert "expected NAME=VALUE with NAME one of" in out.stderr
+
+
+@pytest.mark.parametrize("name", ["train", "infer", "sandbox"])
+def test_definition_files_bootstrap_from_a_docker_save_archive_of_their_image(name):
+    """apptainer/*.def: the header Apptainer parses, the archive default, and a %test whose
+    arcjobs modules exist (a rename in the package must not silently break the self-test)."""
+    import importlib.util
+    import re
+
+    text = (Path(__file__).parents[1] / "apptainer" / f"{name}.def").read_text()
+    body = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert body[:2] == ["Bootstrap: docker-archive", "From: {{ archive }}"]
+    assert f"    archive=arcjobs-{name}.tar" in body
+    sections = [line for line in body if line.startswith("%")]
+    assert sections == ["%arguments", "%labels", "%environment", "%runscript", "%test"]
+    test = text.rsplit("\n%test", 1)[1]
+    modules = re.findall(r"\barcjobs(?:\.\w+)+", test)
+    assert modules and all(importlib.util.find_spec(m) for m in modules)
