@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from arcjobs.errors import UserError
 from arcjobs.steps.base import StepContext, StepKind, StepParams
@@ -86,6 +86,20 @@ class Params(StepParams):
         default_factory=lambda: ["tensorboard"],
         description="Trackers; wandb is added when WANDB_PROJECT is set (WANDB_MODE=offline works).",
     )
+
+    @field_validator("method")
+    @classmethod
+    def _adapter_needs_lora(cls, method: str, info: ValidationInfo) -> str:
+        if method != "lora" and info.data.get("adapter"):
+            raise ValueError("continuing an adapter (adapter: ...) needs method lora")
+        return method
+
+    @field_validator("merge")
+    @classmethod
+    def _merge_needs_lora(cls, merge: bool, info: ValidationInfo) -> bool:
+        if merge and info.data.get("method") != "lora":
+            raise ValueError("merge applies to an adapter; method full already saves a model")
+        return merge
 
 
 # ----------------------------------------------------------------------------- job-level check
@@ -288,7 +302,7 @@ def _sft_config(params: Params, scratch: Path, gpu: bool, liger: bool, attn: str
     report_to = list(params.report_to)
     if os.environ.get("WANDB_PROJECT") and "wandb" not in report_to:
         report_to.append("wandb")
-    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(scratch / "tensorboard"))
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(scratch / "tensorboard")  # this process's run
     return SFTConfig(
         output_dir=str(scratch / CHECKPOINTS),
         per_device_train_batch_size=params.per_device_batch_size,
@@ -385,7 +399,7 @@ def train(params: Params, out: Path, scratch: Path) -> None:
 
 def _save_outputs(params: Params, trainer: Any, tokenizer: Any, out: Path) -> None:
     """Adapter only (no embeddings), or a merged / fully trained model with its tokenizer."""
-    model = trainer.model
+    model = trainer.accelerator.unwrap_model(trainer.model)
     if params.method == "full":
         model.save_pretrained(out / "model")
         tokenizer.save_pretrained(out / "model")
@@ -483,9 +497,14 @@ def run(params: Params, ctx: StepContext) -> None:
 
 
 def _launch(params: Params, ctx: StepContext, gpus: int) -> None:
+    """One DDP process per GPU, each running this module's `__main__` (the recipe above)."""
+    from arcjobs.models.loading import has_cuda
+
+    if not has_cuda():
+        raise UserError(f"resources.gpus: {gpus} GPUs granted but no CUDA GPU is visible")
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch",
-        "--num_processes", str(gpus), "--num_machines", "1",
+        "--multi_gpu", "--num_processes", str(gpus), "--num_machines", "1",
         "--mixed_precision", "bf16", "--dynamo_backend", "no",
         "-m", "arcjobs.steps.train",
         params.model_dump_json(), str(ctx.out), str(ctx.scratch),
