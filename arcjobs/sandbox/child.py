@@ -13,17 +13,22 @@ executor's process.
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import signal
-import sys
 from typing import Any
+
+import numpy
 
 from arcjobs.sandbox import limits as limits_mod
 from arcjobs.sandbox import policy
 from arcjobs.sandbox.outputs import InvalidOutput, to_grid
 from arcjobs.sandbox.protocol import write_frame
 
+# private references, immune to the program's monkeypatching (see `execute`)
+__builtins__ = dict(vars(builtins))
+_array, _int64, _exit = numpy.array, numpy.int64, os._exit
 PROGRAM_FILE = "<program>"
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 PR_SET_PDEATHSIG = 1
@@ -83,26 +88,22 @@ def run(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
     try:
         write_frame(report_fd, result)
     finally:
-        os._exit(0)
+        _exit(0)
 
 
 def execute(code: str, inputs: list[list[list[int]]], scratch: str) -> dict[str, Any]:
     """Compile, exec and call `transform` on each input; status, error and outputs.
 
-    The program may monkeypatch builtins, numpy, os or json; the modules this process needs
-    afterwards to validate and report are restored before that, so sabotage changes only
-    the program's own outputs (which the worker checks again anyway), never how it is
-    classified.
+    The program may monkeypatch builtins, numpy, os or json: this module, `outputs` and
+    `protocol` hold private references to what they need, so sabotage changes only the
+    program's own outputs (which the worker checks again anyway), never how it is
+    classified or reported.
     """
-    import numpy as np
-
-    array, int64 = np.array, np.int64
-    saved = [(vars(m), dict(vars(m))) for m in _modules_to_restore()]
     try:
         compiled = compile(code, PROGRAM_FILE, "exec")
     except BaseException as e:  # SyntaxError, NUL bytes, the parser's own stack limits
         return {"status": "syntax_error", "error": _describe(e, scratch), "outputs": None}
-    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     try:
         exec(compiled, namespace)
         transform = namespace.get("transform")
@@ -111,13 +112,11 @@ def execute(code: str, inputs: list[list[list[int]]], scratch: str) -> dict[str,
         returned: list[tuple[bool, Any]] = []
         for grid in inputs:
             try:
-                returned.append((True, transform(array(grid, dtype=int64))))
+                returned.append((True, transform(_array(grid, dtype=_int64))))
             except BaseException as e:
                 returned.append((False, e))
     except BaseException as e:
-        _restore(saved)
         return _failure(e, scratch, None)
-    _restore(saved)
     outputs: list[Any] = []
     first: dict[str, Any] | None = None
     for ok, value in returned:
@@ -134,25 +133,6 @@ def execute(code: str, inputs: list[list[list[int]]], scratch: str) -> dict[str,
     if first is None:
         return {"status": "ok", "error": None, "outputs": outputs}
     return {**first, "outputs": outputs}
-
-
-def _modules_to_restore() -> list[Any]:
-    import builtins
-    import json
-    import json.encoder
-
-    import numpy
-
-    from arcjobs.sandbox import outputs, protocol
-
-    return [builtins, json, json.encoder, os, numpy, outputs, protocol, sys.modules[__name__]]
-
-
-def _restore(saved: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
-    for namespace, snapshot in saved:
-        for key in [k for k in namespace if k not in snapshot]:
-            del namespace[key]
-        namespace.update(snapshot)
 
 
 def _failure(e: BaseException, scratch: str, outputs: list[Any] | None) -> dict[str, Any]:

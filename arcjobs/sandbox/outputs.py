@@ -19,7 +19,31 @@ ints survive, so a program writing forged bytes into its pipe can at worst descr
 
 from __future__ import annotations
 
+import builtins
+from types import SimpleNamespace
 from typing import Any
+
+import numpy
+
+# Private copies taken when the worker imports this module, before any program runs: a
+# program that monkeypatches builtins or numpy changes neither how its output is validated
+# nor how it is reported (functions resolve builtins through their module's `__builtins__`).
+__builtins__ = dict(vars(builtins))
+np = SimpleNamespace(
+    **{
+        name: getattr(numpy, name)
+        for name in (
+            "ndarray",
+            "array",
+            "isfinite",
+            "round",
+            "int64",
+            "bool_",
+            "integer",
+            "floating",
+        )
+    }
+)
 
 MAX_SIDE = 30
 
@@ -30,8 +54,6 @@ class InvalidOutput(ValueError):
 
 def to_grid(value: Any) -> list[list[int]]:
     """The program's return value as a grid of Python ints, or InvalidOutput."""
-    import numpy as np
-
     if isinstance(value, np.ndarray):
         shape = np.ndarray.shape.__get__(value)  # the real shape, whatever a subclass claims
         if len(shape) == 2 and not all(1 <= side <= MAX_SIDE for side in shape):
@@ -61,8 +83,6 @@ def to_grid(value: Any) -> list[list[int]]:
 
 def _array_from_rows(value: list | tuple) -> Any:
     """Nested lists/tuples of numbers → ndarray, refusing anything but plain numbers."""
-    import numpy as np
-
     if not 1 <= len(value) <= MAX_SIDE:
         raise InvalidOutput(f"output has {len(value)} rows; must be 1-{MAX_SIDE}")
     rows = []
