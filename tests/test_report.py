@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from arcjobs.report import examples
 from arcjobs.report.collect import collect, parse_step_name, round_points
 
 pytestmark = pytest.mark.unit
@@ -222,3 +223,60 @@ def test_help_does_not_import_plotting() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "--tasks" in proc.stdout
+
+
+def test_matrix_branches_are_separate_lines(tmp_path: Path) -> None:
+    """A sweep's evaluate steps `evaluate.lora_rank=N` become one series per branch."""
+    root = tmp_path / "data"
+    run_dir = make_run(root, "sweep", rounds=1, train=False)
+    state = json.loads((run_dir / "run.json").read_text())
+    steps = run_dir / "steps"
+    for rank in (16, 32):
+        shutil.copytree(steps / "evaluate.r1", steps / f"evaluate.lora_rank={rank}")
+        state["steps"][f"evaluate.lora_rank={rank}"] = {"status": "succeeded", "kind": "evaluate"}
+    (run_dir / "run.json").write_text(json.dumps(state))
+    points = round_points(collect(root, ["sweep"]))
+    assert [(p.series, p.stage) for p in points] == [
+        ("sweep", "evaluate.r1"),
+        ("lora_rank=16", "evaluate"),
+        ("lora_rank=32", "evaluate"),
+    ]
+
+
+def test_paths_recorded_in_a_container_are_read_under_the_data_root(tmp_path: Path) -> None:
+    """Steps in images record /data/... paths; the report re-roots them to find grids and programs."""
+    root = tmp_path / "data"
+    run_dir = make_run(root, "r", rounds=2)
+    shutil.copytree(ARC, root / "tasks")
+    for r in (1, 2):
+        manifest_path = run_dir / "steps" / f"evaluate.r{r}" / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        manifest["params"].update(
+            dataset="/data/tasks/challenges.json",
+            solutions="/data/tasks/solutions.json",
+            executions=f"/data/runs/r/steps/execute.r{r}/out",
+        )
+        manifest_path.write_text(json.dumps(manifest))
+    data = collect(root, ["r"])
+    assert data.runs[0].evals[1].executions == run_dir / "steps" / "execute.r2" / "out"
+    (ex,) = examples.build(data, [("uniform", "requested")])
+    assert ex.note is None and ex.test_outputs == [[[4, 4, 4], [4, 4, 4], [4, 4, 4]]]
+    last = ex.attempts[-1]
+    assert last.hits == [[True, False]]
+    assert last.program is not None and last.program["sample_id"] == "uniform:r2:0"
+
+
+def test_pass_at_k_columns_are_in_numeric_order(data_root: Path) -> None:
+    """metrics.json sorts its keys as text; the table orders pass@k columns by k."""
+    from arcjobs.report import content
+
+    data = collect(data_root, ["loop"])
+    for ev in data.evals:
+        ev.mean["pass_at_k"] = {"128": 0.5, "32": 0.25, "8": 0.125}
+    (table,) = [b for b in content._metrics_section(data).blocks if isinstance(b, content.Table)]
+    assert [h for h in table.header if h.startswith("pass@") and h[5:].isdigit()] == [
+        "pass@8",
+        "pass@32",
+        "pass@128",
+    ]
+    assert table.rows[0][-4:-1] == ["0.125", "0.250", "0.500"]

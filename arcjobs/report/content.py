@@ -80,6 +80,16 @@ def cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+MAX_IDS = 20  # task ids listed in a table cell; longer lists go below it, folded
+
+
+def _ids(ids: list[str]) -> str:
+    if not ids:
+        return "–"
+    more = f" … (+{len(ids) - MAX_IDS} more)" if len(ids) > MAX_IDS else ""
+    return ", ".join(ids[:MAX_IDS]) + more
+
+
 def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "–"
 
@@ -107,7 +117,8 @@ class _Images:
 def _metrics_section(data: ReportData) -> Section:
     from arcjobs.arc.metrics import COLUMNS
 
-    ks = list(dict.fromkeys(k for ev in data.evals for k in ev.mean.get("pass_at_k", {})))
+    # metrics.json stores pass@k keys as sorted text ("128" before "8"): order them as numbers
+    ks = sorted({k for ev in data.evals for k in ev.mean.get("pass_at_k", {})}, key=int)
     header = [title for _, title in COLUMNS] + [f"pass@{k}" for k in ks] + ["ARC score"]
 
     def row(m: dict[str, Any]) -> list[str]:
@@ -164,7 +175,7 @@ def _learning_section(data: ReportData, image: Callable) -> Section:
             f"{eval_label(data, ref)}, on the tasks both scored."
         )
     )
-    rows = []
+    rows, full_lists = [], []
     for ev in data.evals:
         c = data.compare(ev)
         rows.append(
@@ -172,13 +183,18 @@ def _learning_section(data: ReportData, image: Callable) -> Section:
                 eval_label(data, ev),
                 f"{c.solved} / {len(ev.per_task)}",
                 str(len(c.newly_solved)),
-                ", ".join(c.newly_solved) or "–",
-                ", ".join(c.lost) or "–",
+                _ids(c.newly_solved),
+                _ids(c.lost),
             ]
         )
+        for what, ids in (("newly solved", c.newly_solved), ("lost", c.lost)):
+            if len(ids) > MAX_IDS:
+                title = f"all {len(ids)} tasks {what} by {eval_label(data, ev)}"
+                full_lists.append(Details(title, [Para(", ".join(ids))]))
     sec.blocks.append(
         Table(["evaluate step", "solved", "newly solved", "newly solved tasks", "lost"], rows)
     )
+    sec.blocks += full_lists
     sec.blocks.append(
         Para(
             "Correct-grids ratio of solved and unsolved tasks: unsolved tasks with a high "

@@ -46,8 +46,9 @@ def as_grid(value: Any) -> np.ndarray | None:
 
 
 def cell_size(height: int, width: int) -> int:
-    """Pixels per cell: small grids readable, 30×30 grids still under ~300 px."""
-    return max(6, min(24, 200 // max(height, width)))
+    """Pixels per cell: small grids readable, 30×30 grids under 200 px, so a task's pairs
+    fit side by side on one screen."""
+    return max(5, min(16, 160 // max(height, width)))
 
 
 def grid_png(grid: np.ndarray) -> bytes:

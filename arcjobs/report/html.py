@@ -35,7 +35,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .scroll { overflow-x: auto; }
 figure { margin: .8rem 0; } figcaption { font-size: .8rem; color: #555; }
 .grids { display: flex; flex-wrap: wrap; gap: .9rem; align-items: flex-start; margin: .5rem 0; }
-.grids figure { margin: 0; max-width: 10rem; } .grids img { image-rendering: pixelated; }
+.grids figure { margin: 0; } .grids figcaption { max-width: 10rem; } .grids img { image-rendering: pixelated; }
 .missing { font-size: .8rem; color: #a00; }
 pre { background: #f7f7f7; padding: .6rem; overflow-x: auto; font-size: .8rem; }
 details { margin: .4rem 0; } summary { cursor: pointer; }

@@ -6,6 +6,8 @@ Images are referenced as files under `img/` beside it; collapsible blocks become
 
 from __future__ import annotations
 
+from html import escape
+
 from arcjobs.report.content import (
     Block,
     Code,
@@ -52,7 +54,7 @@ def _block(b: Block) -> str:
         return f"```python\n{b.text.rstrip()}\n```"
     if isinstance(b, Details):
         inner = "\n\n".join(_block(x) for x in b.blocks)
-        return f"<details><summary>{b.summary}</summary>\n\n{inner}\n\n</details>"
+        return f"<details><summary>{escape(b.summary)}</summary>\n\n{inner}\n\n</details>"
     raise TypeError(f"unknown block {type(b).__name__}")
 
 
