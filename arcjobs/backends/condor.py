@@ -52,6 +52,7 @@ class CondorBackend(Backend):
         self.site = site if isinstance(site, SiteConfig) else load_site(site)
         self.data_root = Path(data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data")
         self._events = Follower()
+        self._last_poll: tuple[float, dict[str, StepStatus]] = (-float("inf"), {})
 
     # --- where and what --------------------------------------------------------------------
 
@@ -283,9 +284,17 @@ class CondorBackend(Backend):
 
     # --- following -----------------------------------------------------------------------------
 
+    # The engine polls ten times a second, which suits local processes; every poll here reads
+    # one event log per step on the shared filesystem, so answers are reused for this long.
+    # HTCondor's own events are seconds apart, so nothing is seen late that matters.
+    poll_interval_s: ClassVar[float] = 2.0
+
     def poll(self, handles: dict[str, dict[str, Any]]) -> dict[str, StepStatus]:
         """Every step's state from its event log; DAGMan's own log says when nothing more will
         happen (a step that never ran by then will not run)."""
+        when, last = self._last_poll
+        if time.monotonic() - when < self.poll_interval_s and handles.keys() <= last.keys():
+            return {name: last[name] for name in handles}
         over: dict[tuple[str, int], str | None] = {}
         out = {}
         for name, h in handles.items():
@@ -299,6 +308,7 @@ class CondorBackend(Backend):
                 dag_over=over[dkey],
                 memory_mb=h.get("memory_mb"),
             )
+        self._last_poll = (time.monotonic(), out)
         return out
 
     def cancel(self, handle: dict[str, Any]) -> None:
