@@ -121,7 +121,7 @@ def test_collected_numbers(data_root: Path) -> None:
     assert r2.mean["pass_at_n"] == pytest.approx(2 / 3)
     assert r2.mean["arc_score"] == pytest.approx((1 + 1 + 0) / 3)
     c = data.compare(r2)
-    assert (c.newly_solved, c.lost, c.solved, c.common) == (["uniform"], [], 2, 3)
+    assert (c.newly_solved, c.lost, c.solved) == (["uniform"], [], 2)
     assert [(p.series, p.stage, p.pass_at_n) for p in round_points(data)] == [
         ("loop", "evaluate.r1", pytest.approx(1 / 3)),
         ("loop", "evaluate.r2", pytest.approx(2 / 3)),

@@ -19,8 +19,6 @@ from arcjobs.errors import UserError
 from arcjobs.report import content, examples, html, markdown
 from arcjobs.report.collect import collect
 
-REPORT_FILES = ("index.html", "report.md")
-
 
 def default_out(data_root: Path, run_ids: list[str]) -> Path:
     return Path(data_root).absolute() / "reports" / run_ids[0]

@@ -49,7 +49,7 @@ class StepName:
 
 def parse_step_name(name: str) -> StepName:
     m = _STEP_NAME.match(name)
-    if m is None:  # the regex accepts every string; kept for type narrowing
+    if m is None:  # only a name starting with "." (no job file makes one)
         return StepName(name, None, ())
     branch = tuple(_AXIS.findall(m.group("branch")))
     rnd = m.group("round")
@@ -131,7 +131,6 @@ class Comparison:
     """What an evaluate step solves relative to the reference (the first evaluate step)."""
 
     solved: int
-    common: int  # tasks scored by both steps
     newly_solved: list[str]
     lost: list[str]
 
@@ -156,7 +155,6 @@ class ReportData:
         before, after = ref.solved() & common, ev.solved() & common
         return Comparison(
             solved=len(ev.solved()),
-            common=len(common),
             newly_solved=sorted(after - before),
             lost=sorted(before - after),
         )

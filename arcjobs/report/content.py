@@ -150,7 +150,7 @@ def _metrics_section(data: ReportData) -> Section:
     return sec
 
 
-def _rounds_section(data: ReportData, image: Callable) -> Section:
+def _rounds_section(data: ReportData, image: _Images) -> Section:
     points = round_points(data)
     sec = Section("rounds", "pass@n and ARC score per round")
     chart = image("rounds", "pass@n and ARC score per evaluate step", plots.rounds_chart(points))
@@ -165,7 +165,7 @@ def _rounds_section(data: ReportData, image: Callable) -> Section:
     return sec
 
 
-def _learning_section(data: ReportData, image: Callable) -> Section:
+def _learning_section(data: ReportData, image: _Images) -> Section:
     ref = data.reference
     sec = Section("learning", "Newly solved tasks")
     basis = "pass@n" if ref.answers_known else "train pass@n (test answers unknown)"
@@ -209,7 +209,7 @@ def _learning_section(data: ReportData, image: Callable) -> Section:
     return sec
 
 
-def _training_section(data: ReportData, image: Callable) -> Section:
+def _training_section(data: ReportData, image: _Images) -> Section:
     trains = [t for run in data.runs for t in run.trains]
     sec = Section("training", "Training")
     if not trains:
@@ -240,7 +240,7 @@ def _training_section(data: ReportData, image: Callable) -> Section:
     return sec
 
 
-def _steps_section(data: ReportData, image: Callable) -> Section:
+def _steps_section(data: ReportData, image: _Images) -> Section:
     sec = Section("steps", "Step durations and throughput")
     for run in data.runs:
         chart = image(f"timeline-{run.run_id}", f"steps of {run.run_id}", plots.timeline_chart(run))
@@ -260,12 +260,14 @@ def _steps_section(data: ReportData, image: Callable) -> Section:
     return sec
 
 
-def _grid(image: Callable, what: str, caption: str, value: Any) -> tuple[str, Image | None]:
+def _grid(image: _Images, what: str, caption: str, value: Any) -> tuple[str, Image | None]:
     grid = as_grid(value)
     return caption, image(what, caption, grid_png(grid) if grid is not None else None)
 
 
-def _example_section(examples: list[Example], image: Callable, progress: Callable) -> Section:
+def _example_section(
+    examples: list[Example], image: _Images, progress: Callable[[str], None]
+) -> Section:
     sec = Section("tasks", "Example tasks")
     if not examples:
         sec.blocks.append(Para("No tasks to show."))
