@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import os
 import re
+import resource
 import signal
 from typing import Any
 
@@ -24,41 +25,43 @@ import numpy
 from arcjobs.sandbox import limits as limits_mod
 from arcjobs.sandbox import policy
 from arcjobs.sandbox.outputs import InvalidOutput, to_grid
-from arcjobs.sandbox.protocol import write_frame
+from arcjobs.sandbox.protocol import FrameReader, write_frame
 
 # private references, immune to the program's monkeypatching (see `execute`)
 __builtins__ = dict(vars(builtins))
-_array, _int64, _exit = numpy.array, numpy.int64, os._exit
+_array, _int64, _exit, _getrusage = numpy.array, numpy.int64, os._exit, resource.getrusage
 PROGRAM_FILE = "<program>"
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 PR_SET_PDEATHSIG = 1
 
 
-def lock_down(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
-    """Apply every layer to this (child) process before any program code runs."""
+def prepare(ctx: dict[str, Any]) -> None:
+    """The layers that need no job: done while the child waits as the worker's spare."""
     os.setpgid(0, 0)
     if ctx.get("libc") is not None:
         ctx["libc"].prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails, not kills
-    limits_mod.apply(limits_mod.Limits(**job["limits"]), ctx["base_vm"])
-    if ctx["drop_uid"]:
-        os.setgroups([])
-        os.setgid(limits_mod.NOBODY)
-        os.setuid(limits_mod.NOBODY)
     os.chdir(ctx["scratch"])
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+
+
+def lock_down(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
+    """The job's limits, the uid, the seeds and the policy, before any program code runs."""
+    limits_mod.apply(limits_mod.Limits(**job["limits"]), ctx["base_vm"])
+    if ctx["drop_uid"]:
+        os.setgroups([])
+        os.setgid(limits_mod.NOBODY)
+        os.setuid(limits_mod.NOBODY)
     import random
 
-    import numpy as np
-
     random.seed(job["seed"])
-    np.random.seed(job["seed"] % 2**32)
-    np.random.default_rng = _seeded_default_rng(np.random.default_rng, job["seed"])
+    numpy.random.seed(job["seed"] % 2**32)
+    numpy.random.default_rng = _seeded_default_rng(numpy.random.default_rng, job["seed"])
     if ctx["audit"]:
         policy.install(ctx["scratch"], ctx["readable"], report_fd)
 
@@ -76,9 +79,14 @@ def _seeded_default_rng(default_rng: Any, seed: int) -> Any:
     return seeded
 
 
-def run(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
-    """Run one program in this freshly forked child and report its result; never returns."""
+def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
+    """Be the worker's spare: prepare, wait for one job, run it, report, exit; never returns."""
     try:
+        prepare(ctx)
+        job = FrameReader().next(job_fd)
+        if job is None:  # the worker is shutting down
+            _exit(0)
+        os.close(job_fd)
         lock_down(job, ctx, report_fd)
         result = execute(job["code"], job["inputs"], ctx["scratch"])
     except MemoryError:
@@ -86,6 +94,8 @@ def run(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
     except BaseException as e:  # a broken lock-down is the sandbox's failure, not the program's
         result = {"status": "crash", "error": f"sandbox setup: {type(e).__name__}: {e}"}
     try:
+        usage = _getrusage(resource.RUSAGE_SELF)
+        result["cpu_s"] = usage.ru_utime + usage.ru_stime  # for statistics only
         write_frame(report_fd, result)
     finally:
         _exit(0)

@@ -241,8 +241,8 @@ class SandboxRun:
             train_correct=train_correct,
             test_correct=test_correct,
             fingerprint=fingerprint,
-            wall_s=float(raw.get("wall_s", 0.0)),
-            cpu_s=float(raw.get("cpu_s", 0.0)),
+            wall_s=float(raw.get("wall_s") or 0.0),
+            cpu_s=float(raw.get("cpu_s") or 0.0),
             cached=cached,
         )
 

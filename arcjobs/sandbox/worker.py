@@ -40,7 +40,7 @@ from arcjobs.sandbox.protocol import FrameReader, ProtocolError, write_frame
 STATUSES = ("ok", "syntax_error", "runtime_error", "timeout", "memory", "invalid_output")
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
-REPORT_FD = 3
+REPORT_FD, JOB_FD = 3, 4
 MAX_RESULT = 8 * 1024 * 1024
 # modules BARC programs import themselves: loaded once here, not once per program
 PRELOAD = ("typing", "random", "math", "itertools", "collections", "functools", "copy", "re")
@@ -127,7 +127,8 @@ class Worker:
         self.layers["uid"] = limits.NOBODY if drop else os.geteuid()
         self.layers["rlimits"] = ["CPU", "AS", "DATA", "FSIZE", "NPROC", "CORE"]
         self.layers["pdeathsig"] = self.libc is not None
-        self.layers["pids_cgroup"] = cgroup.enter(2 + max_procs)
+        # the worker, its spare, a few children still exiting, and what a program may start
+        self.layers["pids_cgroup"] = cgroup.enter(8 + max_procs)
         import numpy  # noqa: F401  (the warm image every child starts from)
         import scipy.ndimage  # noqa: F401
 
@@ -143,44 +144,84 @@ class Worker:
             "audit": audit,
         }
         self.children_file = f"/proc/self/task/{os.getpid()}/children"
+        self.spare: tuple[int, int, int] | None = None  # (pid, job pipe, report pipe)
+        self.unreaped: set[int] = set()  # killed after reporting, exit work still running
+        self.running: int | None = None  # the child running a program right now
         gc.collect()
         gc.freeze()  # children don't copy pages just to run the collector over old objects
 
     def serve(self, jobs_fd: int, results_fd: int) -> None:
         write_frame(results_fd, {"hello": self.layers, "pid": os.getpid()})
         reader = FrameReader()
-        while (job := reader.next(jobs_fd)) is not None:
-            write_frame(results_fd, self.run(job))
-            self.cleanup()
+        try:
+            while (job := reader.next(jobs_fd)) is not None:
+                write_frame(results_fd, self.run(job))
+                self.cleanup()
+        finally:
+            if self.spare is not None:
+                self._kill_group(self.spare[0])
+            self._reap_all()
 
-    def run(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Fork a child for `job`, enforce its deadline, and return its checked result."""
-        r, w = os.pipe()
-        started = time.monotonic()
-        pid = os.fork()
-        if pid == 0:  # the child: keep only the report pipe
+    def _fork_child(self) -> tuple[int, int, int]:
+        """Fork the next spare child: it prepares itself and waits for a job on a pipe."""
+        job_r, job_w = os.pipe()
+        report_r, report_w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:  # at the pids limit with children still exiting: reap, retry
+            self._reap_all(keep={self.running})
+            pid = os.fork()
+        if pid == 0:  # the child: keep only its two pipes, on fixed numbers
             try:
-                os.close(r)
-                if w != REPORT_FD:
-                    os.dup2(w, REPORT_FD)
-                os.closerange(REPORT_FD + 1, 1 << 16)
-                child.run(job, self.ctx, REPORT_FD)
+                os.dup2(report_w, 1000)
+                os.dup2(job_r, 1001)
+                os.dup2(1000, REPORT_FD)
+                os.dup2(1001, JOB_FD)
+                os.closerange(JOB_FD + 1, 1 << 16)
+                child.serve(self.ctx, REPORT_FD, JOB_FD)
             finally:
                 os._exit(70)
-        os.close(w)
+        os.close(job_r)
+        os.close(report_w)
         with contextlib.suppress(OSError):  # also here: the child may not have run it yet
             os.setpgid(pid, pid)
+        return pid, job_w, report_r
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Hand `job` to the spare child, enforce its deadline, return its checked result.
+
+        The next spare is forked while this program runs, and a child that reported is
+        killed but reaped later (`cleanup`), so neither fork nor exit sits between two
+        programs when the machine has a core to spare for them.
+        """
+        if self.spare is None:
+            self.spare = self._fork_child()
+        pid, job_w, report_r = self.spare
+        self.spare, self.running = None, pid
+        started = time.monotonic()
+        with contextlib.suppress(OSError):  # a spare that died: its verdict says so
+            write_frame(job_w, job)
+        os.close(job_w)
+        self.spare = self._fork_child()
         deadline = started + job["limits"]["timeout_s"]
-        violation, result, timed_out = self._collect(r, deadline)
-        os.close(r)
+        violation, result, timed_out = self._collect(report_r, deadline)
+        os.close(report_r)
         if result is None and not timed_out:  # closed its pipe: let it finish dying, so the
             timed_out = not _wait_exit(pid, deadline)  # verdict doesn't depend on a race
         wall = time.monotonic() - started
         self._kill_group(pid)
-        _, status, usage = os.wait4(pid, 0)
-        cpu = usage.ru_utime + usage.ru_stime
-        verdict = self._verdict(job, violation, result, timed_out, status, usage)
-        verdict.update(wall_s=round(wall, 6), cpu_s=round(cpu, 6), maxrss_kb=usage.ru_maxrss)
+        self.running = None
+        cpu = result.get("cpu_s") if isinstance(result, dict) else None
+        if violation is None and result is not None:
+            verdict = _checked(result, len(job["inputs"]))
+            self.unreaped.add(pid)
+        else:
+            _, status, usage = os.wait4(pid, 0)
+            cpu = usage.ru_utime + usage.ru_stime
+            verdict = self._verdict(job, violation, result, timed_out, status, usage)
+        verdict["wall_s"] = round(wall, 6)
+        plausible = isinstance(cpu, (int, float)) and 0 <= cpu < 1e6  # a child's claim
+        verdict["cpu_s"] = round(cpu, 6) if plausible else None
         return verdict
 
     def _collect(self, fd: int, deadline: float) -> tuple[str | None, Any, bool]:
@@ -243,9 +284,43 @@ class Worker:
                 target()
 
     def cleanup(self) -> None:
-        """Kill and reap every leftover descendant and empty the scratch directory."""
+        """Reap what has exited; kill every leftover descendant; empty the scratch directory.
+
+        Escaped descendants (setsid, double fork) only show up as our children once the
+        program's process is reaped, so when the pids cgroup shows more tasks than the
+        worker, its spare and the children still exiting — or when there is no cgroup to
+        count with — every child is reaped now and the rest hunted down before the next job.
+        """
+        for pid in list(self.unreaped):
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    continue
+            self.unreaped.discard(pid)
+        if self._maybe_escaped():
+            self._reap_all(keep={self.spare[0]} if self.spare else set())
+        if os.listdir(self.scratch):
+            wipe(self.scratch)
+
+    def _maybe_escaped(self) -> bool:
+        path = self.layers.get("pids_cgroup")
+        if not path:
+            return True
+        try:
+            with open(os.path.join(path, "pids.current")) as f:
+                current = int(f.read())
+        except (OSError, ValueError):
+            return True
+        return current > 1 + (self.spare is not None) + len(self.unreaped)
+
+    def _reap_all(self, keep: set[int | None] | None = None) -> None:
+        """Wait for every killed child, then kill and reap any descendant not in `keep`."""
+        for pid in self.unreaped:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.unreaped.clear()
+        keep = keep or set()
         for _ in range(10_000):
-            orphans = self._children()
+            orphans = [p for p in self._children() if p not in keep]
             if not orphans:
                 break
             for pid in orphans:
@@ -254,8 +329,6 @@ class Worker:
             for pid in orphans:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, 0)
-        if os.listdir(self.scratch):
-            wipe(self.scratch)
 
     def _children(self) -> list[int]:
         try:
