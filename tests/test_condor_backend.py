@@ -281,3 +281,12 @@ def test_backend_module_does_not_import_htcondor_until_used():
         [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
     )
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_without_the_bindings_the_backend_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "htcondor2", None)  # as if the wheel were not installed
+    with pytest.raises(UserError) as e:
+        CondorBackend(SiteConfig())
+    assert str(e.value) == (
+        "the condor backend needs HTCondor's Python bindings: pip install 'arcjobs[cluster]'"
+    )

@@ -49,6 +49,13 @@ class CondorBackend(Backend):
     def __init__(
         self, site: str | Path | SiteConfig | None = None, data_root: str | Path | None = None
     ) -> None:
+        try:
+            import htcondor2  # noqa: F401  (loaded here, by the backend's user, not at import)
+        except ImportError:
+            raise UserError(
+                "the condor backend needs HTCondor's Python bindings: "
+                "pip install 'arcjobs[cluster]'"
+            ) from None
         self.site = site if isinstance(site, SiteConfig) else load_site(site)
         self.data_root = Path(data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data")
         self._events = Follower()
