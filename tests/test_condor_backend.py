@@ -290,3 +290,17 @@ def test_without_the_bindings_the_backend_says_what_to_install(monkeypatch):
     assert str(e.value) == (
         "the condor backend needs HTCondor's Python bindings: pip install 'arcjobs[cluster]'"
     )
+
+
+def test_cancel_through_the_bindings_without_a_schedd_is_one_line(world):
+    """Real `htcondor2.Schedd()`: with no HTCondor here it cannot locate the local schedd."""
+    root, _, _ = world
+    plan, requests = planned(root, cli_site())
+    handles = plan.backend.submit_dag(requests, {}, plan.layout)
+    handle = {**handles["learn"], "remove_with": "bindings", "schedd": None}
+    Path(handle["dagman_log"]).write_text(
+        (EVENTS / "dagman_running.log").read_text().replace("(100.000.000)", "(4242.000.000)")
+    )
+    with pytest.raises(UserError) as e:
+        CondorBackend(SiteConfig()).cancel(handle)
+    assert str(e.value) == "cannot reach the local schedd: Unable to locate local daemon."

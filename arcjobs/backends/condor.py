@@ -10,7 +10,8 @@ from any machine that sees the data root (cancel: from one that can reach the sc
 Construction takes the site config (`site=PATH`, else $ARCJOBS_SITE, else
 ~/.config/arcjobs/site.yaml) and, for the default image cache `<data_root>/images`, the
 launcher's data root (`data_root=PATH`, else $ARCJOBS_DATA_ROOT, else `data`).
-`htcondor2` is imported only inside methods that need it, so `arcjobs --help` never loads it.
+`htcondor2` is imported when the backend is constructed, never when this module is, so
+`arcjobs --help` and the other backends never load it.
 """
 
 from __future__ import annotations
@@ -247,28 +248,13 @@ class CondorBackend(Backend):
             for name, req in requests.items()
         }
 
-    def _schedd(self) -> Any:
-        import htcondor2
-
-        try:
-            if not self.site.schedd:
-                return htcondor2.Schedd()
-            collector = htcondor2.Collector(self.site.collector) if self.site.collector else None
-            ad = (collector or htcondor2.Collector()).locate(
-                htcondor2.DaemonType.Schedd, self.site.schedd
-            )
-            return htcondor2.Schedd(ad)
-        except htcondor2.HTCondorException as e:
-            where = self.site.schedd or "the local schedd"
-            raise UserError(f"cannot reach {where}: {_one_line(e)}") from None
-
     def _submit_bindings(self, dag_file: Path, run_id: str) -> int:
         import htcondor2
 
         try:
             sub = htcondor2.Submit.from_dag(str(dag_file), {"force": True, "batch-name": run_id})
             sub["initialdir"] = str(dag_file.parent)
-            return int(self._schedd().submit(sub).cluster())
+            return int(_schedd(self.site.schedd, self.site.collector).submit(sub).cluster())
         except htcondor2.HTCondorException as e:
             raise UserError(f"DAG submission failed: {_one_line(e)}") from None
 
@@ -338,13 +324,8 @@ class CondorBackend(Backend):
     def _remove_bindings(self, handle: dict[str, Any]) -> None:
         import htcondor2
 
-        backend = CondorBackend(
-            self.site.model_copy(
-                update={"schedd": handle.get("schedd"), "collector": handle.get("collector")}
-            )
-        )
         try:
-            backend._schedd().act(
+            _schedd(handle.get("schedd"), handle.get("collector")).act(
                 htcondor2.JobAction.Remove, str(handle["dagman"]), reason="arcjobs cancel"
             )
         except htcondor2.HTCondorException as e:
@@ -362,6 +343,19 @@ class CondorBackend(Backend):
             raise UserError(
                 f"condor_rm {handle['dagman']} failed: {_one_line(proc.stderr or proc.stdout)}"
             )
+
+
+def _schedd(name: str | None, collector: str | None) -> Any:
+    """The schedd `name` (located through `collector`), or the local one."""
+    import htcondor2
+
+    try:
+        if not name:
+            return htcondor2.Schedd()
+        pool = htcondor2.Collector(collector) if collector else htcondor2.Collector()
+        return htcondor2.Schedd(pool.locate(htcondor2.DaemonType.Schedd, name))
+    except htcondor2.HTCondorException as e:
+        raise UserError(f"cannot reach {name or 'the local schedd'}: {_one_line(e)}") from None
 
 
 def _exe(name: str) -> str:
