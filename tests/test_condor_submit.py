@@ -277,6 +277,12 @@ def test_validate_rejects_broken_files():
         cs.validate({"/x/run.dag": "JOB a a.sub\n"})
     with pytest.raises(ValueError, match="unknown nodes"):
         cs.validate({"/x/a.sub": "queue\n", "/x/run.dag": "JOB a a.sub\nPARENT a CHILD b\n"})
+    with pytest.raises(ValueError, match="unknown nodes"):
+        cs.validate({"/x/a.sub": "queue\n", "/x/run.dag": "JOB a a.sub\nRETRY b 1\n"})
+    node = cs.Node("a", {"request_cpus": "2"}, (), 0)
+    cs.validate({"/x/a.sub": "request_cpus = 2\nqueue\n"}, [node])
+    with pytest.raises(ValueError, match="does not read back"):
+        cs.validate({"/x/a.sub": "request_cpus = 2\nrequest_cpus = 3\nqueue\n"}, [node])
 
 
 def test_node_names_refuse_what_dagman_cannot_parse():

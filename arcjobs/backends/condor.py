@@ -189,7 +189,7 @@ class CondorBackend(Backend):
         parsed back with the bindings before they are shown."""
         nodes = self._nodes(requests, {}, layout)
         files = cs.render(nodes, self._dag_dir(layout), layout.run_id)
-        cs.validate(files)
+        cs.validate(files, nodes)
         return files
 
     # --- submitting --------------------------------------------------------------------------
@@ -221,7 +221,7 @@ class CondorBackend(Backend):
         dag_dir = self._dag_dir(layout)
         nodes = self._nodes(list(requests.values()), needs, layout)
         files = cs.render(nodes, dag_dir, layout.run_id)
-        cs.validate(files)
+        cs.validate(files, nodes)
         for name in requests:
             layout.step_dir(name).mkdir(parents=True, exist_ok=True)
         cs.write_files(files)

@@ -246,41 +246,43 @@ def render(nodes: list[Node], dag_dir: Path, run_id: str) -> dict[str, str]:
     return files
 
 
-def validate(files: dict[str, str]) -> None:
+def validate(files: dict[str, str], nodes: list[Node] | None = None) -> None:
     """Parse every generated file back with the bindings; raise if any would not submit.
 
-    Submit files must parse to the same commands they were built from and carry a `queue`;
-    ClassAd expressions must parse as ClassAds; the DAG must name a .sub file that exists
-    for every node and only known nodes in its PARENT/RETRY lines.
+    Submit files must parse, carry a `queue` statement and — given the `nodes` they were
+    rendered from — read back as exactly the commands built; ClassAd expressions must parse
+    as ClassAds; the DAG must name an existing .sub file for every node and only its own
+    nodes in PARENT/CHILD and RETRY lines.
     """
     import classad2
     import htcondor2
 
+    built = {f"{n.name}.sub": n.desc for n in nodes or []}
     subs = {Path(p).name for p in files if p.endswith(".sub")}
     for path, text in files.items():
         if path.endswith(".sub"):
             sub = htcondor2.Submit(text)
             if not any(line.split()[:1] == ["queue"] for line in text.lower().splitlines()):
                 raise ValueError(f"{path}: no queue statement")
+            desc = built.get(Path(path).name)
+            if desc is not None and dict(sub) != desc:
+                raise ValueError(f"{path}: does not read back as the description it was built from")
             for key in ("requirements", "periodic_remove"):
                 value = sub.get(key)
                 if value:
                     classad2.ExprTree(value)
         elif path.endswith(DAG_FILE):
-            jobs = {}
-            for line in text.splitlines():
-                words = line.split()
-                if words and words[0] == "JOB":
-                    jobs[words[1]] = words[2]
+            lines = [line.split() for line in text.splitlines()]
+            jobs = {w[1]: w[2] for w in lines if w[:1] == ["JOB"]}
             missing = sorted(set(jobs.values()) - subs)
             if missing:
                 raise ValueError(f"{path}: nodes refer to missing submit files {missing}")
-            for line in text.splitlines():
-                words = line.split()
-                if words and words[0] == "PARENT":
-                    unknown = [w for w in words[1:] if w != "CHILD" and w not in jobs]
-                    if unknown:
-                        raise ValueError(f"{path}: unknown nodes {unknown} in {line!r}")
+            for w in lines:
+                named = [x for x in w[1:] if x != "CHILD"] if w[:1] == ["PARENT"] else []
+                named += w[1:2] if w[:1] == ["RETRY"] else []
+                unknown = [x for x in named if x not in jobs]
+                if unknown:
+                    raise ValueError(f"{path}: unknown nodes {unknown} in {' '.join(w)!r}")
 
 
 def header(step: str, command: list[str]) -> str:
@@ -291,8 +293,9 @@ def header(step: str, command: list[str]) -> str:
 
 
 def write_files(files: dict[str, str]) -> None:
-    """Write rendered files, each atomically (a crash never leaves half a DAG to submit)."""
+    """Write rendered files, each atomically and the DAG last, so that a crash never leaves a
+    DAG naming a submit file that is missing or half-written."""
     from arcjobs import atomic
 
-    for path, text in files.items():
-        atomic.write_text(Path(path), text)
+    for path in sorted(files, key=lambda p: p.endswith(DAG_FILE)):
+        atomic.write_text(Path(path), files[path])
