@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from arcjobs.report import examples
-from arcjobs.report.collect import collect, parse_step_name, round_points
+from arcjobs.report.collect import collect, parse_step_name, round_points, step_order
 
 pytestmark = pytest.mark.unit
 
@@ -58,6 +58,12 @@ def make_run(data_root: Path, run_id: str, rounds: int = 2, train: bool = True) 
     steps: dict[str, dict] = {}
     t = T0
     for r in range(1, rounds + 1):
+        needs = {
+            "search": [f"learn.r{r - 1}"] if train and r > 1 else [],
+            "execute": [f"search.r{r}"],
+            "evaluate": [f"execute.r{r}"],
+            "learn": [f"execute.r{r}"],
+        }
         names = [("search", "infer"), ("execute", "execute"), ("evaluate", "evaluate")]
         if train and r < rounds:
             names.append(("learn", "train"))
@@ -78,7 +84,13 @@ def make_run(data_root: Path, run_id: str, rounds: int = 2, train: bool = True) 
             else:
                 _ok_step(step_dir, kind, {"metrics.json": FIXTURES / "train_metrics.json"})
             took = {"infer": 13.0, "execute": 2.0, "evaluate": 1.0, "train": 20.0}[kind]
-            steps[name] = {"status": "succeeded", "kind": kind, "started": t, "ended": t + took}
+            steps[name] = {
+                "status": "succeeded",
+                "kind": kind,
+                "needs": needs[base],
+                "started": t,
+                "ended": t + took,
+            }
             t += took
     state = {
         "run_id": run_id,
@@ -88,7 +100,8 @@ def make_run(data_root: Path, run_id: str, rounds: int = 2, train: bool = True) 
         "created": T0,
         "steps": steps,
     }
-    (run_dir / "run.json").write_text(json.dumps(state))
+    # sorted by name, as the launcher writes it (arcjobs.atomic.write_json)
+    (run_dir / "run.json").write_text(json.dumps(state, sort_keys=True))
     return run_dir
 
 
@@ -108,6 +121,25 @@ def test_step_names_split_into_step_round_and_branch() -> None:
     plain = parse_step_name("eval_before")
     assert (plain.base, plain.round, plain.branch) == ("eval_before", None, ())
     assert parse_step_name("learn.steps=100").branch == (("steps", "100"),)
+
+
+def test_steps_are_ordered_by_the_dag_then_round() -> None:
+    steps = {
+        "evaluate.r10": {"needs": ["execute.r10"]},
+        "evaluate.r2": {"needs": ["execute.r2"]},
+        "eval_base": {"needs": ["search"]},
+        "execute.r10": {"needs": ["search"]},
+        "execute.r2": {"needs": ["search"]},
+        "search": {},
+    }
+    assert step_order(steps) == [
+        "search",
+        "eval_base",
+        "execute.r2",
+        "execute.r10",
+        "evaluate.r2",
+        "evaluate.r10",
+    ]
 
 
 def test_collected_numbers(data_root: Path) -> None:
@@ -233,13 +265,14 @@ def test_matrix_branches_are_separate_lines(tmp_path: Path) -> None:
     steps = run_dir / "steps"
     for rank in (16, 32):
         shutil.copytree(steps / "evaluate.r1", steps / f"evaluate.lora_rank={rank}")
-        state["steps"][f"evaluate.lora_rank={rank}"] = {"status": "succeeded", "kind": "evaluate"}
+        info = {"status": "succeeded", "kind": "evaluate", "needs": ["execute.r1"]}
+        state["steps"][f"evaluate.lora_rank={rank}"] = info
     (run_dir / "run.json").write_text(json.dumps(state))
     points = round_points(collect(root, ["sweep"]))
     assert [(p.series, p.stage) for p in points] == [
-        ("sweep", "evaluate.r1"),
         ("lora_rank=16", "evaluate"),
         ("lora_rank=32", "evaluate"),
+        ("sweep", "evaluate.r1"),
     ]
 
 

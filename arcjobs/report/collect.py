@@ -230,11 +230,40 @@ def _read_train(run_id: str, step: str, step_dir: Path) -> TrainInfo | None:
     return TrainInfo(run_id=run_id, step=step, loss=loss, metrics=metrics)
 
 
+def _natural(name: str) -> list[Any]:
+    """Sort key reading digit runs as numbers, so evaluate.r2 comes before evaluate.r10."""
+    return [
+        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)
+    ]
+
+
+def step_order(steps: dict[str, dict[str, Any]]) -> list[str]:
+    """Step names in the order the work flows: by depth in the DAG (`needs`), then round,
+    then name. run.json stores its steps sorted by name, which would put `evaluate` before
+    `eval_more` before `execute`, and round 10 before round 2."""
+    depth: dict[str, int] = {}
+
+    def depth_of(name: str, seen: frozenset[str] = frozenset()) -> int:
+        if name not in depth:
+            needs = [
+                n for n in steps.get(name, {}).get("needs", []) if n in steps and n not in seen
+            ]
+            depth[name] = 1 + max((depth_of(n, seen | {name}) for n in needs), default=-1)
+        return depth[name]
+
+    def key(name: str) -> tuple[int, int, list[Any]]:
+        return depth_of(name), parse_step_name(name).round or 0, _natural(name)
+
+    return sorted(steps, key=key)
+
+
 def read_run(store: RunStore, run_id: str) -> RunInfo:
     state = store.read(run_id)  # UserError naming the runs directory when unknown
     layout = store.layout(run_id)
     steps, evals, trains = [], [], []
-    for name, info in state.get("steps", {}).items():
+    all_steps = state.get("steps", {})
+    for name in step_order(all_steps):
+        info = all_steps[name]
         step_dir = layout.step_dir(name)
         kind = info.get("kind", "")
         steps.append(
