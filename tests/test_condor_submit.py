@@ -150,29 +150,33 @@ def test_arguments_and_environment_survive_the_submit_language(cluster):
     assert "CUDA_VISIBLE_DEVICES" not in env  # HTCondor sets it to the GPUs it assigned
 
 
-def test_the_first_run_command_is_spelled_inline_with_quotes_and_dollars(cluster):
+def test_shell_dollars_survive_condor_submit_macro_expansion(cluster):
     root, _, site = cluster
     _, requests, files = plan_files(FIXTURES / "ttt_round.yaml", root, site)
-    search = submits(files)["search"]
-    assert "$(DOLLAR)OUT" in search["arguments"]  # condor_submit would expand a bare $(...)
-    assert split_new_syntax(search.expand("arguments")) == requests["search"].command
+    stamp = submits(files)["stamp"]
+    # condor_submit would expand a bare $(...) as its own macro: `$(date -u +%F)` must survive.
+    assert "$(DOLLAR)(date -u +%F)" in stamp["arguments"]
+    argv = split_new_syntax(stamp.expand("arguments"))
+    assert argv == requests["stamp"].command
+    assert '"$OUT/"' in argv[argv.index("--command") + 1]
 
 
 def test_a_multi_line_run_command_is_packed_since_no_submit_value_holds_a_newline(cluster):
     root, _, site = cluster
     _, requests, files = plan_files(FIXTURES / "ttt_round.yaml", root, site)
-    sub = submits(files)["search_again"]
+    sub = submits(files)["notes"]
     argv = split_new_syntax(sub.expand("arguments"))
     assert argv[:2] == ["python3", "-c"]
     # Run the unpacking one-liner with `echo` in place of the real program.
     packed = json.loads(__import__("base64").b64decode(argv[3]))
-    assert packed == requests["search_again"].command
+    assert packed == requests["notes"].command
+    assert "\n" in packed[packed.index("--command") + 1]
     code = argv[2]
     echo = [sys.executable, "-c", code, __import__("base64").b64encode(
         json.dumps(["printf", "%s|", "a\nb", "c d"]).encode()).decode()]  # fmt: skip
     assert subprocess.run(echo, capture_output=True, text=True).stdout == "a\nb|c d|"
-    header = files[next(p for p in files if p.endswith("search_again.sub"))]
-    assert header.startswith("# arcjobs step search_again\n# command: arcjobs step run")
+    header = files[next(p for p in files if p.endswith("notes.sub"))]
+    assert header.startswith("# arcjobs step notes\n# command: arcjobs step run")
 
 
 def test_sandbox_steps_ask_for_no_network_and_others_do_not(cluster):
@@ -182,6 +186,7 @@ def test_sandbox_steps_ask_for_no_network_and_others_do_not(cluster):
     assert subs["execute"]["My.ArcjobsNoNetwork"] == "true"
     assert "My.ArcjobsNoNetwork" not in subs["learn"]
     assert "My.ArcjobsNoNetwork" not in subs["search"]
+    assert subs["stamp"]["My.ArcjobsNoNetwork"] == "true"  # `run:` steps default to sandbox
 
 
 def test_system_holds_are_removed_so_the_dag_cannot_wait_forever(cluster):
