@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_infer_vllm import fake_vllm  # noqa: F401  (fixture)
 
 from arcjobs.arc.augment import Augmentation
 from arcjobs.arc.prompts import ASSISTANT_PREFIX, assistant_message, build_messages, extract_code
@@ -88,7 +89,9 @@ def _cli(kind: str, args: list, out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
-def _infer(tiny: Path, out: Path, monkeypatch, **extra) -> tuple[list[dict], dict]:
+def _infer(
+    tiny: Path, out: Path, monkeypatch, resources: str = CPU, **extra
+) -> tuple[list[dict], dict]:
     """Run the step in this process, as `arcjobs step infer` would; return (lines, summary)."""
     params = {
         "model": str(tiny),
@@ -102,7 +105,7 @@ def _infer(tiny: Path, out: Path, monkeypatch, **extra) -> tuple[list[dict], dic
         **extra,
     }
     argv = [x for k, v in params.items() for x in ("--" + k.replace("_", "-"), str(v))]
-    monkeypatch.setenv("ARCJOBS_RESOURCES", CPU)
+    monkeypatch.setenv("ARCJOBS_RESOURCES", resources)
     run_step("infer", argv, out)
     lines = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
     return lines, json.loads((out / "summary.json").read_text())
@@ -253,6 +256,19 @@ def test_adapter_is_loaded_and_recorded(tiny, adapter, tokenizer, tasks, tmp_pat
     assert not torch.allclose(plain, tuned), "the adapter must change the model's outputs"
 
 
+def test_step_with_the_vllm_engine_on_two_gpus(tiny, fake_vllm, tmp_path, monkeypatch):  # noqa: F811
+    """The step's vLLM path end to end against the fake `vllm` package of test_infer_vllm.py
+    (vLLM cannot run here): two granted GPUs give two engine processes, one per GPU."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    lines, summary = _infer(tiny, tmp_path / "o", monkeypatch, '{"gpus": 2}', engine="vllm")
+    calls = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert sorted(c["devices"] for c in calls) == ["0", "1"]
+    assert sum(len(c["first_ids"]) for c in calls) == summary["prompts"] == 6
+    assert len(lines) == 12 and summary["engine"] == "vllm"
+    assert [x["code"] for x in lines[:2]] == ["# 0.0", "# 0.1"]  # the fake's text, BOS id 0
+    assert all(x["text"].startswith(ASSISTANT_PREFIX + "\n```python\n") for x in lines)
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -272,8 +288,15 @@ def test_adapter_is_loaded_and_recorded(tiny, adapter, tokenizer, tasks, tmp_pat
             ["--model", "{tiny}", "--adapter", "{dora}", "--engine", "vllm"],
             "error: {dora}/adapter_config.json: use_dora: vLLM cannot serve DoRA adapters; train with merge: true and sample from the merged model, or use engine: transformers",
         ),
+        pytest.param(
+            ["--model", "{tiny}", "--engine", "vllm"],
+            "error: engine: vllm is not installed here (use the infer image), or set engine: transformers",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here"
+            ),
+        ),
     ],
-    ids=["missing-model", "missing-adapter", "n-not-divisible", "dora-with-vllm"],
+    ids=["missing-model", "missing-adapter", "n-not-divisible", "dora-with-vllm", "no-vllm"],
 )
 def test_bad_input_is_one_line_exit_2_and_no_output(tiny, tmp_path, args, expected):
     dora = tmp_path / "dora"

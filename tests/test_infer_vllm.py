@@ -147,7 +147,7 @@ def _adapter(path: Path, **config) -> Path:
 
 def test_one_engine_one_generate_call_n_per_prompt_token_id_prompts(fake_vllm, tmp_path):
     requests = _requests(5)
-    results = engine_vllm.run_engine(tmp_path / "model", None, requests, SAMPLING, OPTIONS)
+    done = engine_vllm.run_engine(tmp_path / "model", None, requests, SAMPLING, OPTIONS)
 
     assert len(fake_vllm.instances) == 1
     llm = fake_vllm.instances[0]
@@ -164,7 +164,8 @@ def test_one_engine_one_generate_call_n_per_prompt_token_id_prompts(fake_vllm, t
     assert {p.kwargs["max_tokens"] for p in params} == {64}
     assert {tuple(p.kwargs["stop_token_ids"]) for p in params} == {(9,)}
     # Completions come back per request, in sample order, whatever order vLLM lists them in.
-    for request, samples in zip(requests, results, strict=True):
+    assert done.load_seconds >= 0 and done.generate_seconds >= 0
+    for request, samples in zip(requests, done.results, strict=True):
         assert [c.text for c in samples] == [
             f"```python\n# {request.token_ids[0]}.{i}\n```" for i in range(3)
         ]
@@ -215,7 +216,7 @@ def test_data_parallel_runs_one_engine_process_per_gpu_group_over_a_shard(fake_v
     """Real subprocesses (`python -m arcjobs.inference.engine_vllm`), each importing the fake."""
     requests = _requests(7)
     adapter = _adapter(tmp_path / "adapter", r=8)
-    results = engine_vllm.run_data_parallel(
+    done = engine_vllm.run_data_parallel(
         tmp_path / "model", str(adapter), requests, SAMPLING, OPTIONS, ["0", "1,2"], tmp_path / "w"
     )
     calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
@@ -224,5 +225,5 @@ def test_data_parallel_runs_one_engine_process_per_gpu_group_over_a_shard(fake_v
     assert sorted(firsts) == sorted(r.token_ids[0] for r in requests), "each prompt exactly once"
     assert all(n == 3 for c in calls for n in c["n"])
     assert len({c["lora"] for c in calls}) == 1 and calls[0]["lora"] is not None
-    for request, samples in zip(requests, results, strict=True):
+    for request, samples in zip(requests, done.results, strict=True):
         assert samples[0].text == f"```python\n# {request.token_ids[0]}.0\n```"

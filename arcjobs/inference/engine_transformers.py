@@ -12,11 +12,12 @@ sample from the same distribution for the same temperature and top_p.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from arcjobs.errors import UserError
-from arcjobs.inference.types import Completion, PromptRequest, Sampling
+from arcjobs.inference.types import Completion, PromptRequest, Sampling, Timed
 
 
 def require_adapter_dir(adapter: str | Path) -> Path:
@@ -108,3 +109,46 @@ def generate(
         if progress is not None:
             progress(len(batch) * k)
     return results
+
+
+def run_engine(
+    model_dir: Path,
+    adapter: str | None,
+    tokenizer: Any,
+    requests: list[PromptRequest],
+    sampling: Sampling,
+    batch_size: int,
+    device: str,
+) -> Timed:
+    """Load the model, then generate every request with a progress bar on stderr."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    started = time.perf_counter()
+    model = load(model_dir, adapter, tokenizer, device)
+    loaded = time.perf_counter()
+    bar = Progress(
+        TextColumn(f"sampling on {device}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("sampling", total=len(requests) * sampling.samples_per_prompt)
+        results = generate(
+            model,
+            tokenizer,
+            requests,
+            sampling,
+            batch_size,
+            progress=lambda k: bar.advance(task, k),
+        )
+    return Timed(results, loaded - started, time.perf_counter() - loaded)

@@ -26,13 +26,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from arcjobs import atomic
 from arcjobs.errors import UserError
-from arcjobs.inference.types import Completion, PromptRequest, Sampling
+from arcjobs.inference.types import Completion, PromptRequest, Sampling, Timed
 
 # vLLM's accepted `max_lora_rank` values (vllm.config.lora.MaxLoRARanks in 0.33).
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -151,10 +152,13 @@ def run_engine(
     requests: list[PromptRequest],
     sampling: Sampling,
     options: VllmOptions,
-) -> list[list[Completion]]:
+) -> Timed:
     """One engine over all `requests` on the GPUs this process sees."""
+    started = time.perf_counter()
     llm = make_llm(model_dir, adapter, options)
-    return generate(llm, requests, sampling, lora_request(adapter) if adapter else None)
+    loaded = time.perf_counter()
+    results = generate(llm, requests, sampling, lora_request(adapter) if adapter else None)
+    return Timed(results, loaded - started, time.perf_counter() - loaded)
 
 
 def gpu_groups(gpus: int, tensor_parallel_size: int) -> list[str]:
@@ -181,11 +185,12 @@ def run_data_parallel(
     options: VllmOptions,
     groups: list[str],
     workdir: Path,
-) -> list[list[Completion]]:
+) -> Timed:
     """One engine process per GPU group, each over a shard of the prompts; results in order.
 
     Prompts are dealt round-robin in order of length so every shard gets a similar mix of
-    long and short prompts and the engines finish together.
+    long and short prompts and the engines finish together. The timings are the slowest
+    engine's: the step waits for it.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     order = sorted(range(len(requests)), key=lambda i: -len(requests[i].token_ids))
@@ -214,11 +219,14 @@ def run_data_parallel(
     if failed:
         raise RuntimeError("vLLM data-parallel engine failed: " + "; ".join(failed))
     results: list[list[Completion]] = [[] for _ in requests]
+    load_s = generate_s = 0.0
     for g, shard in enumerate(shards):
         done = json.loads((workdir / f"result-{g}.json").read_text())
-        for i, samples in zip(shard, done, strict=True):
+        for i, samples in zip(shard, done["results"], strict=True):
             results[i] = [Completion(**c) for c in samples]
-    return results
+        load_s = max(load_s, done["load_seconds"])
+        generate_s = max(generate_s, done["generate_seconds"])
+    return Timed(results, load_s, generate_s)
 
 
 def main(argv: list[str]) -> None:
@@ -228,10 +236,15 @@ def main(argv: list[str]) -> None:
     sampling = Sampling(
         **{**job["sampling"], "stop_token_ids": tuple(job["sampling"]["stop_token_ids"])}
     )
-    results = run_engine(
+    done = run_engine(
         Path(job["model"]), job["adapter"], requests, sampling, VllmOptions(**job["options"])
     )
-    atomic.write_json(Path(argv[1]), [[asdict(c) for c in samples] for samples in results])
+    result = {
+        "results": [[asdict(c) for c in samples] for samples in done.results],
+        "load_seconds": done.load_seconds,
+        "generate_seconds": done.generate_seconds,
+    }
+    atomic.write_json(Path(argv[1]), result)
 
 
 if __name__ == "__main__":

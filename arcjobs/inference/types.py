@@ -53,3 +53,16 @@ class Completion:
     text: str
     tokens: int
     finish_reason: str
+
+
+@dataclass(frozen=True)
+class Timed:
+    """An engine's completions (per request, in order) with its load and generation seconds.
+
+    Throughput is reported over generation only: loading an 8B model (and vLLM's graph
+    capture) takes minutes that do not grow with the number of programs sampled.
+    """
+
+    results: list[list[Completion]]
+    load_seconds: float
+    generate_seconds: float

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from arcjobs.errors import UserError
 from arcjobs.steps.base import StepContext, StepKind
 from arcjobs.steps.dataset_params import DatasetParams, load_tasks
+
+if TYPE_CHECKING:
+    from arcjobs.inference.types import PromptRequest, Sampling, Timed
 
 PREDICTIONS = "predictions.jsonl"
 SUMMARY = "summary.json"
@@ -108,74 +110,58 @@ def _granted_gpus(resources: dict[str, Any]) -> int:
         return 1
 
 
-def _run_transformers(
-    params: Params, model_dir: Path, tokenizer: Any, requests, sampling, resources
-):
-    """Load, then generate with a progress bar; returns (results, load seconds, generate seconds)."""
-    import torch
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+def _sample(
+    params: Params,
+    ctx: StepContext,
+    model_dir: Path,
+    tokenizer: Any,
+    requests: list[PromptRequest],
+    sampling: Sampling,
+) -> Timed:
+    """Run the chosen engine over every request (vLLM: one engine per GPU group)."""
+    if params.engine == "transformers":
+        import torch
 
-    from arcjobs.inference import engine_transformers as engine
+        from arcjobs.inference import engine_transformers
 
-    if "cpus" in resources:
-        torch.set_num_threads(max(1, int(float(resources["cpus"]))))
-    device = "cuda" if torch.cuda.is_available() and _granted_gpus(resources) > 0 else "cpu"
-    started = time.perf_counter()
-    model = engine.load(model_dir, params.adapter, tokenizer, device)
-    loaded = time.perf_counter()
-    bar = Progress(
-        TextColumn(f"sampling ({device})"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    with bar:
-        task = bar.add_task("sampling", total=len(requests) * sampling.samples_per_prompt)
-        results = engine.generate(
-            model,
+        if "cpus" in ctx.resources:
+            torch.set_num_threads(max(1, int(float(ctx.resources["cpus"]))))
+        gpu = torch.cuda.is_available() and _granted_gpus(ctx.resources) > 0
+        return engine_transformers.run_engine(
+            model_dir,
+            params.adapter,
             tokenizer,
             requests,
             sampling,
             params.batch_size,
-            progress=lambda k: bar.advance(task, k),
+            "cuda" if gpu else "cpu",
         )
-    return results, loaded - started, time.perf_counter() - loaded
+    from arcjobs.inference import engine_vllm
 
-
-def _run_vllm(params: Params, model_dir: Path, requests, sampling, resources, scratch: Path):
-    """One engine, or one per GPU group; vLLM loads inside, so loading counts as generating."""
-    from arcjobs.inference import engine_vllm as engine
-
-    options = engine.VllmOptions(
+    options = engine_vllm.VllmOptions(
         gpu_memory_utilization=params.gpu_memory_utilization,
         max_model_len=params.max_model_len,
         tensor_parallel_size=params.tensor_parallel_size,
         seed=params.seed,
     )
-    groups = engine.gpu_groups(_granted_gpus(resources), params.tensor_parallel_size)
-    started = time.perf_counter()
+    groups = engine_vllm.gpu_groups(_granted_gpus(ctx.resources), params.tensor_parallel_size)
     if params.data_parallel and len(groups) > 1:
-        results = engine.run_data_parallel(
-            model_dir, params.adapter, requests, sampling, options, groups, scratch / "vllm-shards"
+        return engine_vllm.run_data_parallel(
+            model_dir,
+            params.adapter,
+            requests,
+            sampling,
+            options,
+            groups,
+            ctx.scratch / "vllm-shards",
         )
-    else:
-        results = engine.run_engine(model_dir, params.adapter, requests, sampling, options)
-    return results, 0.0, time.perf_counter() - started
+    return engine_vllm.run_engine(model_dir, params.adapter, requests, sampling, options)
 
 
 def run(params: Params, ctx: StepContext) -> None:
     from arcjobs import atomic
     from arcjobs.inference import plan, records
-    from arcjobs.inference.types import Sampling
+    from arcjobs.inference.types import Sampling, Timed
     from arcjobs.models.tokenizer import load_tokenizer
 
     model_dir = _check_inputs(params, _granted_gpus(ctx.resources))
@@ -209,20 +195,14 @@ def run(params: Params, ctx: StepContext) -> None:
         seed=params.seed,
         stop_token_ids=plan.stop_token_ids(model_dir, tokenizer),
     )
-    if not requests:
-        results, load_s, gen_s = [], 0.0, 0.0
-    elif params.engine == "transformers":
-        results, load_s, gen_s = _run_transformers(
-            params, model_dir, tokenizer, requests, sampling, ctx.resources
-        )
+    if requests:
+        done = _sample(params, ctx, model_dir, tokenizer, requests, sampling)
     else:
-        results, load_s, gen_s = _run_vllm(
-            params, model_dir, requests, sampling, ctx.resources, ctx.scratch
-        )
+        done = Timed([], 0.0, 0.0)
     text, counts = records.to_jsonl(
         records.prediction_lines(
             requests,
-            results,
+            done.results,
             model=params.model,
             adapter=params.adapter,
             prefill=params.prefill_prefix,
@@ -242,8 +222,8 @@ def run(params: Params, ctx: StepContext) -> None:
         requests=requests,
         skipped=skipped,
         counts=counts,
-        seconds=gen_s,
-        load_seconds=load_s,
+        seconds=done.generate_seconds,
+        load_seconds=done.load_seconds,
         info=info,
     )
     atomic.write_json(ctx.out / SUMMARY, summary)
