@@ -23,6 +23,7 @@ accumulation is derived so the global batch stays the same on any number of GPUs
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -251,8 +252,6 @@ def _accumulation(params: Params, world: int) -> int:
 
 def _check_device_options(params: Params, gpu: bool) -> bool:
     """Refuse GPU-only options on a CPU; return whether Liger kernels will be used."""
-    import importlib.util
-
     if params.load_in_4bit and params.method == "full":
         raise UserError("load_in_4bit: 4-bit weights cannot be fully fine-tuned; use method: lora")
     has_liger = importlib.util.find_spec("liger_kernel") is not None
@@ -301,7 +300,12 @@ def _sft_config(params: Params, scratch: Path, gpu: bool, liger: bool, attn: str
         sampler = "group_by_length" if padded else "random"
     report_to = list(params.report_to)
     if os.environ.get("WANDB_PROJECT") and "wandb" not in report_to:
-        report_to.append("wandb")
+        if importlib.util.find_spec("wandb") is None:
+            print("train: WANDB_PROJECT is set but wandb is not installed; not logging to W&B")
+        else:
+            report_to.append("wandb")  # WANDB_MODE=offline writes runs to sync later
+    if "tensorboard" in report_to and importlib.util.find_spec("tensorboard") is None:
+        raise UserError("report_to: tensorboard is not installed (the train extra has it)")
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(scratch / "tensorboard")  # this process's run
     return SFTConfig(
         output_dir=str(scratch / CHECKPOINTS),
