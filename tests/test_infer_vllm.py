@@ -62,6 +62,7 @@ class LLM:
             "first_ids": [p["prompt_token_ids"][0] for p in prompts],
             "n": [s.n for s in sampling_params],
             "lora": None if lora_request is None else lora_request.lora_int_id,
+            "engine_seed": self.kwargs.get("seed"),
         })
         outputs = []
         for p, s in zip(prompts, sampling_params):
@@ -160,7 +161,7 @@ def test_one_engine_one_generate_call_n_per_prompt_token_id_prompts(fake_vllm, t
     assert lora is None
     assert prompts == [{"prompt_token_ids": list(r.token_ids)} for r in requests]
     assert [p.n for p in params] == [3] * 5
-    assert [p.kwargs["seed"] for p in params] == [r.seed for r in requests]
+    assert all("seed" not in p.kwargs for p in params), "engine seed keeps the fused sampler"
     assert {p.kwargs["max_tokens"] for p in params} == {64}
     assert {tuple(p.kwargs["stop_token_ids"]) for p in params} == {(9,)}
     # Completions come back per request, in sample order, whatever order vLLM lists them in.
@@ -170,6 +171,14 @@ def test_one_engine_one_generate_call_n_per_prompt_token_id_prompts(fake_vllm, t
             f"```python\n# {request.token_ids[0]}.{i}\n```" for i in range(3)
         ]
         assert [c.tokens for c in samples] == [1, 2, 3]
+
+
+def test_per_prompt_seeds_on_request(fake_vllm, tmp_path):
+    requests = _requests(3)
+    seeded = engine_vllm.VllmOptions(**{**OPTIONS.__dict__, "per_prompt_seeds": True})
+    engine_vllm.run_engine(tmp_path / "model", None, requests, SAMPLING, seeded)
+    params = fake_vllm.instances[-1].calls[0][1]
+    assert [p.kwargs["seed"] for p in params] == [r.seed for r in requests]
 
 
 def test_lora_request_fresh_id_per_adapter_and_rank_from_its_config(fake_vllm, tmp_path):
@@ -221,6 +230,7 @@ def test_data_parallel_runs_one_engine_process_per_gpu_group_over_a_shard(fake_v
     )
     calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
     assert sorted(c["devices"] for c in calls) == ["0", "1,2"], "one engine per GPU group"
+    assert sorted(c["engine_seed"] for c in calls) == [5, 6], "engine g is seeded seed + g"
     firsts = [i for c in calls for i in c["first_ids"]]
     assert sorted(firsts) == sorted(r.token_ids[0] for r in requests), "each prompt exactly once"
     assert all(n == 3 for c in calls for n in c["n"])

@@ -15,7 +15,12 @@ before any GPU memory is touched.
 With several GPU groups and `data_parallel`, each group runs its own engine in its own
 process (`CUDA_VISIBLE_DEVICES` = the group) over a shard of the prompts: for an 8B model
 that fits one GPU this scales almost linearly, where tensor parallelism would spend the
-extra GPUs on all-reduces. Per-request seeds make the samples independent of the sharding.
+extra GPUs on all-reduces; engine g is seeded with seed + g.
+
+Seeding: by default each engine has one seed (`LLM(seed=...)`), which keeps vLLM's fused
+FlashInfer top-p sampler. `per_prompt_seeds` gives every prompt its own seed instead, so
+its samples do not depend on batching or sharding, but vLLM 0.33 then falls back to a
+per-request PyTorch sampling loop at every decoding step: slower, so it is opt-in.
 
 This module imports vLLM only inside functions; the fake-`LLM` unit tests rely on that.
 """
@@ -27,7 +32,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +54,7 @@ class VllmOptions:
     max_model_len: int | None
     tensor_parallel_size: int
     seed: int
+    per_prompt_seeds: bool = False
 
 
 def adapter_rank(adapter: str | Path) -> int:
@@ -109,7 +115,11 @@ def make_llm(model_dir: Path, adapter: str | None, options: VllmOptions) -> Any:
 
 
 def generate(
-    llm: Any, requests: list[PromptRequest], sampling: Sampling, lora: Any = None
+    llm: Any,
+    requests: list[PromptRequest],
+    sampling: Sampling,
+    lora: Any = None,
+    per_prompt_seeds: bool = False,
 ) -> list[list[Completion]]:
     """All requests in one `generate` call; `samples_per_prompt` completions each, in order."""
     from vllm import SamplingParams, TokensPrompt
@@ -121,9 +131,9 @@ def generate(
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             max_tokens=sampling.max_new_tokens,
-            seed=r.seed,
             stop_token_ids=list(sampling.stop_token_ids),
             skip_special_tokens=True,
+            **({"seed": r.seed} if per_prompt_seeds else {}),
         )
         for r in requests
     ]
@@ -157,7 +167,8 @@ def run_engine(
     started = time.perf_counter()
     llm = make_llm(model_dir, adapter, options)
     loaded = time.perf_counter()
-    results = generate(llm, requests, sampling, lora_request(adapter) if adapter else None)
+    lora = lora_request(adapter) if adapter else None
+    results = generate(llm, requests, sampling, lora, options.per_prompt_seeds)
     return Timed(results, loaded - started, time.perf_counter() - loaded)
 
 
@@ -202,7 +213,7 @@ def run_data_parallel(
                 "model": str(model_dir),
                 "adapter": adapter,
                 "sampling": asdict(sampling),
-                "options": asdict(options),
+                "options": asdict(replace(options, seed=options.seed + g)),
                 "requests": [asdict(requests[i]) for i in shard],
             }
             atomic.write_json(workdir / f"shard-{g}.json", job)

@@ -59,6 +59,11 @@ class Params(DatasetParams):
     data_parallel: bool = Field(
         True, description="With more GPUs than one engine needs: one engine per GPU group."
     )
+    per_prompt_seeds: bool = Field(
+        False,
+        description="vLLM: seed each prompt on its own (samples independent of batching and "
+        "sharding; disables vLLM's fused sampler, so slower).",
+    )
 
     @field_validator("samples_per_prompt")
     @classmethod
@@ -143,6 +148,7 @@ def _sample(
         max_model_len=params.max_model_len,
         tensor_parallel_size=params.tensor_parallel_size,
         seed=params.seed,
+        per_prompt_seeds=params.per_prompt_seeds,
     )
     groups = engine_vllm.gpu_groups(_granted_gpus(ctx.resources), params.tensor_parallel_size)
     if params.data_parallel and len(groups) > 1:
