@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,11 +101,13 @@ def build_requests(
     prefill: bool,
     seed: int,
     max_prompt_tokens: int,
+    progress: Callable[[], None] | None = None,
 ) -> tuple[list[PromptRequest], list[Draw]]:
     """Every prompt of the plan that fits `max_prompt_tokens`, and the draws that did not.
 
     Too-long prompts are skipped, never truncated: a truncated BARC prompt loses train pairs
     or the test input, and its programs would be scored against a task the model never saw.
+    `progress` is called once per prompt (tens of thousands take minutes to tokenize).
     """
     requests: list[PromptRequest] = []
     skipped: list[Draw] = []
@@ -113,6 +116,8 @@ def build_requests(
             d = draw(task, p, augment=augment, shuffle_train=shuffle_train, seed=seed)
             messages = build_messages(task, d.test_index, d.augmentation, d.shuffle_seed)
             ids = encode_prompt(tokenizer, messages, prefill)
+            if progress is not None:
+                progress()
             if len(ids) > max_prompt_tokens:
                 skipped.append(d)
                 continue

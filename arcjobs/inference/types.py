@@ -29,8 +29,9 @@ class PromptRequest:
 
     token_ids: the whole prompt, exactly one BOS, ending where the model continues (after
         the assistant header, and after the pre-filled prefix when there is one).
-    seed: this prompt's sampling seed, drawn from the step seed, the task id and the prompt
-        index, so a prompt samples the same way whatever other prompts share its batch or GPU.
+    seed: this prompt's own sampling seed, drawn from the step seed, the task id and the
+        prompt index; vLLM uses it with `per_prompt_seeds`, so that a prompt samples the same
+        way whatever other prompts share its batch or GPU.
     """
 
     task_id: str

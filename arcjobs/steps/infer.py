@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -115,6 +117,23 @@ def _granted_gpus(resources: dict[str, Any]) -> int:
         return 1
 
 
+@contextmanager
+def _bar(label: str, total: int) -> Iterator[Callable[[], None]]:
+    """A transient progress bar on stderr; yields the function that advances it by one."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda: bar.advance(task)
+
+
 def _sample(
     params: Params,
     ctx: StepContext,
@@ -179,16 +198,19 @@ def run(params: Params, ctx: StepContext) -> None:
         raise UserError(
             f"max_new_tokens: {params.max_new_tokens} leaves no room in a {context}-token context"
         )
-    requests, skipped = plan.build_requests(
-        tasks,
-        params.n // params.samples_per_prompt,
-        tokenizer,
-        augment=params.augment,
-        shuffle_train=params.shuffle_train,
-        prefill=params.prefill_prefix,
-        seed=params.seed,
-        max_prompt_tokens=budget,
-    )
+    prompts_per_task = params.n // params.samples_per_prompt
+    with _bar("encoding prompts", len(tasks) * prompts_per_task) as advance:
+        requests, skipped = plan.build_requests(
+            tasks,
+            prompts_per_task,
+            tokenizer,
+            augment=params.augment,
+            shuffle_train=params.shuffle_train,
+            prefill=params.prefill_prefix,
+            seed=params.seed,
+            max_prompt_tokens=budget,
+            progress=advance,
+        )
     if skipped:
         print(
             f"infer: skipped {len(skipped)} prompt(s) longer than {budget} tokens", file=sys.stderr
