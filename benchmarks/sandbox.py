@@ -14,7 +14,9 @@ CPU time and the rest (fork, copy-on-write faults, exit, pipes), to say where it
 
     .venv/bin/python benchmarks/sandbox.py [--reps 10] [--quick] [--no-append]
 
-`--quick` (for CI) runs one repetition and only 5 programs for (c); it still appends.
+`--quick` (for CI) runs one repetition, one round and only 5 programs for (c); it still
+appends. (a) and (b) run in interleaved rounds and the best of each counts, because the
+machine may be shared.
 """
 
 from __future__ import annotations
@@ -113,17 +115,28 @@ def fresh_subprocess(programs: list[Program], tasks: dict) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="one repetition, 5 subprocesses")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of (a), (b)")
+    parser.add_argument(
+        "--quick", action="store_true", help="one repetition and round, 5 subprocesses"
+    )
     parser.add_argument("--no-append", action="store_true", help="print only")
     args = parser.parse_args()
     reps = 1 if args.quick else args.reps
+    if args.quick:
+        args.rounds = 1
     programs, tasks = workload(reps)
     n = len(programs)
     print(f"{n} programs ({n // reps} corpus programs x {reps})", file=sys.stderr)
 
-    a = unprotected(programs, tasks)
-    b1, results = sandboxed(programs, tasks, workers=1)
-    b2, _ = sandboxed(programs, tasks, workers=2)
+    # (a), (b1), (b2) interleaved over rounds, best of each: the machine may be shared, and
+    # a burst of someone else's load should not land on one mode only
+    best = {"a": float("inf"), "b1": float("inf"), "b2": float("inf")}
+    for _ in range(args.rounds):
+        best["a"] = min(best["a"], unprotected(programs, tasks))
+        seconds, results = sandboxed(programs, tasks, workers=1)
+        best["b1"] = min(best["b1"], seconds)
+        best["b2"] = min(best["b2"], sandboxed(programs, tasks, workers=2)[0])
+    a, b1, b2 = best["a"], best["b1"], best["b2"]
     sub_n = 5 if args.quick else min(n, 40)
     c = fresh_subprocess(programs[:sub_n], tasks) * n / sub_n
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,7 +154,8 @@ def main() -> None:
         "",
         f"- machine: {platform.node() or 'host'} ({platform.machine()}, {os.cpu_count()} cpus, load average "
         f"{os.getloadavg()[0]:.1f} at the end), Python {platform.python_version()}",
-        f"- command: `.venv/bin/python benchmarks/sandbox.py{' --quick' if args.quick else f' --reps {reps}'}`",
+        f"- command: `.venv/bin/python benchmarks/sandbox.py{' --quick' if args.quick else f' --reps {reps} --rounds {args.rounds}'}`",
+        "- times: best of the interleaved rounds for (a) and (b), pool start-up included in (b)",
         f"- workload: {n // reps} corpus programs on their ARC-AGI-1 training tasks × {reps} = {n} programs",
         f"- (a) unprotected, one process: {rate['a']:.1f} programs/s (baseline, {a / n * 1000:.2f} ms/program)",
         f"- (b) executor, 1 worker: {rate['b1']:.1f} programs/s = {rate['b1'] / rate['a']:.2f}× (a) (goal ≥ 0.85)",
@@ -150,9 +164,11 @@ def main() -> None:
         f"(b, 1 worker) = {rate['b1'] / rate['c']:.0f}× (c) (goal ≥ 50)",
         f"- (d) cached re-run, 2 workers: {rate['d']:.0f} programs/s = {rate['d'] / rate['b1']:.0f}× (b, 1 worker) (goal ≥ 20)",
         f"- where (b, 1 worker)'s {b1 / n * 1000:.2f} ms/program goes: {program_wall * 1000:.2f} ms wall in the worker "
-        f"per program, of which {program_cpu * 1000:.2f} ms CPU in the program's process (its code, plus the "
-        f"copy-on-write faults of a forked numpy/scipy image); the remaining "
-        f"{(b1 / n - program_cpu) * 1000:.2f} ms are fork, exit, reaping and the pipes to the pool",
+        f"per program, of which {program_cpu * 1000:.2f} ms CPU in the program's process from receiving its job "
+        f"(its code, its limits and policy, and the copy-on-write faults of the forked numpy/scipy image "
+        f"it writes to) against {a / n * 1000:.2f} ms for the same program in (a); the remaining "
+        f"{(b1 / n - program_cpu) * 1000:.2f} ms are the pool's start-up (a Python with numpy, scipy and the "
+        f"DSL per worker), handing the job over, the result pipe, and fork/exit where they don't overlap",
         "",
     ]
     text = "\n".join(lines)
