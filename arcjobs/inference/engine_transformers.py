@@ -29,7 +29,11 @@ def require_adapter_dir(adapter: str | Path) -> Path:
 
 
 def load(model_dir: Path, adapter: str | None, tokenizer: Any, device: str) -> Any:
-    """The model in eval mode on `device`, wrapped in the adapter when one is given."""
+    """The model in eval mode on `device`, with the adapter (if any) merged into its weights.
+
+    Merged, a LoRA costs nothing per generated token; left as a PEFT wrapper it adds two
+    small matmuls to every adapted layer at every step.
+    """
     from arcjobs.models.loading import load_model
 
     model = load_model(model_dir, dtype="float32" if device == "cpu" else None)
@@ -41,6 +45,7 @@ def load(model_dir: Path, adapter: str | None, tokenizer: Any, device: str) -> A
             model = PeftModel.from_pretrained(model, path, is_trainable=False)
         except (OSError, ValueError, RuntimeError) as e:
             raise UserError(f"{path}: cannot load adapter: {str(e).splitlines()[0]}") from None
+        model = model.merge_and_unload()
     model.to(device)
     model.eval()
     tokenizer.padding_side = "left"
