@@ -263,6 +263,8 @@ def test_step_with_the_vllm_engine_on_two_gpus(tiny, fake_vllm, tmp_path, monkey
     lines, summary = _infer(tiny, tmp_path / "o", monkeypatch, '{"gpus": 2}', engine="vllm")
     calls = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
     assert sorted(c["devices"] for c in calls) == ["0", "1"]
+    longest = max(x["prompt_tokens"] for x in lines)
+    assert {c["max_model_len"] for c in calls} == {longest + 12}, "sized to the prompts"
     assert sum(len(c["first_ids"]) for c in calls) == summary["prompts"] == 6
     assert len(lines) == 12 and summary["engine"] == "vllm"
     assert [x["code"] for x in lines[:2]] == ["# 0.0", "# 0.1"]  # the fake's text, BOS id 0

@@ -63,6 +63,7 @@ class LLM:
             "n": [s.n for s in sampling_params],
             "lora": None if lora_request is None else lora_request.lora_int_id,
             "engine_seed": self.kwargs.get("seed"),
+            "max_model_len": self.kwargs.get("max_model_len"),
         })
         outputs = []
         for p, s in zip(prompts, sampling_params):

@@ -162,9 +162,13 @@ def _sample(
         )
     from arcjobs.inference import engine_vllm
 
+    # Without max_model_len, vLLM would size for the model's whole context (128k for
+    # Llama-3.1) and refuse GPUs whose KV cache cannot hold one such sequence; these prompts
+    # need only their longest length plus the completion.
+    needed = max(len(r.token_ids) for r in requests) + params.max_new_tokens
     options = engine_vllm.VllmOptions(
         gpu_memory_utilization=params.gpu_memory_utilization,
-        max_model_len=params.max_model_len,
+        max_model_len=params.max_model_len or needed,
         tensor_parallel_size=params.tensor_parallel_size,
         seed=params.seed,
         per_prompt_seeds=params.per_prompt_seeds,
