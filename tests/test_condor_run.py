@@ -52,8 +52,9 @@ USAGE += "".join("\n\t0  -  " + w + " By Job" for w in
                  ("Run Bytes Sent", "Run Bytes Received", "Total Bytes Sent", "Total Bytes Received"))
 def terminated(code):
     return f"Job terminated.\n\t(1) Normal termination (return value {{code}})" + USAGE
-def aborted():
-    return "Job was aborted" in open("run.dag.dagman.log").read()
+def aborted():  # this DAGMan job's abort (the log also holds earlier submissions')
+    return f"{{DAGMAN}}.000.000) " in "".join(
+        line for line in open("run.dag.dagman.log") if "Job was aborted" in line)
 event("run.dag.dagman.log", 0, DAGMAN, "Job submitted from host: " + AP)
 event("run.dag.dagman.log", 1, DAGMAN, "Job executing on host: " + AP)
 jobs, parents = {{}}, {{}}
@@ -239,3 +240,38 @@ def test_cancel_removes_the_dag_of_a_live_run(env):
     state = json.loads(run_json.read_text())
     assert state["status"] == "cancelled"
     assert "cancelled" in {s["status"] for s in state["steps"].values()}
+
+
+def test_a_killed_launcher_resumes_by_removing_its_dag_and_submitting_the_rest(env):
+    """SIGKILL the launcher while its DAG runs; `run --run-id` removes that DAG (condor_rm of
+    its DAGMan job), then submits a new DAG of what is not complete, and finishes."""
+    root, job, environ = env
+    slow = {**environ, "FAKE_NODE_SECONDS": "1"}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "arcjobs", "run", str(job), "-b", "condor", "--run-id", "c4"],
+        env=slow,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    run_json = root / "runs" / "c4" / "run.json"
+    prepared = root / "runs" / "c4" / "steps" / "prepare" / "manifest.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not prepared.exists():
+        time.sleep(0.1)
+    launcher.kill()
+    launcher.wait()
+    assert json.loads(run_json.read_text())["status"] == "running"
+
+    out = arcjobs("run", str(job), "--backend", "condor", "--run-id", "c4", environ=environ)
+    assert out.returncode == 0, out.stderr
+    calls = [json.loads(line) for line in Path(environ["FAKE_CALLS"]).read_text().splitlines()]
+    assert [c[1:] for c in calls] == [["1000"]]  # the first DAG, removed once
+    state = json.loads(run_json.read_text())
+    assert state["status"] == "succeeded"
+    assert state["steps"]["prepare"]["reason"].startswith("done: complete in this run")
+    jobs = [
+        line.split()[1]
+        for line in (root / "runs" / "c4" / "condor" / "run.dag").read_text().splitlines()
+        if line.startswith("JOB ")
+    ]
+    assert "prepare" not in jobs and "gather" in jobs
