@@ -81,7 +81,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 class Runner:
     """Loads the engine once; `run(requests, sampling, per_call)` generates and times."""
 
-    def __init__(self, args: argparse.Namespace, model_dir: Path, tokenizer: Any):
+    def __init__(self, args: argparse.Namespace, model_dir: Path, tokenizer: Any, needed: int):
         self.args, self.tokenizer = args, tokenizer
         if args.engine == "transformers":
             import torch
@@ -96,7 +96,7 @@ class Runner:
             self.device = "cuda"
             options = engine_vllm.VllmOptions(
                 gpu_memory_utilization=args.gpu_memory_utilization,
-                max_model_len=args.max_model_len,
+                max_model_len=args.max_model_len or needed,  # as the step sizes it
                 tensor_parallel_size=1,
                 seed=args.seed,
             )
@@ -225,7 +225,8 @@ def main(argv: list[str]) -> None:
             seed=args.seed,
             stop_token_ids=plan.stop_token_ids(model_dir, tokenizer),
         )
-        runner = Runner(args, model_dir, tokenizer)
+        needed = max(len(r.token_ids) for r in requests) + args.max_new_tokens
+        runner = Runner(args, model_dir, tokenizer, needed)
         subset = requests[: args.baseline_prompts]
         if args.engine == "vllm":
             step = runner.run(requests, sampling, one_by_one=False)
