@@ -154,3 +154,24 @@ def test_an_unreadable_log_is_retried_then_reported_in_one_line(tmp_path):
     with pytest.raises(UserError) as e:
         follower.read(bad)
     assert str(e.value) == f"cannot read HTCondor event log {bad}: ULOG_RD_ERROR"
+
+
+def test_a_released_hold_is_forgotten(tmp_path):
+    """condor_release after a hold: the job is idle again, and a later removal is a removal."""
+    text = (EVENTS / "held_memory.log").read_text()
+    held, aborted = text[: text.index("009 (401")], text[text.index("009 (401") :]
+    released = "013 (401.000.000) 2026-11-25 10:05:10 Job was released.\n\tvia condor_release (by user alice)\n...\n"
+    log = tmp_path / "condor.log"
+    log.write_text(held + released)
+    follower = Follower()
+    s = step_status(follower.read(log), DAGMAN, 0, None)
+    assert (s.state, s.detail) == ("queued", "idle, waiting for a machine")
+    with log.open("a") as f:
+        f.write(
+            aborted.replace(
+                "The job attribute PeriodicRemove expression '(JobStatus == 5) && (HoldReasonCode =!= 1)' evaluated to TRUE",
+                "via condor_rm (by user alice)",
+            )
+        )
+    s = step_status(follower.read(log), DAGMAN, 0, None)
+    assert s.state == "exited" and s.detail == "removed: via condor_rm (by user alice)"

@@ -74,7 +74,7 @@ def apply(log: StepLog, event: Any) -> None:
         a.hold_reason = str(event.get("HoldReason", "")).strip()
         a.hold_code = event.get("HoldReasonCode")
     elif kind == T.JOB_RELEASED:
-        a.state = "idle"
+        a.state, a.hold_reason, a.hold_code = "idle", "", None
     elif kind == T.SHADOW_EXCEPTION:
         a.note = f"shadow exception: {event.get('Message', '').strip()}"
     elif kind == T.JOB_TERMINATED:
