@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -304,3 +305,17 @@ def test_cancel_through_the_bindings_without_a_schedd_is_one_line(world):
     with pytest.raises(UserError) as e:
         CondorBackend(SiteConfig()).cancel(handle)
     assert str(e.value) == "cannot reach the local schedd: Unable to locate local daemon."
+
+
+def test_the_site_config_example_in_the_docs_is_valid(tmp_path):
+    from arcjobs.backends.site import load_site
+
+    docs = (Path(__file__).parents[1] / "docs" / "cluster.md").read_text()
+    example = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "site.yaml").write_text(example)
+    site = load_site(tmp_path / "site.yaml")
+    assert site.schedd == "ap40.example.edu" and site.gpus_minimum_memory == 40 * 1024
+    assert site.environment == {"HF_HUB_OFFLINE": "1"}
+    rows = [line.split("|")[1] for line in docs.splitlines() if line.startswith("| `")]
+    documented = {name for cell in rows for name in re.findall(r"`(\w+)`", cell)}
+    assert set(SiteConfig.model_fields) <= documented  # every setting has a row

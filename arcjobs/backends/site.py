@@ -6,7 +6,7 @@ a workstation and on any pool. The file is looked up at `--site PATH`, else `$AR
 else `~/.config/arcjobs/site.yaml`; without one, every field has a default that suits a
 single-schedd pool whose shared filesystem is mounted at the same path everywhere.
 
-Documented field by field in docs/cluster.md; `example()` is the annotated template.
+Documented field by field, with an annotated example, in docs/cluster.md.
 """
 
 from __future__ import annotations
@@ -104,24 +104,3 @@ def load_site(path: str | Path | None = None) -> SiteConfig:
             known = ", ".join(SiteConfig.model_fields)
             raise UserError(f"{file}: {key}: unknown setting; expected one of: {known}") from None
         raise UserError(f"{file}: {key}: {err['msg']}") from None
-
-
-def example() -> str:
-    """An annotated site.yaml (docs/cluster.md shows the same)."""
-    return """\
-# ~/.config/arcjobs/site.yaml — what differs per HTCondor pool (all keys optional)
-schedd: ap40.example.edu            # access point's schedd; default: the local one
-collector: cm.example.edu           # central manager used to find `schedd`
-data_root: /staging/alice/arcjobs   # the data root on the shared filesystem (bound at /data)
-image_cache: /staging/alice/sif     # .sif files from `arcjobs images apptainer`
-requirements: (OpSysMajorVer >= 9)  # ANDed into every step's requirements
-accounting_group: group_ml
-accounting_group_user: alice
-gpus_minimum_memory: 40G            # for steps that request GPUs
-gpus_minimum_capability: 8.0
-retries: 1                          # DAGMan RETRY for transient failures (plus each step's own)
-request_disk: 20G                   # execute-node scratch per step
-submit: bindings                    # or condor_submit_dag (the CLI)
-environment:                        # added to every step's environment
-  HF_HUB_OFFLINE: "1"
-"""
