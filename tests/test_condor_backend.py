@@ -319,3 +319,24 @@ def test_the_site_config_example_in_the_docs_is_valid(tmp_path):
     rows = [line.split("|")[1] for line in docs.splitlines() if line.startswith("| `")]
     documented = {name for cell in rows for name in re.findall(r"`(\w+)`", cell)}
     assert set(SiteConfig.model_fields) <= documented  # every setting has a row
+
+
+def test_the_bindings_path_builds_dagmans_job_with_force_and_the_run_as_batch_name(world):
+    """Real `htcondor2.Submit.from_dag` with a FAKE `condor_dagman` on PATH (it only has to
+    exist): the DAGMan job description is the bindings' own; with no schedd here, submitting
+    it stops at locating the schedd, in one line."""
+    root, bin_dir, _ = world
+    install(bin_dir, "condor_dagman", "#!/bin/sh\nexit 0\n")
+    plan, requests = planned(root, SiteConfig(submit="bindings"))
+    with pytest.raises(UserError) as e:
+        plan.backend.submit_dag(requests, {}, plan.layout)
+    assert str(e.value) == "cannot reach the local schedd: Unable to locate local daemon."
+    import htcondor2
+
+    dag_dir = plan.layout.run_dir / "condor"
+    dagman = htcondor2.Submit((dag_dir / "run.dag.condor.sub").read_text())
+    assert dagman["universe"] == "scheduler"
+    assert dagman["My.JobBatchName"] == '"r1"'
+    assert dagman["log"] == str(dag_dir / "run.dag.dagman.log")
+    args = dagman["arguments"].strip('"')
+    assert f"-Dag {dag_dir / 'run.dag'}" in args and "-force" in args.split()
