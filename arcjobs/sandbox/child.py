@@ -1,14 +1,17 @@
 """The program's side of the fork: lock the process down, run `transform`, report, exit.
 
-Everything here runs in a child forked from the warm worker, so the DSL, numpy, builtins and
-`sys.modules` are pristine copies that vanish with the process. The order matters: the
-process group, rlimits, uid, scratch cwd, closed stdio and the audit hook are all in place
-before the program's source is compiled, because compiling is already running it (a
-10 MB source or a nesting bomb attacks the compiler).
+Every child is forked from the warm worker, so the DSL, numpy, builtins and `sys.modules`
+are pristine copies that vanish with the process. A child starts as the worker's spare:
+`prepare` (own process group, parent-death signal, private scratch cwd, stdio on
+/dev/null) and `warm_up` run while the previous program is still running. When its job
+arrives, `lock_down` sets the job's rlimits, drops to uid 65534 where the worker is root,
+seeds `random` and `numpy.random` from the program and its inputs, and installs the audit
+hook — all before the program's source is compiled, because compiling is already running
+it (a 10 MB source or a nesting bomb attacks the compiler).
 
 The child reports through `report_fd` only: frames `{"violation": ...}` from the policy,
-then one `{"status", "error", "outputs"}`. It never sees expected outputs: they stay in the
-executor's process.
+then one `{"status", "error", "outputs", "cpu_s"}`. It never sees expected outputs: they
+stay in the executor's process.
 """
 
 from __future__ import annotations
