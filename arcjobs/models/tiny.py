@@ -62,19 +62,6 @@ LLAMA3_SPLIT = (
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 
-COLOR_NAMES = [
-    "Black",
-    "Blue",
-    "Red",
-    "Green",
-    "Yellow",
-    "Gray",
-    "Pink",
-    "Orange",
-    "Purple",
-    "Brown",
-]
-
 
 @dataclass(frozen=True)
 class TinySpec:
@@ -91,13 +78,13 @@ class TinySpec:
     corpus_tasks: int = 60
 
 
-def grid_text(grid: list[list[int]]) -> str:
-    """A grid the way BARC prompts show it: colour names, one line per row."""
-    return "\n".join(" ".join(COLOR_NAMES[c] for c in row) for row in grid) + "\n"
-
-
 def corpus(spec: TinySpec) -> Iterator[str]:
-    """The tokenizer's training text, in a fixed order (so the vocabulary is reproducible)."""
+    """The tokenizer's training text, in a fixed order (so the vocabulary is reproducible).
+
+    The DSL and the example programs (when this checkout has them), then the BARC messages of
+    the first `corpus_tasks` ARC-AGI-1 training tasks, built by the same code as real prompts.
+    """
+    from arcjobs.arc.prompts import ASSISTANT_PREFIX, build_messages
     from arcjobs.arc.tasks import load_dataset
     from arcjobs.sandbox.dsl import DSL_PATH
 
@@ -106,11 +93,10 @@ def corpus(spec: TinySpec) -> Iterator[str]:
     corpus_dir = Path(__file__).resolve().parents[1] / "sandbox" / "corpus"
     for path in sorted(corpus_dir.rglob("*.py")):
         yield path.read_text()
-    tasks = load_dataset("arc-agi-1/training", limit=spec.corpus_tasks)
-    for task in tasks.values():
-        for i, (inp, out) in enumerate(task.train, 1):
-            yield f"Example {i}\nInput:\n{grid_text(inp.tolist())}\nOutput:\n{grid_text(out.tolist())}\n"
-    yield "```python\nfrom common import *\nimport numpy as np\nfrom typing import *\n\ndef transform(input_grid):\n"
+    for task in load_dataset("arc-agi-1/training", limit=spec.corpus_tasks).values():
+        for message in build_messages(task):
+            yield message["content"]
+    yield ASSISTANT_PREFIX + "\n```python\nfrom common import *\nimport numpy as np\n"
 
 
 def build_tokenizer(spec: TinySpec):  # -> PreTrainedTokenizerFast
