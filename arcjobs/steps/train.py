@@ -325,7 +325,7 @@ def _sft_config(params: Params, scratch: Path, gpu: bool, liger: bool, attn: str
         padding_free=padding_free,
         train_sampling_strategy=sampler,
         completion_only_loss=True,
-        gradient_checkpointing=params.gradient_checkpointing,
+        activation_checkpointing=params.gradient_checkpointing,  # transformers 5 name
         bf16=gpu,
         fp16=False,
         use_liger_kernel=liger,
@@ -463,7 +463,7 @@ def _metrics(
             "sampler": args.train_sampling_strategy,
             "liger": bool(args.use_liger_kernel),
             "bf16": bool(args.bf16),
-            "gradient_checkpointing": bool(args.gradient_checkpointing),
+            "gradient_checkpointing": bool(args.activation_checkpointing),
         },
     }
 
