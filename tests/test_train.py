@@ -329,3 +329,21 @@ def test_module_entry_point_trains_like_a_launched_rank(tiny, dataset, tmp_path)
     done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((out / "metrics.json").read_text())["global_step"] == 1
+
+
+@pytest.mark.unit
+def test_real_job_loader_refuses_dora_for_vllm_with_file_line_and_key(tmp_path):
+    """The same rule through the job language: infer's engine defaults to vllm."""
+    from arcjobs.spec.loader import load_job
+
+    job = tmp_path / "dora.yaml"
+    job.write_text(
+        "name: dora\nparams: {dora: true}\nsteps:\n"
+        "  learn:\n    uses: train\n"
+        '    with: {model: /m, dataset: /d.jsonl, use_dora: "${dora}"}\n'
+        "  again:\n    uses: infer\n    needs: [learn]\n"
+        '    with: {model: /m, adapter: "${learn.out}/adapter", dataset: arc-agi-1/evaluation}\n'
+    )
+    with pytest.raises(UserError, match=rf"{job}:6: steps.learn.with.use_dora: step 'again'"):
+        load_job(job)
+    assert load_job(job, ["dora=false"]).steps["learn"].kind == "train"
