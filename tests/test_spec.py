@@ -22,7 +22,10 @@ ERRORS = {
         "4: invalid YAML: expected the node content, but found '<stream end>'",
     ),
     "not a mapping": ("- a\n- b\n", "1: expected a mapping with keys name, params and steps"),
-    "empty file": ("", "1: the job file is empty; expected a mapping with keys name, params and steps"),
+    "empty file": (
+        "",
+        "1: the job file is empty; expected a mapping with keys name, params and steps",
+    ),
     "unknown top key": (
         "name: x\nflavour: 1\nsteps:\n  a: {run: echo}\n",
         "2: flavour: unknown key; expected one of: name, description, params, rounds, steps",
@@ -97,6 +100,11 @@ ERRORS = {
     "missing axis": (
         "name: x\nsteps:\n  a:\n    run: echo ${matrix.lr}\n",
         "4: steps.a.run: ${matrix.lr}: this step has no matrix axis 'lr' (its axes: none)",
+    ),
+    "unused axis": (
+        "name: x\nsteps:\n  a:\n    run: echo\n    matrix: {lr: [1, 2]}\n",
+        "5: steps.a.matrix.lr: axis 'lr' is not used by this step's run (as ${matrix.lr}); "
+        "its branches would all compute the same thing",
     ),
     "empty axis": (
         "name: x\nsteps:\n  a:\n    run: echo\n    matrix: {x: []}\n",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 
 from arcjobs.backends.base import Backend
 from arcjobs.errors import UserError
@@ -21,7 +22,11 @@ def backend_names() -> list[str]:
 
 
 def get_backend(name: str, **options: object) -> Backend:
+    """The backend `name`, given those of `options` (data_root, site, ...) its constructor takes:
+    callers pass everything they know, each backend uses what it needs."""
     if name not in backend_names():
         raise UserError(f"unknown backend {name!r}; expected one of: {', '.join(backend_names())}")
-    module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(**options)
+    module, attr = BACKENDS[name].split(":")
+    cls = getattr(importlib.import_module(module), attr)
+    accepted = inspect.signature(cls).parameters
+    return cls(**{k: v for k, v in options.items() if k in accepted and v is not None})

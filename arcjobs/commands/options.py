@@ -28,4 +28,10 @@ overrides = click.option(
     metavar="KEY=VALUE",
     help="Override a job parameter (repeatable); values are typed as in YAML.",
 )
+site = click.option(
+    "--site",
+    envvar="ARCJOBS_SITE",
+    type=click.Path(path_type=Path),
+    help="Cluster site config (condor backend; see docs/cluster.md); env ARCJOBS_SITE.",
+)
 run_id = click.option("--run-id", help="Name the run; an existing run id resumes that run.")

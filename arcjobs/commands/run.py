@@ -25,13 +25,19 @@ from arcjobs.spec import load_job
 @options.overrides
 @options.run_id
 @options.data_root
+@options.site
 def run(
-    job_file: Path, backend: str, overrides: tuple[str, ...], run_id: str | None, data_root: Path
+    job_file: Path,
+    backend: str,
+    overrides: tuple[str, ...],
+    run_id: str | None,
+    data_root: Path,
+    site: Path | None,
 ) -> None:
     """Run JOB_FILE (or resume --run-id) and wait for it, showing progress."""
     started = time.time()
     job = load_job(job_file, overrides)
-    plan = make_plan(job, backend, RunStore(data_root), run_id)
+    plan = make_plan(job, backend, RunStore(data_root), run_id, {"site": site})
     with Progress() as progress:
         try:
             state = run_plan(plan, list(overrides), progress)
@@ -70,6 +76,7 @@ def run(
 @options.overrides
 @options.run_id
 @options.data_root
+@options.site
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (requests as data).")
 def plan(
     job_file: Path,
@@ -77,11 +84,12 @@ def plan(
     overrides: tuple[str, ...],
     run_id: str | None,
     data_root: Path,
+    site: Path | None,
     as_json: bool,
 ) -> None:
     """Show what `run` would do for each step, and why. Writes nothing."""
     job = load_job(job_file, overrides)
-    p = make_plan(job, backend, RunStore(data_root), run_id)
+    p = make_plan(job, backend, RunStore(data_root), run_id, {"site": site})
     requests = p.requests()
     artefacts = p.backend.artefacts(list(requests.values()), p.layout)
     if as_json:

@@ -21,16 +21,44 @@ from arcjobs.engine.progress import STYLE, steps_table
 from arcjobs.engine.store import RunStore
 from arcjobs.errors import UserError
 
+LIVE = ("running", "queued")
+
 
 def _effective_status(store: RunStore, state: dict[str, Any]) -> str:
-    """A run marked running whose launcher holds no lock was interrupted."""
+    """A run marked running whose launcher holds no lock was interrupted (a cluster run goes on
+    without its launcher)."""
     if (
         state.get("status") == "running"
-        and state.get("backend") in ("local", "compose")
+        and state.get("backend") != "condor"
         and not store.is_locked(state["run_id"])
     ):
         return "interrupted"
     return state.get("status", "?")
+
+
+def _refresh_detached(store: RunStore, state: dict[str, Any]) -> dict[str, Any]:
+    """Steps of a cluster run that no launcher follows: ask the backend (display only)."""
+    if state.get("backend") != "condor" or store.is_locked(state["run_id"]):
+        return state
+    live = {
+        n: i["handle"]
+        for n, i in state["steps"].items()
+        if i.get("status") in LIVE and i.get("handle")
+    }
+    if not live:
+        return state
+    backend = get_backend("condor", data_root=store.data_root)
+    for name, st in backend.poll(live).items():
+        info = state["steps"][name]
+        if st.state in LIVE:
+            info.update(status=st.state, reason=st.detail or info.get("reason", ""))
+        else:
+            ok = st.state == "exited" and st.exit_code == 0
+            info.update(
+                status="succeeded" if ok else "failed",
+                reason=st.detail or f"exit code {st.exit_code}",
+            )
+    return state
 
 
 @click.command()
@@ -65,7 +93,7 @@ def status(run_id: str | None, data_root: Path, watch: bool) -> None:
         return
 
     def current() -> Table:
-        state = store.read(run_id)
+        state = _refresh_detached(store, store.read(run_id))
         state["status"] = _effective_status(store, state)
         return steps_table(state)
 
@@ -120,7 +148,7 @@ def logs(run_id: str, step: str, data_root: Path, follow: bool) -> None:
                 raise UserError(f"step {name} of run {run_id} has no log yet ({path})") from None
         if not follow:
             return
-        live = store.read(run_id)["steps"][name].get("status") in ("pending", "running") and (
+        live = store.read(run_id)["steps"][name].get("status") in ("pending", *LIVE) and (
             store.is_locked(run_id) or store.read(run_id).get("backend") == "condor"
         )
         if not live:
@@ -149,10 +177,10 @@ def cancel(run_id: str, data_root: Path) -> None:
             raise UserError(f"launcher {launcher['pid']} of run {run_id} did not stop within 60 s")
         click.echo(f"run {run_id} cancelled")
         return
-    backend = get_backend(state["backend"])
+    backend = get_backend(state["backend"], data_root=store.data_root)
     stopped = 0
     for info in state["steps"].values():
-        if info.get("status") == "running" and info.get("handle"):
+        if info.get("status") in LIVE and info.get("handle"):
             backend.cancel(info["handle"])
             info.update(status="cancelled", handle=None)
             stopped += 1

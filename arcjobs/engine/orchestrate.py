@@ -47,7 +47,7 @@ def make_plan(
     backend_options: dict[str, Any] | None = None,
 ) -> Plan:
     """Decide what a run would do. Reads the store; writes nothing."""
-    backend = get_backend(backend_name, **(backend_options or {}))
+    backend = get_backend(backend_name, **{"data_root": store.data_root, **(backend_options or {})})
     resuming = run_id is not None and store.exists(run_id)
     if resuming:
         previous = store.read(run_id)  # type: ignore[arg-type]
@@ -78,6 +78,9 @@ def run_plan(plan: Plan, overrides: list[str], report: Reporter) -> dict[str, An
             state["status"] = "succeeded" if ok else "failed"
         except Cancelled:
             state["status"] = "cancelled"
+            raise
+        except BaseException:
+            state["status"] = "failed"  # e.g. a submit refused: run.json must not say running
             raise
         finally:
             state["ended"] = time.time()

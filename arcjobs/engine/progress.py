@@ -15,6 +15,7 @@ STYLE = {
     "reused": "cyan",
     "failed": "bold red",
     "running": "yellow",
+    "queued": "blue",
     "skipped": "magenta",
     "cancelled": "red",
     "pending": "dim",

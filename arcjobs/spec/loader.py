@@ -39,7 +39,12 @@ def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> J
         raise UserError(f"{file}: cannot read job file: {e.strerror}") from None
     located = yamlpos.load(text, file)
     if located.data is None:
-        raise SpecError(file, 1, "", "the job file is empty; expected a mapping with keys name, params and steps")
+        raise SpecError(
+            file,
+            1,
+            "",
+            "the job file is empty; expected a mapping with keys name, params and steps",
+        )
     if not isinstance(located.data, dict):
         raise located.error((), "expected a mapping with keys name, params and steps")
     try:
@@ -180,6 +185,13 @@ class _Resolver:
                 target = _step_of(ref)
                 if target and not ref.startswith("prev."):
                     deps[name].add(target)
+            for axis in step.matrix or {}:
+                if f"matrix.{axis}" not in self.refs[name]:
+                    raise self.err(
+                        ("steps", name, "matrix", axis),
+                        f"axis {axis!r} is not used by this step's {key} (as ${{matrix.{axis}}}); "
+                        "its branches would all compute the same thing",
+                    )
         try:
             order = list(graphlib.TopologicalSorter(deps).static_order())
         except graphlib.CycleError as e:
@@ -322,7 +334,9 @@ class _Resolver:
                 axis = ref[len("matrix.") :]
                 if axis not in inst.assignment:
                     have = ", ".join(inst.assignment) or "none"
-                    raise UnknownRef(f"${{{ref}}}: this step has no matrix axis {axis!r} (its axes: {have})")
+                    raise UnknownRef(
+                        f"${{{ref}}}: this step has no matrix axis {axis!r} (its axes: {have})"
+                    )
                 return inst.assignment[axis]
             target = _step_of(ref)
             if ref.startswith("prev."):
