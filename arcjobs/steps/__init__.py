@@ -20,6 +20,7 @@ KIND_MODULES: dict[str, str] = {
     "train": "arcjobs.steps.train",
     "infer": "arcjobs.steps.infer",
     "tiny_model": "arcjobs.steps.tiny_model",
+    "programs": "arcjobs.steps.programs",
 }
 
 _loaded: dict[str, StepKind] = {}
