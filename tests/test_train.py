@@ -283,8 +283,7 @@ def test_contradictory_params_are_refused_at_validation(argv, message):
         parse_params(Params, ["--model", "m", "--dataset", "d", *argv])
 
 
-@pytest.mark.unit
-def test_several_gpus_relaunch_under_accelerate(monkeypatch, tmp_path):
+def test_several_gpus_relaunch_under_accelerate(tiny, dataset, monkeypatch, tmp_path):
     """No GPU here, so CUDA and the launcher subprocess are stubbed: this checks the command
     line the step builds. The launched module entry point is exercised for real below."""
     import arcjobs.models.loading as loading
@@ -297,17 +296,21 @@ def test_several_gpus_relaunch_under_accelerate(monkeypatch, tmp_path):
     monkeypatch.setattr(
         step.subprocess, "run", lambda cmd: calls.append(cmd) or SimpleNamespace(returncode=0)
     )
-    params = Params(model="m", dataset="d", lora_rank=8)
+    params = Params(model=str(tiny), dataset=str(dataset), lora_rank=8)
     ctx = StepContext(
         out=tmp_path / "o", scratch=tmp_path / "s", step_dir=tmp_path, resources={"gpus": 4}
     )
     step.run(params, ctx)
     (cmd,) = calls
-    assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
+    assert "--multi_gpu" in cmd and cmd[1:3] == ["-m", "accelerate.commands.launch"]
     assert cmd[cmd.index("--num_processes") + 1] == "4" and "--multi_gpu" in cmd
     assert cmd[-5:-3] == ["-m", "arcjobs.steps.train"]
     assert Params.model_validate_json(cmd[-3]) == params
     assert cmd[-2:] == [str(ctx.out), str(ctx.scratch)]
+
+    with pytest.raises(UserError, match="global_batch_size: 16 is not a multiple of .* 3 GPU"):
+        step.run(params, StepContext(ctx.out, ctx.scratch, tmp_path, resources={"gpus": 3}))
+    assert len(calls) == 1
 
     monkeypatch.setattr(loading, "has_cuda", lambda: False)
     with pytest.raises(UserError, match="resources.gpus: 4 GPUs granted but no CUDA GPU"):

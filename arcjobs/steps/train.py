@@ -503,9 +503,15 @@ def run(params: Params, ctx: StepContext) -> None:
 def _launch(params: Params, ctx: StepContext, gpus: int) -> None:
     """One DDP process per GPU, each running this module's `__main__` (the recipe above)."""
     from arcjobs.models.loading import has_cuda
+    from arcjobs.models.tokenizer import require_model_dir
 
     if not has_cuda():
         raise UserError(f"resources.gpus: {gpus} GPUs granted but no CUDA GPU is visible")
+    # Bad input is refused here as one line, not as one traceback per rank.
+    _accumulation(params, gpus)
+    _check_device_options(params, gpu=True)
+    require_model_dir(params.model)
+    read_dataset(params.dataset)
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch",
         "--multi_gpu", "--num_processes", str(gpus), "--num_machines", "1",
