@@ -346,3 +346,31 @@ def test_fuzz_mutated_valid_job(tmp_path: Path, data: st.DataObject) -> None:
     if keys:
         target[keys[-1]] = data.draw(yaml_values)
     _load_text(tmp_path, yaml.safe_dump(job))
+
+
+def test_params_shape_rounds_and_resources(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+name: x
+params: {rounds: 2, gpus: 1}
+rounds: {count: "${rounds}", steps: [a]}
+steps:
+  a:
+    image: train
+    run: echo ${round}
+    resources: {gpus: "${gpus}"}
+""",
+    )
+    job = load_job(path, ["rounds=3", "gpus=0"])
+    assert list(job.steps) == ["a.r1", "a.r2", "a.r3"]
+    assert job.steps["a.r3"].resources.gpus == 0
+    with pytest.raises(
+        SpecError, match=r":9: steps.a.resources.gpus: expected an integer, got 'many'"
+    ):
+        load_job(path, ["gpus=many"])
+    path.write_text(path.read_text().replace('count: "${rounds}"', 'count: "${laps}"'))
+    with pytest.raises(
+        SpecError, match=r":4: rounds.count: \$\{laps\}: only job parameters can be used here"
+    ):
+        load_job(path)

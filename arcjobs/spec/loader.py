@@ -47,12 +47,54 @@ def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> J
         )
     if not isinstance(located.data, dict):
         raise located.error((), "expected a mapping with keys name, params and steps")
+    data = dict(located.data)
+    if isinstance(data.get("params"), dict):
+        data["params"] = _apply_overrides(data["params"], overrides, file)
+    elif overrides:
+        _apply_overrides({}, overrides, file)
+    _render_structure(located, data)
     try:
-        spec = JobSpec.model_validate(located.data)
+        spec = JobSpec.model_validate(data)
     except ValidationError as e:
         err = first_error(e)
         raise _error_at(located, ("",), tuple(err["loc"]), describe(err, JobSpec)) from None
-    return _Resolver(located, spec, _apply_overrides(spec.params, overrides, file)).job()
+    return _Resolver(located, spec, spec.params).job()
+
+
+def _render_structure(located: yamlpos.Located, data: dict[str, Any]) -> None:
+    """Substitute parameters where the DAG's shape is decided: `rounds.count` and steps'
+    `resources`, so `--set rounds=2 --set gpus=0` can shrink a job for a CPU machine.
+    Only parameters may be referenced there; the values are then checked by the schema."""
+    params = data.get("params") if isinstance(data.get("params"), dict) else {}
+
+    def at(path: tuple[Any, ...]) -> Any:
+        def resolve(ref: str) -> Any:
+            if ref not in params:
+                raise located.error(
+                    path,
+                    f"${{{ref}}}: only job parameters can be used here "
+                    f"(parameters: {', '.join(params) or 'none'})",
+                )
+            return params[ref]
+
+        return resolve
+
+    rounds = data.get("rounds")
+    if isinstance(rounds, dict) and isinstance(rounds.get("count"), str):
+        data["rounds"] = {**rounds, "count": render(rounds["count"], at(("rounds", "count")))}
+    steps = data.get("steps")
+    if not isinstance(steps, dict):
+        return
+    rendered_steps = {}
+    for name, step in steps.items():
+        if isinstance(step, dict) and isinstance(step.get("resources"), dict):
+            res = {
+                k: render(v, at(("steps", name, "resources", k))) if isinstance(v, str) else v
+                for k, v in step["resources"].items()
+            }
+            step = {**step, "resources": res}
+        rendered_steps[name] = step
+    data["steps"] = rendered_steps
 
 
 def _apply_overrides(
