@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The docker tier of CI, start to finish: engine up, base image, sandbox image, `-m docker`
-# tests, engine down (always, by its pid, also when a step fails).
+# tests, engine down (by its pid, also when a step fails, if this run started it).
 #
 # Why one script: .ci/run stays a list of tiers, and a developer reproduces the tier exactly
 # with `scripts/ci-docker.sh` (extra arguments go to pytest, e.g. `-k fork -x`).
@@ -46,8 +46,14 @@ build_sandbox() {
 }
 
 timed "apt install" install_missing
-timed "engine up" scripts/docker-up.sh
-trap 'scripts/docker-down.sh' EXIT
+# Stop the engine at the end only if this run started it (a developer's running engine,
+# started earlier with docker-up.sh or by systemd, stays up).
+if docker info >/dev/null 2>&1; then
+    timed "engine up" scripts/docker-up.sh
+else
+    timed "engine up" scripts/docker-up.sh
+    trap 'scripts/docker-down.sh' EXIT
+fi
 if [[ "$BASE" == arcjobs-base:* ]]; then
     timed "base image" scripts/make-base-image.sh
 fi
