@@ -250,17 +250,20 @@ class Worker:
     def _verdict(self, job, violation, result, timed_out, status, usage) -> dict[str, Any]:
         lim = job["limits"]
         n = len(job["inputs"])
+        # one message whichever limit (wall clock or RLIMIT_CPU) struck first: which one does
+        # depends on the machine, and executions must be the same bytes everywhere
+        too_slow = f"exceeded the {lim['timeout_s']}s time limit"
         if violation is not None:
             return {"status": "unsafe", "error": violation, "outputs": None}
         if timed_out:
-            return {"status": "timeout", "error": f"ran past {lim['timeout_s']}s", "outputs": None}
+            return {"status": "timeout", "error": too_slow, "outputs": None}
         if result is not None:
             return _checked(result, n)
         cpu = usage.ru_utime + usage.ru_stime
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
             if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= lim["timeout_s"]):
-                return {"status": "timeout", "error": "CPU time limit", "outputs": None}
+                return {"status": "timeout", "error": too_slow, "outputs": None}
             if sig == signal.SIGKILL and usage.ru_maxrss * 1024 >= 0.9 * lim["memory_mb"] * 2**20:
                 return {"status": "memory", "error": "killed at the memory limit", "outputs": None}
             return {
