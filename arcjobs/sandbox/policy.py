@@ -91,6 +91,7 @@ def make_hook(
     abspath, fspath, sep = os.path.abspath, os.fsdecode, os.sep
 
     def refuse(what: str) -> None:
+        what = what.replace(scratch.rstrip(sep), "<scratch>")  # the same text on every machine
         record(what)
         raise Violation(f"sandbox policy: {what} is not allowed")
 
