@@ -254,7 +254,7 @@ class _Resolver:
         if target is not None:
             if target not in self.spec.steps:
                 return f"unknown step {target!r}; steps are: {', '.join(self.spec.steps)}"
-            if target == step:
+            if target == step and not ref.startswith("prev."):
                 return "a step cannot refer to its own output; write into $OUT (run:) or its out/"
             if ref.startswith("prev.") and not (in_rounds and target in self.round_steps):
                 return "prev. refers to the previous round: both steps must be listed under rounds.steps"

@@ -59,6 +59,7 @@ def load(text: str, file: str) -> Located:
         lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
+            inherited: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise SpecError(
@@ -68,12 +69,23 @@ def load(text: str, file: str) -> Located:
                         "keys must be plain scalars",
                     )
                 if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise SpecError(
-                        file,
-                        key_node.start_mark.line + 1,
-                        format_path(path),
-                        "YAML merge keys (<<) are not supported",
+                    # `<<: *anchor` (or a list of them): keys not written here come from it
+                    sources = (
+                        value_node.value
+                        if isinstance(value_node, yaml.SequenceNode)
+                        else [value_node]
                     )
+                    for source in sources:
+                        merged = convert(source, path)
+                        if not isinstance(merged, dict):
+                            raise SpecError(
+                                file,
+                                key_node.start_mark.line + 1,
+                                format_path(path),
+                                "a merge key (<<) takes a mapping or a list of mappings",
+                            )
+                        inherited.update({k: v for k, v in merged.items() if k not in inherited})
+                    continue
                 key = constructor.construct_object(key_node)
                 if not isinstance(key, (str, int, float, bool)):
                     raise SpecError(
@@ -92,7 +104,7 @@ def load(text: str, file: str) -> Located:
                     )
                 lines[(*path, key)] = key_node.start_mark.line + 1
                 out[key] = convert(value_node, (*path, key))
-            return out
+            return {**{k: v for k, v in inherited.items() if k not in out}, **out}
         if isinstance(node, yaml.SequenceNode):
             return [convert(item, (*path, i)) for i, item in enumerate(node.value)]
         try:

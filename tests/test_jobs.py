@@ -1,0 +1,107 @@
+"""The job files in jobs/: every one plans on every backend, the sweep expands as intended,
+and the CPU demo runs end to end with the real steps (tiny model, transformers, TRL, sandbox)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, arcjobs
+
+from arcjobs.backends import backend_names
+from arcjobs.spec import load_job
+
+JOB_FILES = sorted((ROOT / "jobs").glob("*.yaml"))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("backend", backend_names())
+@pytest.mark.parametrize("job", JOB_FILES, ids=lambda p: p.name)
+def test_every_job_plans_on_every_backend(job: Path, backend: str, tmp_path: Path) -> None:
+    proc = arcjobs("plan", job, "--backend", backend, "--data-root", tmp_path / "data", "--json")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert {s["step"] for s in plan["steps"]} == set(load_job(job).steps)
+    assert all(s["action"] == "run" for s in plan["steps"])
+    assert not (tmp_path / "data" / "runs").exists()
+
+
+@pytest.mark.unit
+def test_sweep_has_one_chain_per_configuration() -> None:
+    job = load_job(ROOT / "jobs/sweep_lora.yaml")
+    per_base: dict[str, int] = {}
+    for step in job.steps.values():
+        per_base[step.base] = per_base.get(step.base, 0) + 1
+    assert per_base == {
+        "search": 1,
+        "execute": 1,
+        "select": 1,
+        "learn": 12,
+        "search_again": 12,
+        "execute_again": 12,
+        "evaluate": 12,
+        "compare": 1,
+    }
+    branch = "lora_rank=64.learning_rate=0.0002.max_steps=500"
+    assert job.steps[f"evaluate.{branch}"].needs == (f"execute_again.{branch}",)
+    assert job.steps[f"learn.{branch}"].full_params["lora_rank"] == 64
+
+
+@pytest.mark.unit
+def test_loop_chains_adapters_across_rounds() -> None:
+    job = load_job(ROOT / "jobs/ttt_loop.yaml", ["rounds=2"])
+    assert [n for n in job.steps if n.startswith("learn")] == ["learn.r1", "learn.r2"]
+    assert (
+        "adapter" not in job.steps["search.r1"].params
+        and "adapter" not in job.steps["learn.r1"].params
+    )
+    assert job.steps["search.r2"].params["adapter"] == "${learn.r1.out}/adapter"
+    assert job.steps["learn.r2"].params["adapter"] == "${learn.r1.out}/adapter"
+    assert job.steps["search_final"].params["adapter"] == "${learn.r2.out}/adapter"
+
+
+@pytest.mark.integration
+def test_demo_runs_end_to_end_and_reports(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    arcjobs(
+        "run",
+        ROOT / "jobs/demo.yaml",
+        "--run-id",
+        "demo",
+        "--data-root",
+        data,
+        check=True,
+        timeout=900,
+    )
+    steps = data / "runs/demo/steps"
+    state = json.loads((data / "runs/demo/run.json").read_text())
+    assert state["status"] == "succeeded" and {i["status"] for i in state["steps"].values()} == {
+        "succeeded"
+    }
+
+    assert json.loads((steps / "model/out/config.json").read_text())["model_type"] == "llama"
+    search = [
+        json.loads(line)
+        for line in (steps / "search/out/predictions.jsonl").read_text().splitlines()
+    ]
+    assert len(search) == 4 * 4 and all(p["adapter"] is None for p in search)
+    again = [
+        json.loads(line)
+        for line in (steps / "search_again/out/predictions.jsonl").read_text().splitlines()
+    ]
+    assert len(again) == 16 and all(p["adapter"].endswith("learn/out/adapter") for p in again)
+    executions = (steps / "execute/out/executions.jsonl").read_text().splitlines()
+    assert len(executions) == 16 + 4  # the samples and one corpus program per task
+    dataset = (steps / "select/out/dataset.jsonl").read_text().splitlines()
+    assert dataset and all(json.loads(s)["completion"][0]["role"] == "assistant" for s in dataset)
+    assert (steps / "learn/out/adapter/adapter_config.json").exists()
+    assert list((steps / "learn/out/adapter").glob("*.safetensors"))
+    before = json.loads((steps / "evaluate_before/out/metrics.json").read_text())
+    assert json.dumps(before).count("0d3d703e") >= 1
+    for name in ("metrics.json", "metrics.md", "submission.json"):
+        assert (steps / "evaluate/out" / name).exists()
+
+    proc = arcjobs("report", "demo", "--data-root", data, check=True)
+    index = Path(proc.stdout.strip().splitlines()[-1])
+    assert index.name == "index.html" and index.exists()
