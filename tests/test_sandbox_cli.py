@@ -54,7 +54,7 @@ def inputs(tmp_path: Path) -> dict[str, Path]:
 def sandbox_run(inputs: dict[str, Path], out: Path, *extra: str):
     return arcjobs(
         "sandbox", "run", "--tasks", inputs["tasks"], "--predictions", inputs["predictions"],
-        "--solutions", inputs["solutions"], "--out", out, "--timeout", "0.5", "--workers", "2",
+        "--solutions", inputs["solutions"], "--out", out, "--timeout", "1", "--workers", "2",
         "--cache", inputs["cache"], *extra,
     )  # fmt: skip
 
@@ -161,7 +161,7 @@ def test_killing_the_cli_leaves_no_workers(inputs, tmp_path: Path) -> None:
 def test_execute_step_uses_the_data_root_cache(inputs, data_root: Path) -> None:
     step_dir = data_root / "runs" / "r1" / "steps" / "execute"
     args = ["step", "execute", "--predictions", inputs["predictions"], "--dataset", inputs["tasks"],
-            "--solutions", inputs["solutions"], "--timeout-s", "0.5", "--out", step_dir / "out"]  # fmt: skip
+            "--solutions", inputs["solutions"], "--timeout-s", "1", "--out", step_dir / "out"]  # fmt: skip
     proc = arcjobs(*args, env={"ARCJOBS_RESOURCES": json.dumps({"cpus": 2})})
     assert proc.returncode == 0, proc.stderr
     assert (data_root / "cache" / "sandbox.sqlite").exists()
