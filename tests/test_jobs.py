@@ -105,3 +105,52 @@ def test_demo_runs_end_to_end_and_reports(tmp_path: Path) -> None:
     proc = arcjobs("report", "demo", "--data-root", data, check=True)
     index = Path(proc.stdout.strip().splitlines()[-1])
     assert index.name == "index.html" and index.exists()
+
+
+@pytest.mark.integration
+def test_loop_runs_reduced_on_cpu_and_round_two_uses_round_one_adapter(tmp_path: Path) -> None:
+    """jobs/ttt_loop.yaml itself, shrunk with --set: 2 rounds, the tiny model, 2 tasks."""
+    model = tmp_path / "tiny"
+    arcjobs("model", "tiny", "--out", model, check=True)
+    data = tmp_path / "data"
+    overrides = [
+        f"model={model}",
+        "engine=transformers",
+        "gpus=0",
+        "rounds=2",
+        "predictions=2",
+        "samples_per_prompt=2",
+        "max_new_tokens=24",
+        "train_steps=2",
+        "global_batch_size=4",
+        "max_length=4096",
+        "dataset=arc-agi-1/training",
+        "tasks=0d3d703e,25ff71a9",
+    ]
+    sets = [arg for o in overrides for arg in ("--set", o)]
+    arcjobs(
+        "run",
+        ROOT / "jobs/ttt_loop.yaml",
+        *sets,
+        "--run-id",
+        "loop",
+        "--data-root",
+        data,
+        check=True,
+        timeout=900,
+    )
+    steps = data / "runs/loop/steps"
+    state = json.loads((data / "runs/loop/run.json").read_text())
+    assert state["status"] == "succeeded" and len(state["steps"]) == 13
+    round_one_adapter = str(steps / "learn.r1/out/adapter")
+    again = [
+        json.loads(line)
+        for line in (steps / "search.r2/out/predictions.jsonl").read_text().splitlines()
+    ]
+    assert len(again) == 4 and {p["adapter"] for p in again} == {round_one_adapter}
+    learn2 = json.loads((steps / "learn.r2/manifest.json").read_text())
+    assert learn2["params"]["adapter"] == round_one_adapter
+    assert (steps / "learn.r2/out/adapter/adapter_config.json").exists()
+    assert (steps / "evaluate.r2/out/metrics.json").exists() and (
+        steps / "evaluate_final/out/metrics.json"
+    ).exists()

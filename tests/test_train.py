@@ -350,3 +350,21 @@ def test_real_job_loader_refuses_dora_for_vllm_with_file_line_and_key(tmp_path):
     with pytest.raises(UserError, match=rf"{job}:6: steps.learn.with.use_dora: step 'again'"):
         load_job(job)
     assert load_job(job, ["dora=false"]).steps["learn"].kind == "train"
+
+
+def test_nothing_to_learn_publishes_the_starting_adapter(tiny, tmp_path):
+    """A round whose search found no valid program must not stop a multi-round job."""
+    empty = tmp_path / "empty" / "dataset.jsonl"
+    empty.parent.mkdir()
+    empty.write_text("")
+    out = tmp_path / "o"
+    proc = _step(["--model", str(tiny), "--dataset", str(empty), "--lora-rank", "4"], out)
+    text = proc.communicate(timeout=300)[0].decode()
+    assert proc.returncode == 0, text
+    assert "no sample to train on" in text
+    assert json.loads((out / "metrics.json").read_text())["trained"] is False
+    assert (out / "adapter" / "adapter_config.json").exists()
+    full = _step(
+        ["--model", str(tiny), "--dataset", str(empty), "--method", "full"], tmp_path / "f"
+    )
+    assert full.wait(timeout=300) == 2 and not (tmp_path / "f").exists()

@@ -82,6 +82,8 @@ class Scheduler:
     # --- before starting -----------------------------------------------------------------
 
     def check_capacity(self) -> None:
+        """GPUs are the one request that cannot be scaled down: refuse before starting
+        anything. CPUs and memory beyond the machine are clamped to it (the step runs alone)."""
         cap = self.capacity
         for step in self.job.steps.values():
             if self.decisions[step.name].action != "run":
@@ -92,11 +94,10 @@ class Scheduler:
                     f"step {step.name} asks for {r.gpus} GPU(s); the {self.backend.name} "
                     f"backend has {cap.gpus}"
                 )
-            if r.memory_mb and cap.memory_mb and r.memory_mb > cap.memory_mb:
-                raise UserError(
-                    f"step {step.name} asks for {r.memory_mb} MB of memory; the "
-                    f"{self.backend.name} backend has {cap.memory_mb} MB"
-                )
+
+    def _memory(self, name: str) -> int:
+        wanted = self.job.steps[name].resources.memory_mb or 0
+        return min(wanted, self.capacity.memory_mb) if self.capacity.memory_mb else wanted
 
     def reap_leftovers(self) -> None:
         """Stop steps a dead launcher left running and remove half-written temp directories."""
@@ -210,7 +211,7 @@ class Scheduler:
                     )
             self._skip_blocked()
             used_cpus = sum(min(steps[n].resources.cpus, self.capacity.cpus) for n in running)
-            used_mem = sum(steps[n].resources.memory_mb or 0 for n in running)
+            used_mem = sum(self._memory(n) for n in running)
             for name, step in steps.items():
                 if (
                     self.backend.whole_dag
@@ -219,7 +220,7 @@ class Scheduler:
                 ):
                     continue
                 cpus = min(step.resources.cpus, self.capacity.cpus)
-                mem = step.resources.memory_mb or 0
+                mem = self._memory(name)
                 if running and (
                     used_cpus + cpus > self.capacity.cpus
                     or len(gpus_free) < step.resources.gpus

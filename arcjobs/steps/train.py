@@ -189,8 +189,6 @@ def read_dataset(path: str) -> list[dict[str, Any]]:
                     f"{p}:{lineno}: {key}: expected a list of {{role, content}} messages"
                 )
         rows.append({"prompt": row["prompt"], "completion": row["completion"]})
-    if not rows:
-        raise UserError(f"{p}: no samples")
     return rows
 
 
@@ -358,9 +356,7 @@ def build_trainer(params: Params, scratch: Path) -> tuple[Any, Any, int, int]:
     tokenizer = load_tokenizer(params.model)
     rows, skipped = drop_long(read_dataset(params.dataset), tokenizer, params.max_length)
     if not rows:
-        raise UserError(
-            f"{params.dataset}: all {skipped} samples exceed max_length {params.max_length}"
-        )
+        raise NothingToLearn(skipped)
     print(f"train: {len(rows)} samples, {skipped} skipped (longer than {params.max_length} tokens)")
     config = _sft_config(params, scratch, gpu, liger, attn)
     model = load_model(
@@ -380,11 +376,50 @@ def build_trainer(params: Params, scratch: Path) -> tuple[Any, Any, int, int]:
     return trainer, tokenizer, len(rows), skipped
 
 
+class NothingToLearn(Exception):
+    """The dataset has no sample that fits (e.g. a round whose search found no valid program)."""
+
+
+def _publish_untrained(params: Params, out: Path, skipped: int) -> None:
+    """A round with nothing to learn must not stop a multi-round job: publish the adapter it
+    started from (round k-1's, or a fresh LoRA, which leaves the model unchanged) and say so
+    in metrics.json. A full fine-tune or a merge has no such neutral output: refused."""
+    if params.method == "full" or params.merge:
+        raise UserError(
+            f"{params.dataset}: no sample to train on ({skipped} longer than max_length)"
+        )
+    print(
+        f"train: WARNING no sample to train on ({skipped} skipped): publishing the starting adapter"
+    )
+    from arcjobs.models.loading import load_model
+
+    if params.adapter:
+        shutil.copytree(params.adapter, out / "adapter")
+    else:
+        _peft_model(params, load_model(params.model)).save_pretrained(
+            out / "adapter", save_embedding_layers=False
+        )
+    metrics = {
+        "trained": False,
+        "loss_curve": [],
+        "final_loss": None,
+        "global_step": 0,
+        "samples": 0,
+        "samples_skipped": skipped,
+        "tokens_seen": 0,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+
 def train(params: Params, out: Path, scratch: Path) -> None:
     """The training recipe proper (one process per GPU under accelerate, or one on CPU)."""
     import torch
 
-    trainer, tokenizer, samples, skipped = build_trainer(params, scratch)
+    try:
+        trainer, tokenizer, samples, skipped = build_trainer(params, scratch)
+    except NothingToLearn as e:
+        _publish_untrained(params, out, e.args[0])
+        return
     resume = last_complete_checkpoint(scratch / CHECKPOINTS)
     if resume is not None:
         print(f"train: resuming from {resume.name}", flush=True)
