@@ -103,7 +103,7 @@ def _file_hash(path: Path) -> str:
 class _Prepared:
     """What a task looks like to programs under one augmentation."""
 
-    inputs: list[list[list[int]]]
+    augmentation: Any  # arcjobs.arc.augment.Augmentation
     inputs_json: str
     n_train: int
 
@@ -156,9 +156,9 @@ class SandboxRun:
                 hashlib.sha256(f"{program.code}\0{prep.inputs_json}".encode()).hexdigest()[:16], 16
             )
             waiting[key] = [index]
-            jobs[key] = {
+            jobs[key] = {  # inputs travel pre-encoded: one JSON text per task and augmentation
                 "code": program.code,
-                "inputs": prep.inputs,
+                "inputs_json": prep.inputs_json,
                 "seed": seed,
                 "limits": self.limits.to_dict(),
             }
@@ -203,7 +203,7 @@ class SandboxRun:
             aug = Augmentation.from_dict(program.augmentation)
             grids = [x for x, _ in task.train] + list(task.test_inputs)
             inputs = [aug.apply(g).tolist() for g in grids]
-            cached = _Prepared(inputs, json.dumps(inputs, separators=(",", ":")), len(task.train))
+            cached = _Prepared(aug, json.dumps(inputs, separators=(",", ":")), len(task.train))
             prepared[(program.task_id, aug_key)] = cached
         return cached
 
@@ -212,15 +212,15 @@ class SandboxRun:
     ) -> ProgramResult:
         import numpy as np
 
-        from arcjobs.arc.augment import Augmentation
-
         program = self.programs[index]
         task = self.tasks[program.task_id]
         outputs = raw.get("outputs")
         train_out = test_out = None
         if outputs is not None and prep is not None:
-            aug = Augmentation.from_dict(program.augmentation)
-            mapped = [None if o is None else aug.invert(np.array(o)).tolist() for o in outputs]
+            aug = prep.augmentation
+            mapped = outputs
+            if not aug.is_identity:
+                mapped = [None if o is None else aug.invert(np.array(o)).tolist() for o in outputs]
             train_out, test_out = mapped[: prep.n_train], mapped[prep.n_train :]
         train_correct = _correct(train_out, [y for _, y in task.train])
         test_correct = None

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from arcjobs.sandbox import cgroup
-from arcjobs.sandbox.protocol import FrameReader, ProtocolError, encode
+from arcjobs.sandbox.protocol import FrameReader, ProtocolError, encode_job
 
 GRACE_S = 5.0  # beyond a job's own limit, before the pool declares its worker hung
 STARTUP_S = 120.0
@@ -191,7 +191,7 @@ class Pool:
                 if not w.inflight:
                     w.head_since = time.monotonic()
                 w.inflight.append(item)
-                w.outbuf += encode(item[1])
+                w.outbuf += encode_job(item[1])
                 added = True
             if added:
                 self._flush(w, pending)

@@ -31,6 +31,18 @@ def encode(message: Any) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
+def encode_job(job: dict[str, Any]) -> bytes:
+    """A job frame; `inputs_json` (already JSON text, shared by every program of a task) is
+    spliced in as `inputs` rather than encoded again for each of its programs."""
+    if "inputs_json" not in job:
+        return encode(job)
+    rest = {k: v for k, v in job.items() if k != "inputs_json"}
+    body = (
+        _dumps(rest, separators=(",", ":"))[:-1] + ',"inputs":' + job["inputs_json"] + "}"
+    ).encode()
+    return HEADER.pack(len(body)) + body
+
+
 def write_frame(fd: int, message: Any) -> None:
     """Write one frame to a blocking fd, however many writes the pipe needs."""
     view = memoryview(encode(message))
