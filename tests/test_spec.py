@@ -374,3 +374,13 @@ steps:
         SpecError, match=r":4: rounds.count: \$\{laps\}: only job parameters can be used here"
     ):
         load_job(path)
+
+
+def test_job_reference_is_generated_from_the_schemas() -> None:
+    from helpers import ROOT
+
+    from arcjobs.spec.reference import render
+
+    assert (ROOT / "docs/jobs.md").read_text() == render(), (
+        "regenerate: python -m arcjobs.spec.reference > docs/jobs.md"
+    )

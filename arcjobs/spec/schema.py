@@ -33,9 +33,15 @@ class Strict(BaseModel):
 
 
 class ResourcesSpec(Strict):
-    gpus: int = Field(0, ge=0, le=16)
-    cpus: int = Field(1, ge=1, le=512)
-    memory: str | int | None = None
+    gpus: int = Field(
+        0, ge=0, le=16, description="GPUs the step needs; never shared with a concurrent step"
+    )
+    cpus: int = Field(
+        1, ge=1, le=512, description="CPU cores (threads, sandbox workers); clamped to the machine"
+    )
+    memory: str | int | None = Field(
+        None, description="memory such as 512M or 64G (binary units); an int is MB"
+    )
 
     @field_validator("memory")
     @classmethod
@@ -48,15 +54,30 @@ class ResourcesSpec(Strict):
 
 
 class StepSpec(Strict):
-    uses: str | None = None
-    run: str | None = None
-    image: Literal["train", "infer", "sandbox"] | None = None
-    needs: list[str] = Field(default_factory=list)
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
-    matrix: dict[str, list[Any]] | None = None
-    retries: int = Field(0, ge=0, le=10)
-    description: str = ""
+    uses: str | None = Field(None, description="a step kind (see below); exclusive with `run`")
+    run: str | None = Field(
+        None, description="a bash command writing its outputs into $OUT; exclusive with `uses`"
+    )
+    image: Literal["train", "infer", "sandbox"] | None = Field(
+        None, description="the image to run in; default: the kind's"
+    )
+    needs: list[str] = Field(
+        default_factory=list,
+        description="steps to wait for (references to `${step.out}` add themselves)",
+    )
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec, description="gpus, cpus, memory (below)"
+    )
+    with_: dict[str, Any] = Field(
+        default_factory=dict, alias="with", description="the kind's parameters (below)"
+    )
+    matrix: dict[str, list[Any]] | None = Field(
+        None, description="axis → values: one branch per combination, used as `${matrix.axis}`"
+    )
+    retries: int = Field(
+        0, ge=0, le=10, description="attempts after a failure before the step counts as failed"
+    )
+    description: str = Field("", description="free text")
 
     @field_validator("matrix")
     @classmethod
@@ -70,16 +91,18 @@ class StepSpec(Strict):
 
 
 class RoundsSpec(Strict):
-    count: int = Field(ge=1, le=100)
-    steps: list[str] = Field(min_length=1)
+    count: int = Field(ge=1, le=100, description="how many rounds (may be a `${param}`)")
+    steps: list[str] = Field(min_length=1, description="the steps repeated in every round")
 
 
 class JobSpec(Strict):
-    name: str = Field(pattern=NAME)
-    description: str = ""
-    params: dict[str, Any] = Field(default_factory=dict)
-    rounds: RoundsSpec | None = None
-    steps: dict[str, StepSpec] = Field(min_length=1)
+    name: str = Field(pattern=NAME, description="the job's name (runs are named after it)")
+    description: str = Field("", description="free text")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="name → default; `--set name=value` overrides"
+    )
+    rounds: RoundsSpec | None = Field(None, description="repeat some steps k times (below)")
+    steps: dict[str, StepSpec] = Field(min_length=1, description="name → step (below)")
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 import subprocess
 
+from pydantic import Field
+
 from arcjobs.steps.base import StepContext, StepKind, StepParams
 
 
 class Params(StepParams):
-    command: str
+    command: str = Field(
+        description="bash script; $OUT is the output directory, $SCRATCH a scratch one"
+    )
 
 
 def run(params: Params, ctx: StepContext) -> None:
