@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import JOBS, arcjobs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arcjobs.errors import SpecError, UserError
 from arcjobs.spec import load_job
-from helpers import JOBS, arcjobs
 
 pytestmark = pytest.mark.unit
 

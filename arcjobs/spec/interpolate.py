@@ -37,7 +37,9 @@ def refs_in(value: Any) -> list[str]:
     return []
 
 
-def render(value: Any, resolve: Callable[[str], Any], final: bool = False, null_as_empty: bool = False) -> Any:
+def render(
+    value: Any, resolve: Callable[[str], Any], final: bool = False, null_as_empty: bool = False
+) -> Any:
     """Substitute references in `value` using `resolve(ref) -> value` (may raise UnknownRef)."""
     if isinstance(value, dict):
         return {k: render(v, resolve, final, null_as_empty) for k, v in value.items()}
