@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0 -e '.[dev]'
 	touch $@
 
+# A fixed run id: a second `make demo` resumes (and reuses) the same run instead of a new one.
 demo: $(STAMP)
-	$(BIN)/arcjobs run jobs/demo.yaml
+	$(BIN)/arcjobs run jobs/demo.yaml --run-id demo
+	$(BIN)/arcjobs report demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

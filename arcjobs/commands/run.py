@@ -59,6 +59,8 @@ def run(
         err=True,
     )
     click.echo(f"outputs: {plan.layout.run_dir}/steps/<step>/out", err=True)
+    if any(s.kind == "evaluate" for s in job.steps.values()) and state["status"] == "succeeded":
+        click.echo(f"report:  arcjobs report {plan.layout.run_id}", err=True)
     if state["status"] != "succeeded":
         for name, info in state["steps"].items():
             if info["status"] == "failed":
