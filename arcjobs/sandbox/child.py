@@ -93,7 +93,8 @@ def warm_up() -> None:
 
 def lock_down(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
     """The job's limits, the uid, the seeds and the policy, before any program code runs."""
-    limits_mod.apply(limits_mod.Limits(**job["limits"]), ctx["base_vm"])
+    # memory_mb is on top of what this process maps right now (the warm image, warmed up)
+    limits_mod.apply(limits_mod.Limits(**job["limits"]), limits_mod.vm_size_bytes())
     if ctx["drop_uid"]:
         os.setgroups([])
         os.setgid(limits_mod.NOBODY)

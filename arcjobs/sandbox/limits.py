@@ -54,23 +54,21 @@ def vm_size_bytes() -> int:
     return 0
 
 
-def apply(limits: Limits, base_vm: int) -> list[str]:
-    """Set every rlimit on the calling process; returns the names that took effect."""
+def apply(limits: Limits, base_vm: int) -> None:
+    """Set every rlimit on the calling process, soft = hard, never above an existing hard limit
+    (a container may already impose a lower one: that lower one then stays)."""
     cpu = max(1, math.ceil(limits.timeout_s))
     memory = base_vm + limits.memory_mb * 1024 * 1024
     wanted = {
-        "RLIMIT_CPU": (cpu, cpu + 1),  # SIGXCPU at soft, SIGKILL at hard
-        "RLIMIT_AS": (memory, memory),
-        "RLIMIT_DATA": (memory, memory),
-        "RLIMIT_FSIZE": (limits.file_mb * 1024 * 1024,) * 2,
-        "RLIMIT_NPROC": (limits.max_procs, limits.max_procs),
-        "RLIMIT_CORE": (0, 0),
+        resource.RLIMIT_CPU: (cpu, cpu + 1),  # SIGXCPU at soft, SIGKILL at hard
+        resource.RLIMIT_AS: (memory, memory),
+        resource.RLIMIT_DATA: (memory, memory),
+        resource.RLIMIT_FSIZE: (limits.file_mb * 1024 * 1024,) * 2,
+        resource.RLIMIT_NPROC: (limits.max_procs, limits.max_procs),
+        resource.RLIMIT_CORE: (0, 0),
     }
-    applied = []
-    for name, value in wanted.items():
-        try:
-            resource.setrlimit(getattr(resource, name), value)
-            applied.append(name)
-        except (ValueError, OSError):
-            pass  # e.g. a container whose hard limit is already lower: that one stays
-    return applied
+    for which, (soft, hard) in wanted.items():
+        current = resource.getrlimit(which)[1]
+        if current != resource.RLIM_INFINITY:
+            soft, hard = min(soft, current), min(hard, current)
+        resource.setrlimit(which, (soft, hard))

@@ -106,6 +106,8 @@ def load_dsl(path: str) -> None:
 
 
 class Worker:
+    """One fork server: OS layers set up once, then one disposable child per job."""
+
     def __init__(
         self, scratch: str, dsl_path: str, audit: bool = True, max_procs: int = 64
     ) -> None:
@@ -140,7 +142,6 @@ class Worker:
             "drop_uid": drop,
             "scratch": scratch,
             "readable": readable,
-            "base_vm": limits.vm_size_bytes(),
             "audit": audit,
         }
         self.children_file = f"/proc/self/task/{os.getpid()}/children"
