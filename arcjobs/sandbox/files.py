@@ -125,7 +125,8 @@ def run_batch(
     summary["cache"] = (
         None if cache is None else {"path": str(cache_path), "rebuilt": cache.rebuilt}
     )
-    lines = [json.dumps(r.record(), separators=(",", ":")) + "\n" for r in done]
-    (out / EXECUTIONS).write_text("".join(lines))
+    with (out / EXECUTIONS).open("w") as f:  # streamed: it reaches hundreds of MB
+        for r in done:
+            f.write(json.dumps(r.record(), separators=(",", ":")) + "\n")
     (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
