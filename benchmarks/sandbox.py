@@ -185,7 +185,7 @@ def main() -> None:
         f"{(b1 / n - program_cpu) * 1000:.2f} ms are the pool's start-up (a Python with numpy, scipy and the "
         f"DSL per worker), handing the job over, the result pipe, and fork/exit where they don't overlap",
         f"- CPU per program in (b, 1 worker): {sandbox_cpu[1] / n * 1000:.2f} ms in the worker and its children "
-        f"(start-up, fork, spare warm-up, the program, exit) + {sandbox_cpu[0] / n * 1000:.2f} ms in the executor "
+        f"(start-up, fork, the program, exit) + {sandbox_cpu[0] / n * 1000:.2f} ms in the executor "
         f"(cache keys, augmentation, scoring), against {a / n * 1000:.2f} ms in (a); wall time beyond that is "
         f"waiting for a core",
         "",

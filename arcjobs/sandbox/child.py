@@ -3,7 +3,7 @@
 Every child is forked from the warm worker, so the DSL, numpy, builtins and `sys.modules`
 are pristine copies that vanish with the process. A child starts as the worker's spare:
 `prepare` (own process group, parent-death signal, private scratch cwd, stdio on
-/dev/null) and `warm_up` run while the previous program is still running. When its job
+/dev/null) runs while the previous program is still running. When its job
 arrives, `lock_down` sets the job's rlimits, drops to uid 65534 where the worker is root,
 seeds `random` and `numpy.random` from the program and its inputs, and installs the audit
 hook — all before the program's source is compiled, because compiling is already running
@@ -17,7 +17,6 @@ stay in the executor's process.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import os
 import re
 import resource
@@ -59,41 +58,9 @@ def prepare(ctx: dict[str, Any]) -> None:
     os.close(devnull)
 
 
-def warm_up() -> None:
-    """Touch, before the job arrives, what nearly every program touches.
-
-    A forked child pays a copy-on-write fault for every page of the warm image it writes,
-    and merely using an object writes its reference count. Exercising the common DSL and
-    numpy paths on a small grid while the child waits as the spare (in parallel with the
-    running program) takes ~1/4 of a program's CPU time off its critical path. This is our
-    own code on our own data, before any program exists in the process: it cannot carry
-    anything from one program to the next, and it is the same for every program.
-    """
-    import common
-
-    grid = numpy.zeros((6, 6), dtype=numpy.int64)
-    grid[1:3, 1:4] = 2
-    grid[4, 4] = 3
-    uses = (
-        lambda: common.find_connected_components(grid, monochromatic=False),
-        lambda: common.detect_objects(grid),
-        lambda: common.crop(grid),
-        lambda: common.bounding_box(grid),
-        lambda: common.object_colors(grid),
-        lambda: common.blit_sprite(grid.copy(), grid[:2, :2], 1, 1),
-        lambda: common.flood_fill(grid.copy(), 0, 0, 1),
-        lambda: common.draw_line(grid.copy(), 0, 0, direction=(1, 1), color=4),
-        lambda: numpy.unique(numpy.rot90(numpy.flipud(grid)), return_counts=True),
-        lambda: numpy.argwhere(numpy.isin(grid, [2, 3])).tolist(),
-    )
-    for use in uses:
-        with contextlib.suppress(Exception):
-            use()
-
-
 def lock_down(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
     """The job's limits, the uid, the seeds and the policy, before any program code runs."""
-    # memory_mb is on top of what this process maps right now (the warm image, warmed up)
+    # memory_mb is on top of what this process maps right now (the warm image)
     limits_mod.apply(limits_mod.Limits(**job["limits"]), limits_mod.vm_size_bytes())
     if ctx["drop_uid"]:
         os.setgroups([])
@@ -126,7 +93,6 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
     cpu_before = 0.0
     try:
         prepare(ctx)
-        warm_up()
         job = FrameReader().next(job_fd)
         if job is None:  # the worker is shutting down
             _exit(0)
