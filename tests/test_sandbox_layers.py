@@ -47,7 +47,7 @@ def test_fork_bomb_is_bounded_and_killed() -> None:
     (bombed, after), layers = run_jobs([bomb, benign("fork bomb")])
     assert layers["audit_hook"] is False
     assert layers["pids_cgroup"] or layers["uid"] != 0, "no process limit could be set"
-    assert bombed["status"] in ("timeout", "crash", "memory"), bombed
+    assert bombed["status"] == "timeout", bombed  # the worker survived it: no retry, no crash
     assert_benign(after)
     assert leftovers() == before
 

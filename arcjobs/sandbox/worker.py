@@ -163,15 +163,26 @@ class Worker:
                 self._kill_group(self.spare[0])
             self._reap_all()
 
-    def _fork_child(self) -> tuple[int, int, int]:
-        """Fork the next spare child: it prepares itself and waits for a job on a pipe."""
+    def _fork_child(self, retry: bool = True) -> tuple[int, int, int]:
+        """Fork the next spare child: it prepares itself and waits for a job on a pipe.
+
+        At the pids limit (children still exiting, or a program's fork bomb filling the
+        cgroup) it reaps what it can and tries once more if `retry`, else raises OSError.
+        """
         job_r, job_w = os.pipe()
         report_r, report_w = os.pipe()
         try:
-            pid = os.fork()
-        except OSError:  # at the pids limit with children still exiting: reap, retry
-            self._reap_all(keep={self.running})
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:
+                if not retry:
+                    raise
+                self._reap_all(keep={self.running})
+                pid = os.fork()
+        except OSError:
+            for fd in (job_r, job_w, report_r, report_w):
+                os.close(fd)
+            raise
         if pid == 0:  # the child: keep only its two pipes, on fixed numbers
             try:
                 os.dup2(report_w, 1000)
@@ -203,7 +214,8 @@ class Worker:
         with contextlib.suppress(OSError):  # a spare that died: its verdict says so
             write_frame(job_w, job)
         os.close(job_w)
-        self.spare = self._fork_child()
+        with contextlib.suppress(OSError):  # no room now: the next job forks its own
+            self.spare = self._fork_child(retry=False)
         deadline = started + job["limits"]["timeout_s"]
         violation, result, timed_out = self._collect(report_r, deadline)
         os.close(report_r)
