@@ -146,7 +146,7 @@ class ComposeBackend(Backend):
         line, a run that cannot start (no Compose, no engine, no compose.yaml, unbuilt images)."""
         dk.compose_command()
         dk.require_file(self.compose_file)
-        engine = dk.engine()
+        engine = dk.engine("start one (scripts/docker-up.sh) or use --backend local")
         missing = sorted(n for n, i in self._image_ids.items() if not i.startswith("sha256:"))
         if missing:
             raise UserError(

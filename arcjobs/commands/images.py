@@ -89,3 +89,91 @@ def apptainer(
         tags=_pairs(tag, "--tag"),
         echo=lambda line: click.echo(line, err=True),
     )
+
+
+@images.command()
+@click.argument("names", nargs=-1, type=click.Choice(IMAGES))
+@click.option(
+    "--base-image",
+    envvar=["ARCJOBS_BASE_IMAGE", "BASE_IMAGE"],
+    help="Base for the builds (env ARCJOBS_BASE_IMAGE or BASE_IMAGE; default: compose.yaml's, "
+    "python:3.1x-slim). Offline: arcjobs-base:bookworm from scripts/make-base-image.sh.",
+)
+@click.option(
+    "--build-arg",
+    "build_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Another build argument (repeatable), e.g. TORCH_INDEX_URL=... or FLASH_ATTN_WHEEL=...",
+)
+@click.option("--no-cache", is_flag=True, help="Rebuild every layer.")
+@click.option(
+    "--data-root",
+    envvar="ARCJOBS_DATA_ROOT",
+    default="data",
+    type=click.Path(path_type=Path),
+    help="Data root: digests are recorded in <data-root>/images/docker.json.",
+)
+def build(
+    names: tuple[str, ...],
+    base_image: str | None,
+    build_args: tuple[str, ...],
+    no_cache: bool,
+    data_root: Path,
+) -> None:
+    """Build NAMES (default: all three) with Docker Compose, tagged with the project version."""
+    from arcjobs.images.build import build as build_images
+
+    args = {}
+    for item in build_args:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--build-arg {item!r}: expected KEY=VALUE")
+        args[key] = value
+    if base_image:
+        args = {"BASE_IMAGE": base_image, **args}
+    build_images(
+        list(names or IMAGES),
+        data_root,
+        args,
+        no_cache=no_cache,
+        echo=lambda line: click.echo(line, err=True),
+    )
+
+
+@images.command(name="list")
+@click.option(
+    "--data-root",
+    envvar="ARCJOBS_DATA_ROOT",
+    default="data",
+    type=click.Path(path_type=Path),
+    help="Data root whose <data-root>/images/docker.json records the builds.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def list_images(data_root: Path, as_json: bool) -> None:
+    """Show the built images: tag, digest, age, size, and whether `images build` made them."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from arcjobs.images.build import listing
+
+    rows = listing(data_root)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title_justify="left", title=f"images ({len(rows)})")
+    for col in ("image", "tag", "digest", "created", "size", "built by arcjobs", "base"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["image"],
+            r["tag"] + (" (current)" if r["current"] else ""),
+            r["digest"][:19],
+            r["created"],
+            r["size"],
+            "yes" if r["recorded"] else "no",
+            r["base_image"],
+        )
+    Console().print(table)

@@ -110,11 +110,11 @@ def _engine() -> Engine | str:
     return Engine(cpus=int(cpus), memory_mb=int(mem) // 2**20)
 
 
-def engine() -> Engine:
+def engine(hint: str = "start one (scripts/docker-up.sh)") -> Engine:
     """The engine's CPUs and memory, or one clear line saying it cannot be reached."""
     found = _engine()
     if isinstance(found, str):
-        raise UserError(f"{found}; start it (scripts/docker-up.sh) or use --backend local")
+        raise UserError(f"{found}; {hint}")
     return found
 
 
