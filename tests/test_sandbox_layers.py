@@ -100,10 +100,14 @@ def test_a_program_that_kills_its_worker_loses_only_its_own_result() -> None:
         assert_benign(results[i])
 
 
-def test_root_programs_run_as_nobody_when_the_interpreter_allows() -> None:
-    code = "import os\ndef transform(g):\n    open('/etc/arcjobs-probe', 'w')\n    return g\n"
+def test_root_programs_run_as_nobody_when_the_interpreter_allows(tmp_path) -> None:
+    """A root-owned 0755 directory: root could write into it, uid 65534 cannot."""
+    target = tmp_path / "root-only"
+    target.mkdir(mode=0o755)
+    probe = target / "probe"
+    code = f"import os\ndef transform(g):\n    open({str(probe)!r}, 'w')\n    return g\n"
     (result,), layers = run_jobs([code])
     if layers["uid"] == os.geteuid():
         pytest.skip("programs keep the caller's uid here (non-root, or Python not world-readable)")
     assert result["status"] == "runtime_error" and "PermissionError" in result["error"]
-    assert not os.path.exists("/etc/arcjobs-probe")
+    assert not probe.exists()
