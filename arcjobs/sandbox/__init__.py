@@ -4,8 +4,10 @@ One call executes a batch: `execute(programs, tasks, limits, workers, cache)` re
 `SandboxRun` that yields a `ProgramResult` per program as each finishes (its `.summary()`
 then gives counts, throughput and the isolation layers that were active). The pieces, one
 concern each: `limits` (rlimits), `policy` (audit hook), `outputs` (grid validation),
-`child` (the program's process), `worker` (the fork server), `pool` (workers and pipes),
-`cache` (sqlite results), `executor` (the batch), `files` (the CLI/step file formats).
+`isolation` (network namespace, uid, scratch), `cgroup` (pids limit), `child` (the
+program's process), `verdict` (how a child's end becomes a status), `worker` (the fork
+server), `protocol` (JSON frames), `pool` (workers and pipes), `cache` (sqlite results),
+`executor` (the batch), `files` (the CLI/step file formats).
 The DSL programs import as `common` lives in `dsl/`; `corpus/` holds BARC-style programs.
 
 Importing this package is light (no numpy): the launcher imports the `execute` step's schema.

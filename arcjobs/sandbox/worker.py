@@ -21,80 +21,23 @@ filesystem's permissions apply).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import importlib.util
 import os
 import select
-import shutil
 import signal
-import stat
 import sys
 import time
 from typing import Any
 
-from arcjobs.sandbox import cgroup, child, limits, policy
-from arcjobs.sandbox.outputs import check_grid
+from arcjobs.sandbox import cgroup, child, isolation, limits, policy, verdict
 from arcjobs.sandbox.protocol import FrameReader, ProtocolError, write_frame
 
-STATUSES = ("ok", "syntax_error", "runtime_error", "timeout", "memory", "invalid_output")
-CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 REPORT_FD, JOB_FD = 3, 4
 MAX_RESULT = 8 * 1024 * 1024
 # modules BARC programs import themselves: loaded once here, not once per program
 PRELOAD = ("typing", "random", "math", "itertools", "collections", "functools", "copy", "re")
-
-
-def _libc() -> Any:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-def _private_network(libc: Any) -> bool:
-    """Move this process (and so every child) into an empty network namespace, if allowed."""
-    if libc is None:
-        return False
-    if os.geteuid() == 0 and libc.unshare(CLONE_NEWNET) == 0:
-        return True
-    uid, gid = os.geteuid(), os.getegid()
-    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
-        return False
-    try:  # map our own ids, or files created in scratch would fail with EOVERFLOW
-        for name, text in (
-            ("setgroups", "deny"),
-            ("uid_map", f"{uid} {uid} 1"),
-            ("gid_map", f"{gid} {gid} 1"),
-        ):
-            with open(f"/proc/self/{name}", "w") as f:
-                f.write(text)
-    except OSError:
-        pass
-    return True
-
-
-def _readable_by_others(roots: tuple[str, ...]) -> bool:
-    """Whether uid 65534 could read the Python installation (else lazy imports would fail).
-
-    Programs may only run as nobody when every directory on the way to the interpreter's
-    libraries and the DSL is world-searchable; a pyenv under /root, say, is not.
-    """
-    for root in roots:
-        path = root
-        while True:
-            try:
-                mode = os.stat(path).st_mode
-            except OSError:
-                return False
-            if not mode & stat.S_IXOTH or (path == root and not mode & stat.S_IROTH):
-                return False
-            parent = os.path.dirname(path)
-            if parent == path:
-                break
-            path = parent
-    return True
 
 
 def load_dsl(path: str) -> None:
@@ -111,16 +54,16 @@ class Worker:
     def __init__(
         self, scratch: str, dsl_path: str, audit: bool = True, max_procs: int = 64
     ) -> None:
-        self.libc = _libc()
+        self.libc = isolation.libc()
         if self.libc is not None:
             self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         self.layers: dict[str, Any] = {"fork_per_program": True, "audit_hook": audit}
-        self.layers["network_namespace"] = _private_network(self.libc)
+        self.layers["network_namespace"] = isolation.private_network(self.libc)
         self.layers["subreaper"] = bool(
             self.libc is not None and self.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
         )
         readable = policy.readable_roots(os.path.dirname(os.path.abspath(dsl_path)))
-        drop = os.geteuid() == 0 and _readable_by_others(readable)
+        drop = os.geteuid() == 0 and isolation.readable_by_others(readable)
         self.scratch = scratch
         os.makedirs(scratch, exist_ok=True)
         if drop:
@@ -226,16 +169,16 @@ class Worker:
         self.running = None
         cpu = result.get("cpu_s") if isinstance(result, dict) else None
         if violation is None and result is not None:
-            verdict = _checked(result, len(job["inputs"]))
+            outcome = verdict.checked(result, len(job["inputs"]))
             self.unreaped.add(pid)
         else:
             _, status, usage = os.wait4(pid, 0)
             cpu = usage.ru_utime + usage.ru_stime
-            verdict = self._verdict(job, violation, result, timed_out, status, usage)
-        verdict["wall_s"] = round(wall, 6)
+            outcome = verdict.from_exit(job, violation, result, timed_out, status, usage)
+        outcome["wall_s"] = round(wall, 6)
         plausible = isinstance(cpu, (int, float)) and 0 <= cpu < 1e6  # a child's claim
-        verdict["cpu_s"] = round(cpu, 6) if plausible else None
-        return verdict
+        outcome["cpu_s"] = round(cpu, 6) if plausible else None
+        return outcome
 
     def _collect(self, fd: int, deadline: float) -> tuple[str | None, Any, bool]:
         """Read the child's frames until its result, end of file or the deadline."""
@@ -259,37 +202,6 @@ class Worker:
                     violation = violation or str(message["violation"])[:300]
                 else:
                     return violation, message, False
-
-    def _verdict(self, job, violation, result, timed_out, status, usage) -> dict[str, Any]:
-        lim = job["limits"]
-        n = len(job["inputs"])
-        # one message whichever limit (wall clock or RLIMIT_CPU) struck first: which one does
-        # depends on the machine, and executions must be the same bytes everywhere
-        too_slow = f"exceeded the {lim['timeout_s']}s time limit"
-        if violation is not None:
-            return {"status": "unsafe", "error": violation, "outputs": None}
-        if timed_out:
-            return {"status": "timeout", "error": too_slow, "outputs": None}
-        if result is not None:
-            return _checked(result, n)
-        cpu = usage.ru_utime + usage.ru_stime
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= lim["timeout_s"]):
-                return {"status": "timeout", "error": too_slow, "outputs": None}
-            if sig == signal.SIGKILL and usage.ru_maxrss * 1024 >= 0.9 * lim["memory_mb"] * 2**20:
-                return {"status": "memory", "error": "killed at the memory limit", "outputs": None}
-            return {
-                "status": "crash",
-                "error": f"killed by {signal.Signals(sig).name}",
-                "outputs": None,
-            }
-        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-        return {
-            "status": "crash",
-            "error": f"exited with code {code} before reporting",
-            "outputs": None,
-        }
 
     def _kill_group(self, pid: int) -> None:
         for target in (
@@ -315,7 +227,7 @@ class Worker:
         if self._maybe_escaped():
             self._reap_all(keep={self.spare[0]} if self.spare else set())
         if os.listdir(self.scratch):
-            wipe(self.scratch)
+            isolation.wipe(self.scratch)
 
     def _maybe_escaped(self) -> bool:
         path = self.layers.get("pids_cgroup")
@@ -381,52 +293,6 @@ def _wait_exit(pid: int, deadline: float) -> bool:
             return True
         time.sleep(0.001)
     return False
-
-
-def _checked(result: Any, n_inputs: int) -> dict[str, Any]:
-    """The child's result if it is well formed, else a crash: its bytes are untrusted."""
-    if not isinstance(result, dict) or result.get("status") not in STATUSES:
-        return {
-            "status": "crash",
-            "error": "malformed result from the program's process",
-            "outputs": None,
-        }
-    outputs = result.get("outputs")
-    if outputs is not None and (
-        not isinstance(outputs, list)
-        or len(outputs) != n_inputs
-        or not all(o is None or check_grid(o) for o in outputs)
-    ):
-        return {
-            "status": "crash",
-            "error": "malformed outputs from the program's process",
-            "outputs": None,
-        }
-    error = result.get("error")
-    return {
-        "status": result["status"],
-        "error": None if error is None else str(error)[:300],
-        "outputs": outputs,
-    }
-
-
-def wipe(path: str) -> None:
-    """Empty `path`, whatever permissions the program left on what it created there."""
-
-    def unlock(func: Any, p: str, _exc: Any) -> None:
-        try:
-            os.chmod(os.path.dirname(p), stat.S_IRWXU)
-            os.chmod(p, stat.S_IRWXU)
-            func(p)
-        except OSError:
-            pass
-
-    for entry in os.listdir(path):
-        full = os.path.join(path, entry)
-        if os.path.isdir(full) and not os.path.islink(full):
-            shutil.rmtree(full, onerror=unlock)
-        else:
-            os.unlink(full)
 
 
 def main() -> None:
