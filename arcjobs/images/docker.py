@@ -52,7 +52,7 @@ def find_compose() -> tuple[str, ...] | None:
     """The Compose command (`("docker", "compose")`, a binary path, ...), or None."""
     explicit = os.environ.get("ARCJOBS_COMPOSE")
     if explicit:
-        return tuple(shlex.split(explicit))
+        return tuple(shlex.split(explicit)) if _works(shlex.split(explicit)) else None
     candidates: list[list[str]] = []
     if shutil.which("docker"):
         candidates.append(["docker", "compose"])
@@ -69,6 +69,8 @@ def find_compose() -> tuple[str, ...] | None:
 def compose_command() -> list[str]:
     """The Compose command, or one clear line saying there is none."""
     found = find_compose()
+    if found is None and os.environ.get("ARCJOBS_COMPOSE"):
+        raise UserError(f"ARCJOBS_COMPOSE={os.environ['ARCJOBS_COMPOSE']}: `... version` fails")
     if found is None:
         raise UserError(NO_COMPOSE)
     return list(found)
