@@ -81,6 +81,7 @@ def test_run_writes_executions_in_prediction_order(inputs, tmp_path: Path) -> No
     assert lines[4]["train_correct"] == [False] and lines[4]["test_correct"] == [False]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["counts"]["ok"] == 3 and summary["counts"]["timeout"] == 1
+    assert summary["program_seconds"]["max"] >= 1.0  # the sleeper ran to its 1 s limit
     assert summary["isolation"]["audit_hook"] is True
     assert "network_namespace" in summary["isolation"]
     for key in ("wall_s", "duration", "seconds"):

@@ -121,6 +121,7 @@ class SandboxRun:
     layers: dict[str, Any] | None = None
     counts: Counter = field(default_factory=Counter)
     stats: dict[str, Any] = field(default_factory=dict)
+    walls: list[float] = field(default_factory=list)  # seconds per program actually run
 
     def __iter__(self) -> Iterator[ProgramResult]:
         from arcjobs.sandbox.dsl import DSL_PATH, DSL_VERSION
@@ -231,6 +232,8 @@ class SandboxRun:
             blob = json.dumps([train_out, test_out], separators=(",", ":")).encode()
             fingerprint = hashlib.sha256(blob).hexdigest()[:16]
         self.counts[raw["status"]] += 1
+        if not cached and "wall_s" in raw:
+            self.walls.append(float(raw["wall_s"] or 0.0))
         return ProgramResult(
             index=index,
             program=program,
@@ -262,11 +265,26 @@ class SandboxRun:
             "workers": self.stats.get("workers", 0),
             "seconds": round(total, 3),
             "programs_per_s": round(n / total, 1) if total > 0 else None,
+            "program_seconds": _spread(self.walls),
             "limits": self.limits.to_dict(),
             "executor_version": EXECUTOR_VERSION,
             "dsl_version": DSL_VERSION,
             "isolation": isolation_report(self.layers),
         }
+
+
+def _spread(walls: list[float]) -> dict[str, float] | None:
+    """Mean, median, 95th percentile and max of per-program wall times (None if none ran)."""
+    if not walls:
+        return None
+    ordered = sorted(walls)
+    last = len(ordered) - 1
+    return {
+        "mean": round(sum(ordered) / len(ordered), 4),
+        "p50": round(ordered[min(last, len(ordered) // 2)], 4),
+        "p95": round(ordered[min(last, int(0.95 * len(ordered)))], 4),
+        "max": round(ordered[-1], 4),
+    }
 
 
 def _correct(outputs: list[Any] | None, expected: Sequence[Any]) -> list[bool]:
