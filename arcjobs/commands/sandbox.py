@@ -67,6 +67,7 @@ def run(
     from arcjobs.arc.tasks import load_dataset
     from arcjobs.sandbox.files import read_predictions, resolve_predictions, run_batch
     from arcjobs.sandbox.limits import Limits
+    from arcjobs.sandbox.pool import SandboxError
 
     loaded = load_dataset(tasks, solutions=solutions)
     programs = read_predictions(resolve_predictions(predictions), loaded)
@@ -78,11 +79,12 @@ def run(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
+    limits = Limits(timeout_s=timeout, memory_mb=memory)
     try:
-        summary = run_batch(
-            programs, loaded, tmp, Limits(timeout_s=timeout, memory_mb=memory), workers, cache_path
-        )
+        summary = run_batch(programs, loaded, tmp, limits, workers, cache_path)
         atomic.publish_dir(tmp, out)
+    except SandboxError as e:  # the sandbox itself cannot start: one line, not a traceback
+        raise click.ClickException(str(e)) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     counts = ", ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)
