@@ -111,3 +111,22 @@ def test_root_programs_run_as_nobody_when_the_interpreter_allows(tmp_path) -> No
         pytest.skip("programs keep the caller's uid here (non-root, or Python not world-readable)")
     assert result["status"] == "runtime_error" and "PermissionError" in result["error"]
     assert not probe.exists()
+
+
+def test_a_dsl_that_cannot_load_stops_the_run_with_its_error(tmp_path) -> None:
+    """Not a program's fault, so not a status: the run stops, naming the cause, leaving nothing."""
+    from sandbox_helpers import tiny_task
+
+    from arcjobs.sandbox import Program, execute
+    from arcjobs.sandbox.pool import SandboxError
+
+    broken = tmp_path / "common.py"
+    broken.write_text("raise ImportError('this DSL is broken')\n")
+    before = leftovers()
+    with pytest.raises(SandboxError, match="this DSL is broken"):
+        list(
+            execute(
+                [Program("tiny", 0, benign("x"))], {"tiny": tiny_task()}, workers=1, dsl_path=broken
+            )
+        )
+    assert leftovers() == before

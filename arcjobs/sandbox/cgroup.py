@@ -60,6 +60,12 @@ def sweep(alive: Callable[[int], bool]) -> None:
                     os.rmdir(os.path.join(base, name))
 
 
+def path_of(worker_pid: int) -> str | None:
+    """Where `enter` puts the cgroup of a worker that this process started."""
+    base = _own_base()
+    return None if base is None else os.path.join(base, f"{PREFIX}{os.getpid()}-{worker_pid}")
+
+
 def enter(limit: int) -> str | None:
     """Move this process into a new pids cgroup allowing `limit` tasks; its path, or None."""
     base = _own_base()

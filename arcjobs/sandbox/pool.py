@@ -121,8 +121,10 @@ class _Worker:
             with contextlib.suppress(OSError):
                 stream.close()
         self.proc.wait()
-        if self.layers and self.layers.get("pids_cgroup"):
-            cgroup.remove(self.layers["pids_cgroup"])
+        # also for a worker that died before saying hello (and so before naming its cgroup)
+        path = cgroup.path_of(self.proc.pid)
+        if path is not None:
+            cgroup.remove(path)
 
 
 class Pool:
