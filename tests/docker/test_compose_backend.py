@@ -194,12 +194,15 @@ def test_job_matches_local_and_resumes_after_sigkill(
     assert "docker compose" in (steps / "execute" / "log.txt").read_text().splitlines()[0]
 
 
-def test_cancel_removes_the_container_of_a_killed_launcher(
-    sandbox_image: str, data_root: DataRoot
+@pytest.mark.parametrize("how", ["sigkill-then-cancel", "sigterm"])
+def test_a_stopped_launcher_leaves_no_container(
+    sandbox_image: str, data_root: DataRoot, how: str
 ) -> None:
+    """SIGKILL: the container outlives the launcher until `arcjobs cancel` removes it.
+    SIGTERM (or Ctrl-C): the launcher stops its containers itself before it exits."""
     job = data_root.path.parent / "nap.yaml"
     job.write_text("name: nap\nsteps:\n  nap:\n    run: sleep 120\n")
-    run_id = f"nap-{os.getpid()}"
+    run_id = f"nap-{os.getpid()}-{how}"
     log = data_root.path.parent / "launcher.log"
     root = str(data_root.path)
     launcher = launch(
@@ -208,11 +211,15 @@ def test_cancel_removes_the_container_of_a_killed_launcher(
     try:
         name = wait_for_container(run_id, "nap", launcher, log)
     finally:
-        launcher.send_signal(signal.SIGKILL)
-        launcher.wait()
-    cancelled = arcjobs("cancel", run_id, "--data-root", root)
-    assert cancelled.returncode == 0, cancelled.stderr
-    assert "1 step(s) stopped" in cancelled.stdout
+        launcher.send_signal(signal.SIGKILL if how == "sigkill-then-cancel" else signal.SIGTERM)
+        code = launcher.wait(timeout=60)
+    if how == "sigkill-then-cancel":
+        assert containers(run_id) == [name]
+        cancelled = arcjobs("cancel", run_id, "--data-root", root)
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert "1 step(s) stopped" in cancelled.stdout
+    else:
+        assert code == 130, log.read_text()[-2000:]
     assert containers(run_id) == []
     assert compose_clients(name) == []
     state = json.loads((data_root.path / "runs" / run_id / "run.json").read_text())
