@@ -18,6 +18,7 @@ from helpers import ROOT
 from arcjobs.backends.compose import ComposeBackend, container_name, container_user
 from arcjobs.engine.layout import RunLayout
 from arcjobs.engine.scheduler import render_params
+from arcjobs.images import docker as dk
 from arcjobs.spec import load_job
 
 pytestmark = pytest.mark.unit
@@ -44,6 +45,7 @@ steps:
 @pytest.fixture
 def planned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(dk, "_engine", lambda: dk.Engine(cpus=64, memory_mb=512 * 1024))
     job_file = tmp_path / "job.yaml"
     job_file.write_text(JOB)
     job = load_job(job_file)
@@ -76,6 +78,16 @@ def test_gpu_step_gets_its_own_gpus_and_limits(planned, monkeypatch) -> None:
     assert req.command[service + 1 :][:3] == ["arcjobs", "step", "train"]
     assert req.command[-2:] == ["--out", "/data/runs/r1/steps/learn/out"]
     assert "/data/models/m" in req.command
+
+
+def test_limits_are_clamped_to_the_engines_machine(planned, monkeypatch) -> None:
+    """Docker refuses `cpus` beyond the machine; the step is told what it was given."""
+    monkeypatch.setattr(dk, "_engine", lambda: dk.Engine(cpus=2, memory_mb=16 * 1024))
+    _, request = planned
+    req = request("learn", [0, 1])
+    assert req.env["ARCJOBS_CPUS"] == "2" and req.env["ARCJOBS_MEMORY"] == f"{16 * 1024}m"
+    env = dict(e.split("=", 1) for e in flags(req.command, "-e"))
+    assert env["OMP_NUM_THREADS"] == "2" and '"cpus":2' in env["ARCJOBS_RESOURCES"]
 
 
 def test_gpu_ids_index_the_launchers_own_visible_devices(planned, monkeypatch) -> None:

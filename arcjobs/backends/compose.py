@@ -185,12 +185,16 @@ class ComposeBackend(Backend):
         name = container_name(data_root, layout.run_id, step.name)
         gpus = self._host_gpus() if gpu_ids else []
         cuda = ",".join(gpus[i] if i < len(gpus) else str(i) for i in gpu_ids or [])
-        threads = str(r.cpus)
+        # Docker refuses a CPU limit beyond the machine: clamp, as the scheduler does.
+        engine = dk.engine_or_none()
+        cpus = min(r.cpus, engine.cpus if engine else os.cpu_count() or 1)
+        memory_mb = min(r.memory_mb, engine.memory_mb) if r.memory_mb and engine else r.memory_mb
+        threads = str(cpus)
         inside = {
             "ARCJOBS_CACHE_KEY": key,
             "ARCJOBS_IMAGE": self.image_id(step.image),
             "ARCJOBS_RESOURCES": json.dumps(
-                {"gpus": r.gpus, "cpus": r.cpus, "memory_mb": r.memory_mb}, separators=(",", ":")
+                {"gpus": r.gpus, "cpus": cpus, "memory_mb": memory_mb}, separators=(",", ":")
             ),
             "CUDA_VISIBLE_DEVICES": cuda,
             "OMP_NUM_THREADS": threads,
@@ -203,7 +207,7 @@ class ComposeBackend(Backend):
             f"{LABEL}.key": key,
             f"{LABEL}.data-root": str(data_root),
         }
-        memory = f"{r.memory_mb}m" if r.memory_mb else None
+        memory = f"{memory_mb}m" if memory_mb else None
         outside = {
             "ARCJOBS_DATA_ROOT": str(data_root),
             "ARCJOBS_VERSION": __version__,

@@ -124,6 +124,11 @@ def engine_reachable() -> bool:
     return isinstance(_engine(), Engine)
 
 
+def engine_or_none() -> Engine | None:
+    found = _engine()
+    return found if isinstance(found, Engine) else None
+
+
 def image_digest(tag: str) -> str | None:
     """The engine's image id (`sha256:...`) for `tag`; None when it has no such image.
 
