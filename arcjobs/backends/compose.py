@@ -30,6 +30,10 @@ it by name with `docker rm -f` first. Containers outlive a SIGKILLed launcher (i
 client keeps writing their log until they end) — `arcjobs cancel RUN` or a resumed `run`
 removes them; SIGINT/SIGTERM stop them with the launcher.
 
+Settings (environment): ARCJOBS_COMPOSE (the Compose command, e.g. `docker-compose` for v1),
+ARCJOBS_COMPOSE_FILE (compose.yaml; default the checkout's), ARCJOBS_COMPOSE_PROJECT (`-p`;
+default compose.yaml's `name: arcjobs`). See `arcjobs.images.docker` for how Compose is found.
+
 Image identity is the engine's image id (`docker image inspect .Id`): a rebuilt image changes
 every cache key computed with it. Without an engine, planning still works (ids `unknown:`),
 but running refuses in one line, as it does for an image that is not built (`unbuilt:`).
