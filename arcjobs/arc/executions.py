@@ -20,17 +20,8 @@ from arcjobs.arc.augment import Augmentation
 from arcjobs.arc.jsonl import read_jsonl
 from arcjobs.arc.tasks import Task
 from arcjobs.errors import UserError
+from arcjobs.sandbox.executor import STATUSES  # the executor's vocabulary, read back here
 
-STATUSES = (
-    "ok",
-    "syntax_error",
-    "runtime_error",
-    "timeout",
-    "memory",
-    "invalid_output",
-    "unsafe",
-    "crash",
-)
 # The program ran to the end on every input (its outputs may still be malformed).
 RAN = ("ok", "invalid_output")
 FILENAME = "executions.jsonl"
