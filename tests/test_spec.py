@@ -154,6 +154,29 @@ def test_cli_reports_one_line_exit_2_and_writes_nothing(tmp_path: Path) -> None:
     assert not data.exists()
 
 
+def test_more_gpus_than_the_backend_has_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    """The GPU count is checked once a backend is chosen (planning elsewhere is allowed),
+    still with the file, line and key, and still before the run directory exists."""
+    path = write(
+        tmp_path,
+        "name: x\nsteps:\n  a:\n    run: 'true'\n  b:\n    image: train\n"
+        "    resources:\n      cpus: 1\n      gpus: 2\n    run: 'true'\n",
+    )
+    data = tmp_path / "data"
+    hidden = {"CUDA_VISIBLE_DEVICES": ""}
+    assert arcjobs("plan", path, "--data-root", data, env=hidden).returncode == 0
+    proc = arcjobs("run", path, "--data-root", data, env=hidden)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {path}:9: steps.b.resources.gpus: step b asks for 2 GPU(s) and the local "
+        "backend has 0 here; lower it (e.g. --set gpus=0 where the job has that parameter) "
+        "or use a backend with GPUs"
+    ]
+    assert not (data / "runs").exists()
+
+
 def test_set_overrides_are_typed_and_checked() -> None:
     job = load_job(JOBS / "fanout.yaml", ["repeat=5", "greeting=hi there"])
     assert job.params == {"greeting": "hi there", "repeat": 5, "scale": 1, "pause": 0.05}

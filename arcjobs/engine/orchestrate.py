@@ -13,8 +13,8 @@ from arcjobs.engine.layout import RunLayout
 from arcjobs.engine.planner import Decision, decide
 from arcjobs.engine.scheduler import Cancelled, Reporter, Scheduler, new_state, render_params
 from arcjobs.engine.store import RunStore
-from arcjobs.errors import UserError
-from arcjobs.spec.model import Job
+from arcjobs.errors import SpecError, UserError
+from arcjobs.spec.model import Job, Resources
 
 __all__ = ["Cancelled", "Plan", "make_plan", "run_plan"]
 
@@ -63,13 +63,16 @@ def make_plan(
 def run_plan(plan: Plan, overrides: list[str], report: Reporter) -> dict[str, Any]:
     """Carry out `plan`; returns the final run.json. Raises Cancelled on SIGINT/SIGTERM."""
     store, layout = plan.store, plan.layout
+    capacity = plan.backend.capacity()  # refusals come before anything is written
+    _check_gpus(plan, capacity)
     with store.lock(layout.run_id):
         previous = store.read(layout.run_id) if store.exists(layout.run_id) else None
         state = new_state(
             plan.job, layout.run_id, plan.backend.name, plan.decisions, overrides, previous
         )
-        scheduler = Scheduler(plan.job, plan.decisions, plan.backend, store, layout, state, report)
-        scheduler.check_capacity()
+        scheduler = Scheduler(
+            plan.job, plan.decisions, plan.backend, store, layout, state, report, capacity
+        )
         scheduler.reap_leftovers()
         atomic.write_text(layout.run_dir / "job.yaml", _dump_yaml(plan.job.to_dict()))
         store.write(state)
@@ -87,6 +90,24 @@ def run_plan(plan: Plan, overrides: list[str], report: Reporter) -> dict[str, An
             store.write(state)
             report(state)
     return state
+
+
+def _check_gpus(plan: Plan, capacity: Resources) -> None:
+    """GPUs are the one request that cannot be scaled down, so a step that needs more than
+    the backend has is refused before the run starts; CPUs and memory beyond the machine are
+    clamped to it instead (the step then runs alone). `plan` does not check this: a job is
+    often planned on one machine and run on another."""
+    for step in plan.job.steps.values():
+        wanted = step.resources.gpus
+        if plan.decisions[step.name].action == "run" and wanted > capacity.gpus:
+            raise SpecError(
+                plan.job.file,
+                step.gpus_line,
+                f"steps.{step.base}.resources.gpus",
+                f"step {step.name} asks for {wanted} GPU(s) and the {plan.backend.name} backend "
+                f"has {capacity.gpus} here; lower it (e.g. --set gpus=0 where the job has that "
+                "parameter) or use a backend with GPUs",
+            )
 
 
 def _dump_yaml(data: dict[str, Any]) -> str:

@@ -25,9 +25,8 @@ from arcjobs.backends.base import Backend
 from arcjobs.engine.layout import RunLayout
 from arcjobs.engine.planner import Decision
 from arcjobs.engine.store import RunStore
-from arcjobs.errors import UserError
 from arcjobs.spec.interpolate import render
-from arcjobs.spec.model import Job, Step
+from arcjobs.spec.model import Job, Resources, Step
 from arcjobs.steps.runner import MANIFEST, is_complete, read_manifest
 
 Reporter = Callable[[dict[str, Any]], None]
@@ -61,10 +60,11 @@ class Scheduler:
         layout: RunLayout,
         state: dict[str, Any],
         report: Reporter,
+        capacity: Resources,
     ):
         self.job, self.decisions, self.backend = job, decisions, backend
         self.store, self.layout, self.state, self.report = store, layout, state, report
-        self.capacity = backend.capacity()
+        self.capacity = capacity
         self.mount = backend.data_mount(layout)
         self.stop_signal: int | None = None
         self.running: dict[str, dict[str, Any]] = {}
@@ -80,20 +80,6 @@ class Scheduler:
         return self.state["steps"][step]["status"]
 
     # --- before starting -----------------------------------------------------------------
-
-    def check_capacity(self) -> None:
-        """GPUs are the one request that cannot be scaled down: refuse before starting
-        anything. CPUs and memory beyond the machine are clamped to it (the step runs alone)."""
-        cap = self.capacity
-        for step in self.job.steps.values():
-            if self.decisions[step.name].action != "run":
-                continue
-            r = step.resources
-            if r.gpus > cap.gpus:
-                raise UserError(
-                    f"step {step.name} asks for {r.gpus} GPU(s); the {self.backend.name} "
-                    f"backend has {cap.gpus}"
-                )
 
     def _memory(self, name: str) -> int:
         wanted = self.job.steps[name].resources.memory_mb or 0

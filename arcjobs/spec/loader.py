@@ -438,6 +438,7 @@ class _Resolver:
             matrix=dict(inst.assignment),
             retries=spec.retries,
             description=spec.description,
+            gpus_line=self.located.line(("steps", inst.base, "resources", "gpus")),
         )
 
     def _check_job(self, job: Job) -> None:

@@ -27,6 +27,8 @@ class Step:
     base: the step's name in the job file (errors and docs refer to it).
     params: what the job file gave, parameters substituted — the command line's content.
     full_params: the kind's validated parameters including defaults — the cache key's content.
+    gpus_line: the job file's line for this step's GPU count (its `resources.gpus`, else the
+      step), for the one check that waits for a backend: whether it has that many GPUs.
     """
 
     name: str
@@ -41,6 +43,7 @@ class Step:
     matrix: dict[str, Any] = field(default_factory=dict)
     retries: int = 0
     description: str = ""
+    gpus_line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,11 @@ class Job:
             "source": self.file,
             "params": self.params,
             "steps": {
-                n: {k: v for k, v in asdict(s).items() if k not in ("name", "full_params")}
+                n: {
+                    k: v
+                    for k, v in asdict(s).items()
+                    if k not in ("name", "full_params", "gpus_line")
+                }
                 for n, s in self.steps.items()
             },
         }
