@@ -65,6 +65,15 @@ def test_image_is_non_root_and_imports_every_package(image):
     assert version.startswith("2.13.0") and cuda != "None", "torch must be the CUDA build"
 
 
+def test_image_can_compile_triton_launchers(image):
+    """Liger's Triton kernels compile a C launcher against Python.h on first use (on a GPU,
+    where this test cannot run): the compiler and the headers must be in the image."""
+    include = "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()[\"include\"])')"
+    script = f"echo '#include <Python.h>' | cc -fsyntax-only -x c -I{include} -"
+    done = _docker("run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c", script)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_tiny_model_trains_two_steps_on_cpu_inside(image, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
