@@ -1,6 +1,9 @@
 # Two entry points for a fresh machine: `make demo` and `make test`. Both create their own
-# virtual environment (.venv) with the CPU build of torch pinned, so nothing pulls CUDA.
+# virtual environment (.venv) with torch pinned to 2.13.0. Where pip has no CPU wheel of it at
+# hand, PyPI's Linux wheel is the CUDA build (GBs); take PyTorch's CPU index instead with
+#   make demo TORCH_INDEX="--extra-index-url https://download.pytorch.org/whl/cpu"
 PYTHON ?= python3
+TORCH_INDEX ?=
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
@@ -10,7 +13,7 @@ STAMP  := $(VENV)/.installed-dev
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0 -e '.[dev]'
+	$(BIN)/pip install -q $(TORCH_INDEX) torch==2.13.0 -e '.[dev]'
 	touch $@
 
 # A fixed run id: a second `make demo` resumes (and reuses) the same run instead of a new one.
