@@ -30,6 +30,7 @@ from arcjobs.spec import load_job
 pytestmark = pytest.mark.unit
 
 FIXTURES = Path(__file__).parent / "fixtures" / "condor"
+JOBS = Path(__file__).resolve().parents[1] / "jobs"
 DIGESTS = {
     "train": "sha256:" + "a" * 64,
     "infer": "sha256:" + "b" * 64,
@@ -241,6 +242,37 @@ def test_sweep_dag_fans_out_into_independent_branches(cluster):
     dags.rescue(dag, rescue, formatter=cs._formatter())
     done = {n.name for n in dag.nodes if n.done.get(0)}
     assert done == {"select", branches[0]}
+
+
+@pytest.mark.parametrize("name", ["ttt_round.yaml", "sweep_lora.yaml"])
+def test_the_shipped_jobs_become_submits_and_a_dag_with_their_resources(cluster, name):
+    """The real job files, not the fixtures: every step's submit description asks for the
+    job's resources in its image, and the DAG's edges are the steps' needs."""
+    root, cache, site = cluster
+    plan, _, files = plan_files(JOBS / name, root, site)
+    subs = submits(files)
+    assert set(subs) == set(plan.job.steps)
+    for step_name, step in plan.job.steps.items():
+        sub, res = subs[step_name], step.resources
+        assert sub["container_image"] == str(sif_path(cache, step.image, DIGESTS[step.image]))
+        assert sub["request_cpus"] == str(res.cpus)
+        assert sub.get("request_gpus") == (str(res.gpus) if res.gpus else None)
+        if res.memory_mb:
+            assert sub["request_memory"] == f"{res.memory_mb}MB"
+    learn = next(s for n, s in subs.items() if n.startswith("learn"))
+    assert (learn["request_gpus"], learn["request_cpus"], learn["request_memory"]) == (
+        "1",
+        "8",
+        "65536MB",
+    )
+    jobs, parents, retries = parse_dag(files[str(plan.layout.run_dir / "condor" / "run.dag")])
+    assert parents == {n: set(step.needs) for n, step in plan.job.steps.items()}
+    assert all(retries[n] == "1 UNLESS-EXIT 2" for n in jobs)  # the site's one retry
+    if name == "sweep_lora.yaml":
+        learns = [n for n in jobs if n.startswith("learn.")]
+        assert len(learns) == 12 and all(parents[n] == {"select"} for n in learns)
+        for n in learns:
+            assert parents[n.replace("learn.", "search_again.", 1)] == {n}
 
 
 def test_complete_steps_are_marked_done_in_the_dag(cluster):
