@@ -304,6 +304,21 @@ def test_plan_on_the_command_line_prints_every_generated_file(cluster):
     assert learn["request"]["extra"]["submit"]["request_gpus"] == "2"
     assert not (root / "runs" / "r1").exists()  # plan writes nothing
 
+    # --out: the same files on disk for review, the plan beside them, still nothing under root
+    review = root.parent / "review"
+    cmd = [sys.executable, "-m", "arcjobs", "plan", str(FIXTURES / "ttt_round.yaml")]
+    cmd += ["--backend", "condor", "--run-id", "r1", "--out", str(review)]
+    written = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert written.returncode == 0, written.stderr
+    run_dir = root / "runs" / "r1"
+    on_disk = {str(p.relative_to(review)): p.read_text() for p in review.rglob("*") if p.is_file()}
+    assert on_disk.pop("plan.json") and on_disk == {
+        str(Path(p).relative_to(run_dir)): text for p, text in data["artefacts"].items()
+    }
+    assert htcondor2.Submit((review / "condor" / "learn.sub").read_text())["request_gpus"] == "2"
+    assert not run_dir.exists()
+    assert not [p for p in review.parent.iterdir() if p.name.startswith(".review-")]
+
 
 def test_validate_rejects_broken_files():
     with pytest.raises(classad2.ClassAdException):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from arcjobs import atomic
 from arcjobs.commands import options
 from arcjobs.engine.orchestrate import Cancelled, make_plan, run_plan
 from arcjobs.engine.progress import Progress
@@ -80,6 +83,12 @@ def run(
 @options.data_root
 @options.site
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (requests as data).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write plan.json and every generated file (condor: the DAG and its submit "
+    "files, under condor/) into this directory, for review.",
+)
 def plan(
     job_file: Path,
     backend: str,
@@ -88,34 +97,34 @@ def plan(
     data_root: Path,
     site: Path | None,
     as_json: bool,
+    out: Path | None,
 ) -> None:
-    """Show what `run` would do for each step, and why. Writes nothing."""
+    """Show what `run` would do for each step, and why. Writes nothing under the data root."""
     job = load_job(job_file, overrides)
     p = make_plan(job, backend, RunStore(data_root), run_id, {"site": site})
     requests = p.requests()
     artefacts = p.backend.artefacts(list(requests.values()), p.layout)
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "run_id": p.layout.run_id,
-                    "backend": p.backend.name,
-                    "steps": [
-                        {
-                            "step": n,
-                            "key": d.key,
-                            "action": d.action,
-                            "reason": d.reason,
-                            "request": requests[n].to_dict(),
-                        }
-                        for n, d in p.decisions.items()
-                    ],
-                    "artefacts": artefacts,
-                },
-                indent=2,
-                default=str,
-            )
+    data = {
+        "run_id": p.layout.run_id,
+        "backend": p.backend.name,
+        "steps": [
+            {
+                "step": n,
+                "key": d.key,
+                "action": d.action,
+                "reason": d.reason,
+                "request": requests[n].to_dict(),
+            }
+            for n, d in p.decisions.items()
+        ],
+        "artefacts": artefacts,
+    }
+    if out is not None:
+        _write_plan(
+            out, data, {str(Path(f).relative_to(p.layout.run_dir)): t for f, t in artefacts.items()}
         )
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
         return
     console = Console()
     table = Table(
@@ -143,3 +152,21 @@ def plan(
     click.echo("\n".join(lines))
     for path, text in artefacts.items():
         click.echo(f"\n--- {path} ---\n{text}")
+
+
+def _write_plan(out: Path, data: dict, files: dict[str, str]) -> None:
+    """Publish `out` whole (a sibling temp directory renamed in): plan.json plus each generated
+    file at its path relative to the run directory (condor/run.dag beside its .sub files, as
+    `run` writes them)."""
+    out = out.absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        (tmp / "plan.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+        for rel, text in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text)
+        atomic.publish_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
