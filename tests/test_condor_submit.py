@@ -131,6 +131,27 @@ def test_ttt_round_submit_descriptions_parse_back_with_the_requested_values(clus
     assert classad2.ExprTree(learn["My.ArcjobsStep"]).eval() == "learn"
 
 
+def test_a_steps_gpu_selectors_override_the_site_and_its_requirements_add_up(cluster, tmp_path):
+    root, _, site = cluster
+    job = tmp_path / "big.yaml"
+    job.write_text(
+        "name: big\nsteps:\n"
+        "  big:\n    image: train\n    run: 'true'\n"
+        "    resources: {gpus: 1, gpu_memory: 80G, gpu_capability: 9.0,"
+        " requirements: 'Machine =!= \"bad.example.org\"'}\n"
+        "  plain:\n    image: train\n    run: 'true'\n    resources: {gpus: 1}\n"
+    )
+    subs = submits(plan_files(job, root, site)[2])
+    big, plain = subs["big"], subs["plain"]
+    assert (big["gpus_minimum_memory"], big["gpus_minimum_capability"]) == ("81920MB", "9.0")
+    assert (plain["gpus_minimum_memory"], plain["gpus_minimum_capability"]) == ("40960MB", "8.0")
+    assert big["requirements"] == '((OpSysMajorVer >= 9)) && (Machine =!= "bad.example.org")'
+    assert plain["requirements"] == "(OpSysMajorVer >= 9)"
+    want = classad2.ExprTree(big["requirements"])
+    assert want.eval(classad2.ClassAd({"OpSysMajorVer": 9, "Machine": "ok"})) is True
+    assert want.eval(classad2.ClassAd({"OpSysMajorVer": 9, "Machine": "bad.example.org"})) is False
+
+
 def test_arguments_and_environment_survive_the_submit_language(cluster):
     root, _, site = cluster
     plan, requests, files = plan_files(FIXTURES / "ttt_round.yaml", root, site)

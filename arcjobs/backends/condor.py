@@ -136,8 +136,7 @@ class CondorBackend(Backend):
             paths=cs.StepPaths(cluster_dir=cluster_dir, local_dir=local_dir),
             cluster_data_root=cluster_root,
             mount=MOUNT,
-            gpus=r.gpus,
-            cpus=r.cpus,
+            resources=r,
             memory_mb=memory_mb,
             site=self.site,
         )

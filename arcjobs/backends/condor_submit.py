@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from arcjobs.errors import UserError
+from arcjobs.spec.model import Resources
 
 DAG_FILE = "run.dag"
 EVENT_LOG = "condor.log"  # per-step job event log, beside log.txt
@@ -111,12 +112,20 @@ def submit_description(
     paths: StepPaths,
     cluster_data_root: Path,
     mount: str,
-    gpus: int,
-    cpus: int,
+    resources: Resources,
     memory_mb: int,
     site: Any,  # arcjobs.backends.site.SiteConfig (kept loose: no import cycle, plain data)
 ) -> dict[str, str]:
-    """The submit description of one step as an ordered mapping of submit commands."""
+    """The submit description of one step as an ordered mapping of submit commands.
+
+    `memory_mb` is the step's memory with the backend's default filled in. The step's GPU
+    selectors win over the site's (a step knows what its model needs); requirements add up.
+    """
+    gpus, cpus = resources.gpus, resources.cpus
+    gpu_memory = resources.gpu_memory_mb or site.gpus_minimum_memory
+    capability = resources.gpu_capability or site.gpus_minimum_capability
+    parts = [r for r in (site.requirements, resources.requirements) if r]
+    requirements = parts[0] if len(parts) == 1 else " && ".join(f"({r})" for r in parts)
     desc: dict[str, str] = {
         "universe": "container",
         "container_image": str(sif),
@@ -137,12 +146,12 @@ def submit_description(
     }
     if gpus:
         desc["request_gpus"] = str(gpus)
-    if gpus and site.gpus_minimum_memory:
-        desc["gpus_minimum_memory"] = f"{site.gpus_minimum_memory}MB"
-    if gpus and site.gpus_minimum_capability:
-        desc["gpus_minimum_capability"] = str(site.gpus_minimum_capability)
-    if site.requirements:
-        desc["requirements"] = site.requirements
+    if gpus and gpu_memory:
+        desc["gpus_minimum_memory"] = f"{gpu_memory}MB"
+    if gpus and capability:
+        desc["gpus_minimum_capability"] = str(capability)
+    if requirements:
+        desc["requirements"] = requirements
     if site.accounting_group:
         desc["accounting_group"] = site.accounting_group
     if site.accounting_group_user:

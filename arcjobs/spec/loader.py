@@ -419,6 +419,11 @@ class _Resolver:
             gpus=res.get("gpus", 0),
             cpus=res.get("cpus", 1),
             memory_mb=memory_mb(res["memory"]) if res.get("memory") is not None else None,
+            gpu_memory_mb=(
+                memory_mb(res["gpu_memory"]) if res.get("gpu_memory") is not None else None
+            ),
+            gpu_capability=res.get("gpu_capability"),
+            requirements=res.get("requirements"),
         )
         if resources.gpus and image == "sandbox":
             raise self.err(

@@ -14,9 +14,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Resources:
+    """What a step needs. The GPU selectors and `requirements` only narrow where a cluster
+    may place it; local and compose run on the GPUs the machine has."""
+
     gpus: int = 0
     cpus: int = 1
     memory_mb: int | None = None
+    gpu_memory_mb: int | None = None
+    gpu_capability: float | None = None
+    requirements: str | None = None
 
 
 @dataclass(frozen=True)

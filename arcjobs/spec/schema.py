@@ -43,7 +43,25 @@ class ResourcesSpec(Strict):
         None, description="memory such as 512M or 64G (binary units); an int is MB"
     )
 
-    @field_validator("memory")
+    gpu_memory: str | int | None = Field(
+        None,
+        description="least memory each GPU must have, e.g. 40G (condor: gpus_minimum_memory, "
+        "overriding the site config's; other backends place on the GPUs they have)",
+    )
+    gpu_capability: float | None = Field(
+        None,
+        ge=1,
+        le=20,
+        description="least CUDA compute capability, e.g. 8.0 for bf16 (condor: "
+        "gpus_minimum_capability, overriding the site config's)",
+    )
+    requirements: str | None = Field(
+        None,
+        description="extra HTCondor ClassAd requirements for this step, ANDed with the site "
+        "config's (condor only)",
+    )
+
+    @field_validator("memory", "gpu_memory")
     @classmethod
     def _memory(cls, v: str | int | None) -> str | int | None:
         if v is not None:
