@@ -147,6 +147,13 @@ CASES = [
     Case("write_dsl", f"open({str(DSL_PATH)!r}, 'a').write('x = 1')", "unsafe", error="writing"),
     Case("write_outside_after_chdir", "os.chdir('/tmp')\nopen('arcjobs-probe', 'w')", "unsafe"),
     Case("delete_outside", "os.remove('/tmp/arcjobs-nonexistent')", "unsafe", error="os.remove"),
+    Case(
+        "sqlite_outside_scratch",
+        "import sqlite3\nsqlite3.connect('/tmp/arcjobs-probe.db').execute('create table t(x)')",
+        "unsafe",
+        error="sqlite3.connect",
+    ),
+    Case("gdbm_opens_in_c", "import _gdbm", "unsafe", error="importing _gdbm"),
     Case("write_scratch_ok", "open('notes.txt', 'w').write('hi')\nreturn input_grid", "ok", T),
     Case("read_proc_of_parent", "return open(f'/proc/{os.getppid()}/environ').read()", "unsafe"),
     Case("read_proc_self_ok", "open('/proc/self/status').read()\nreturn input_grid", "ok", T),

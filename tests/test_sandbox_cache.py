@@ -39,6 +39,32 @@ def test_second_run_is_served_from_the_cache_including_timeouts(tmp_path: Path) 
     assert [r.record() for r in second] == [r.record() for r in first]
 
 
+def test_a_program_cannot_write_the_cache_it_is_scored_into(tmp_path: Path) -> None:
+    """Adversarial: a program that knows the cache's path tries to open it (and its WAL) for
+    writing and to forge a row through sqlite3; every attempt is refused as unsafe, and the
+    cache still serves the honest results afterwards."""
+    cache = ResultCache(tmp_path / "c.sqlite")
+    (honest,), _ = run([Program("tiny", 0, benign("a"))], cache)
+    path = str(cache.path)
+    attacks = [
+        f"open({path!r}, 'r+b').write(b'x')",
+        f"open({path + '-wal'!r}, 'ab').write(b'x')",
+        f"import sqlite3\nsqlite3.connect({path!r}).execute('DELETE FROM results')",
+    ]
+    programs = [
+        Program(
+            "tiny",
+            i,
+            f"def transform(input_grid):\n    {body.replace(chr(10), chr(10) + '    ')}\n",
+        )
+        for i, body in enumerate(attacks, start=1)
+    ]
+    hostile, _ = run(programs, cache)
+    assert [r.status for r in hostile] == ["unsafe"] * 3, [r.error for r in hostile]
+    (again,), _ = run([Program("tiny", 0, benign("a"))], cache)
+    assert again.cached and again.record() == honest.record()
+
+
 def test_limits_and_source_are_part_of_the_key(tmp_path: Path) -> None:
     cache = ResultCache(tmp_path / "c.sqlite")
     run([Program("tiny", 0, benign("a"))], cache)

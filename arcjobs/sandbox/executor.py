@@ -27,7 +27,8 @@ from typing import Any
 from arcjobs.sandbox.cache import ResultCache, cache_key
 from arcjobs.sandbox.limits import Limits
 
-EXECUTOR_VERSION = "1"
+# bump whenever a change can alter a result (policy, validation, limits): it is in every cache key
+EXECUTOR_VERSION = "2"
 STATUSES = (
     "ok",
     "syntax_error",

