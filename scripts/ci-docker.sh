@@ -33,6 +33,8 @@ install_missing() {
     local missing=()
     command -v dockerd >/dev/null || missing+=(docker.io)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
+    # Compose v1 (Debian's 1.29), for the test that the backend's fallback to it works
+    [[ -x /usr/bin/docker-compose ]] || missing+=(docker-compose)
     [[ ${#missing[@]} == 0 ]] && return 0
     log "apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -32,7 +32,7 @@ removes them; SIGINT/SIGTERM stop them with the launcher.
 
 Settings (environment): ARCJOBS_COMPOSE (the Compose command, e.g. `docker-compose` for v1),
 ARCJOBS_COMPOSE_FILE (compose.yaml; default the checkout's), ARCJOBS_COMPOSE_PROJECT (`-p`;
-default compose.yaml's `name: arcjobs`). See `arcjobs.images.docker` for how Compose is found.
+default `arcjobs`). See `arcjobs.images.docker` for how Compose is found.
 
 Image identity is the engine's image id (`docker image inspect .Id`): a rebuilt image changes
 every cache key computed with it. Without an engine, planning still works (ids `unknown:`),
@@ -126,7 +126,7 @@ class ComposeBackend(Backend):
     ) -> None:
         self.data_root = Path(data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data")
         self.compose_file = dk.compose_file(compose_file)
-        self.project = project or os.environ.get("ARCJOBS_COMPOSE_PROJECT")
+        self.project = project
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._image_ids: dict[str, str] = {}
         self._gpus: list[str] | None = None
@@ -167,11 +167,9 @@ class ComposeBackend(Backend):
     # --- requests --------------------------------------------------------------------------
 
     def compose_argv(self) -> list[str]:
-        """`docker compose --project-directory D -f FILE [-p P]`: the same whatever the cwd."""
+        """`docker compose --project-directory D -f FILE -p P`: the same whatever the cwd."""
         base = list(dk.find_compose() or ("docker", "compose"))
-        argv = [*base, "--project-directory", str(self.compose_file.parent)]
-        argv += ["-f", str(self.compose_file)]
-        return argv + (["-p", self.project] if self.project else [])
+        return [*base, *dk.project_argv(self.compose_file, self.project)]
 
     def request(
         self,

@@ -56,8 +56,8 @@ def build_command(
     compose_file: Path, name: str, build_args: dict[str, str], no_cache: bool = False
 ) -> list[str]:
     """`docker compose ... build [--no-cache] --build-arg K=V ... NAME`."""
-    argv = [*dk.compose_command(), "--project-directory", str(compose_file.parent)]
-    argv += ["-f", str(compose_file), "build"] + (["--no-cache"] if no_cache else [])
+    argv = [*dk.compose_command(), *dk.project_argv(compose_file), "build"]
+    argv += ["--no-cache"] if no_cache else []
     for key, value in build_args.items():
         argv += ["--build-arg", f"{key}={value}"]
     return [*argv, name]

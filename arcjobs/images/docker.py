@@ -29,6 +29,7 @@ from pathlib import Path
 from arcjobs.errors import UserError
 
 PROBE_TIMEOUT_S = 30.0
+DEFAULT_PROJECT = "arcjobs"
 NO_COMPOSE = (
     "neither `docker compose` (Compose v2) nor `docker-compose` was found; install Docker "
     "Compose (https://docs.docker.com/compose/install/) or run scripts/docker-up.sh"
@@ -74,6 +75,14 @@ def compose_command() -> list[str]:
     if found is None:
         raise UserError(NO_COMPOSE)
     return list(found)
+
+
+def project_argv(compose_file: Path, project: str | None = None) -> list[str]:
+    """The options after the Compose command that make it act the same from any working
+    directory and in either Compose: the project's directory, file and name (`-p`, since
+    compose.yaml carries no `name:`, which v1 refuses)."""
+    name = project or os.environ.get("ARCJOBS_COMPOSE_PROJECT") or DEFAULT_PROJECT
+    return ["--project-directory", str(compose_file.parent), "-f", str(compose_file), "-p", name]
 
 
 def compose_file(explicit: str | Path | None = None) -> Path:

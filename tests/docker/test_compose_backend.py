@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, DataRoot
+from conftest import REPO, DataRoot, _unavailable
 
 pytestmark = pytest.mark.docker
 
@@ -70,13 +71,16 @@ COMPARED = [
 ]
 
 
-def arcjobs(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def arcjobs(
+    *args: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "arcjobs", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=REPO,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -192,6 +196,34 @@ def test_job_matches_local_and_resumes_after_sigkill(
     local_key = json.loads((local_root / "runs/parity/steps/execute/manifest.json").read_text())
     assert before["key"] != local_key["key"]
     assert "docker compose" in (steps / "execute" / "log.txt").read_text().splitlines()[0]
+
+
+def test_compose_v1_runs_the_same_job(
+    sandbox_image: str, data_root: DataRoot, local_root: Path
+) -> None:
+    """Where Debian's docker-compose 1.29 is all there is, the same compose.yaml and the same
+    job give the local backend's outputs byte for byte."""
+    v1 = shutil.which("docker-compose", path="/usr/bin:/usr/local/bin")
+    version = (
+        subprocess.run([v1, "version", "--short"], capture_output=True, text=True) if v1 else None
+    )
+    if version is None or not version.stdout.startswith("1."):
+        _unavailable("Compose v1 (Debian's docker-compose) is not installed")
+    job = write_inputs(data_root.path)
+    write_inputs(local_root)
+    assert arcjobs("run", str(job), "--data-root", str(local_root), "--run-id", "p").returncode == 0
+    run_id = f"v1-{os.getpid()}"
+    done = arcjobs(
+        "run", str(job), "-b", "compose", "--data-root", str(data_root.path), "--run-id", run_id,
+        env={"ARCJOBS_COMPOSE": v1},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    steps = data_root.path / "runs" / run_id / "steps"
+    assert f" {v1} --project-directory " in (steps / "execute" / "log.txt").read_text()
+    for rel in COMPARED:
+        expected = (local_root / "runs" / "p" / "steps" / rel).read_bytes()
+        assert (steps / rel).read_bytes() == expected, rel
+    assert containers(run_id) == []
 
 
 @pytest.mark.parametrize("how", ["sigkill-then-cancel", "sigterm"])
