@@ -73,7 +73,8 @@ def test_gpu_step_gets_its_own_gpus_and_limits(planned, monkeypatch) -> None:
     assert env["ARCJOBS_IMAGE"] == "sha256:train" and env["ARCJOBS_CACHE_KEY"] == "k"
     assert req.env["ARCJOBS_CPUS"] == "4" and req.env["ARCJOBS_MEMORY"] == f"{32 * 1024}m"
     assert req.env["ARCJOBS_DATA_ROOT"] == str(backend.data_root.absolute())
-    service = req.command.index("arcjobs") - 1
+    assert req.command[req.command.index("-p") + 1] == "arcjobs"  # compose.yaml has no name
+    service = req.command.index("arcjobs", req.command.index("run")) - 1
     assert req.command[service] == "train"
     assert req.command[service + 1 :][:3] == ["arcjobs", "step", "train"]
     assert req.command[-2:] == ["--out", "/data/runs/r1/steps/learn/out"]
