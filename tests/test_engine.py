@@ -73,7 +73,10 @@ def test_plan_explains_and_run_reruns_exactly_the_affected_steps(data_root: Path
     )
     decisions = {s["step"]: (s["action"], s["reason"]) for s in plan["steps"]}
     assert decisions["a"][0] == decisions["b"][0] == "reuse"
-    assert decisions["c.factor=2"] == ("run", "runs: param command changed")
+    assert decisions["c.factor=2"] == (
+        "run",
+        "runs: param command changed (job param scale 1 → 10)",
+    )
     assert decisions["d"] == ("run", "runs: upstream c.factor=2, c.factor=3 changed")
     assert not list(data_root.glob(f"runs/{plan['run_id']}")), "plan must not write a run"
 

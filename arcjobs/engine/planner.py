@@ -86,9 +86,24 @@ def _why(
     )
     plain = [k for k in changed if "${key:" not in str(keyed.get(k)) + str(last["params"].get(k))]
     if plain:
-        return "runs: param " + ", ".join(plain) + (" changed" if len(plain) == 1 else " changed")
+        since = _job_params_changed(job, store, last["run_id"])
+        return f"runs: param {', '.join(plain)} changed" + (f" (job {since})" if since else "")
     if last["image"] != image_id:
         return "runs: image changed"
     if upstream or changed:
         return "runs: upstream " + ", ".join(upstream or step.needs) + " changed"
     return f"runs: not complete (last output: run {last['run_id']})"
+
+
+def _job_params_changed(job: Job, store: RunStore, run_id: str) -> str:
+    """The job parameters that differ from run `run_id`'s ("scale 1 → 10"): a step's
+    parameters hold them substituted, so this names what the user actually changed."""
+    import yaml
+
+    try:
+        text = (store.layout(run_id).run_dir / "job.yaml").read_text()
+        before = (yaml.safe_load(text) or {}).get("params") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return ""
+    diffs = [f"{k} {before[k]!r} → {v!r}" for k, v in job.params.items() if before.get(k, v) != v]
+    return ("params " if len(diffs) > 1 else "param ") + ", ".join(diffs) if diffs else ""
