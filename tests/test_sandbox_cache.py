@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,24 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert all(
         cache.get(f"{w}-{i}") == {"status": "ok", "i": i} for w in range(4) for i in range(300)
     )
+
+
+def test_processes_opening_a_new_cache_at_once_all_get_it(tmp_path: Path) -> None:
+    """Concurrent execute steps create one cache file together; switching a new file to WAL
+    takes a lock sqlite does not wait for, so an unlucky opener used to fail at once."""
+    script = (
+        "import sys, time\nfrom arcjobs.sandbox.cache import ResultCache\n"
+        "while time.time() < float(sys.argv[2]):\n    pass\n"
+        "c = ResultCache(sys.argv[1])\nc.put(sys.argv[3], {'status': 'ok'})\nc.close()\n"
+    )
+    for attempt in range(6):
+        path = tmp_path / f"c{attempt}.sqlite"
+        start = str(time.time() + 1.0)  # every process past its imports, then all at once
+        procs = [
+            subprocess.Popen([sys.executable, "-c", script, str(path), start, f"w{w}"])
+            for w in range(6)
+        ]
+        assert [p.wait(timeout=120) for p in procs] == [0] * 6, f"attempt {attempt}"
+        cache = ResultCache(path)
+        assert all(cache.get(f"w{w}") == {"status": "ok"} for w in range(6))
+        cache.close()

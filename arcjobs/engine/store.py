@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from arcjobs import atomic
+from arcjobs import atomic, sqlite_wal
 from arcjobs.engine.layout import RunLayout, runs_dir
 from arcjobs.errors import UserError
 from arcjobs.steps.runner import is_complete, read_manifest
@@ -108,12 +108,11 @@ class RunStore:
         self.data_root.mkdir(parents=True, exist_ok=True)
         for attempt in range(2):
             try:
-                db = sqlite3.connect(self.index_path, timeout=30)
-                db.execute("PRAGMA journal_mode=WAL")
+                db = sqlite_wal.connect(self.index_path)
                 db.executescript(_SCHEMA)
                 return db
-            except sqlite3.DatabaseError:
-                if attempt:
+            except sqlite3.DatabaseError as e:
+                if attempt or sqlite_wal.is_locked(e):  # busy is not damaged: never rebuild
                     raise
                 self._rebuild()
         return None

@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from arcjobs import sqlite_wal
+
+BUSY_TIMEOUT_S = 30.0
 SCHEMA = "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL, digest TEXT NOT NULL)"
 
 
@@ -54,9 +57,9 @@ class ResultCache:
             return self._rebuild()
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA busy_timeout = 30000")
-        db.execute("PRAGMA journal_mode = WAL")
+        db = sqlite_wal.connect(
+            self.path, BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute(SCHEMA)
         return db
