@@ -18,9 +18,9 @@ from typing import Any
 
 from arcjobs.arc.augment import Augmentation
 from arcjobs.arc.jsonl import read_jsonl
+from arcjobs.arc.statuses import STATUSES
 from arcjobs.arc.tasks import Task
 from arcjobs.errors import UserError
-from arcjobs.sandbox.executor import STATUSES  # the executor's vocabulary, read back here
 
 # The program ran to the end on every input (its outputs may still be malformed).
 RAN = ("ok", "invalid_output")

@@ -24,21 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arcjobs.arc.statuses import STATUSES
 from arcjobs.sandbox.cache import ResultCache, cache_key
 from arcjobs.sandbox.limits import Limits
 
 # bump whenever a change can alter a result (policy, validation, limits): it is in every cache key
 EXECUTOR_VERSION = "2"
-STATUSES = (
-    "ok",
-    "syntax_error",
-    "runtime_error",
-    "timeout",
-    "memory",
-    "invalid_output",
-    "unsafe",
-    "crash",
-)
 
 
 @dataclass(frozen=True)
