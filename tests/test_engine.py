@@ -64,6 +64,13 @@ def test_run_then_rerun_reuses_everything(data_root: Path) -> None:
     assert outputs(data_root / "runs" / second["run_id"]) == outputs(run_dir)
 
 
+def test_resuming_a_finished_run_says_nothing_ran(data_root: Path) -> None:
+    first = arcjobs("run", FANOUT, "--run-id", "r", "--data-root", data_root, check=True)
+    assert "5 ran, 0 reused, 0 failed, 0 skipped\n" in first.stderr
+    again = arcjobs("run", FANOUT, "--run-id", "r", "--data-root", data_root, check=True)
+    assert "0 ran, 0 reused, 0 failed, 0 skipped (5 already complete in this run)" in again.stderr
+
+
 def test_plan_explains_and_run_reruns_exactly_the_affected_steps(data_root: Path) -> None:
     arcjobs("run", FANOUT, "--data-root", data_root, check=True)
     plan = json.loads(

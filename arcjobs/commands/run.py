@@ -50,15 +50,18 @@ def run(
                 err=True,
             )
             sys.exit(130)
-    steps = state["steps"].values()
+    # A resumed run's steps that were complete before it started are not "ran" this time.
+    before = {n for n, d in plan.decisions.items() if d.action == "done"}
+    this_time = [i for n, i in state["steps"].items() if n not in before]
     counts = {
-        s: sum(1 for i in steps if i["status"] == s)
+        s: sum(1 for i in this_time if i["status"] == s)
         for s in ("succeeded", "reused", "failed", "skipped")
     }
     took = time.time() - started
     click.echo(
         f"run {plan.layout.run_id} {state['status']} in {took:.1f}s: {counts['succeeded']} ran, "
-        f"{counts['reused']} reused, {counts['failed']} failed, {counts['skipped']} skipped",
+        f"{counts['reused']} reused, {counts['failed']} failed, {counts['skipped']} skipped"
+        + (f" ({len(before)} already complete in this run)" if before else ""),
         err=True,
     )
     click.echo(f"outputs: {plan.layout.run_dir}/steps/<step>/out", err=True)
