@@ -6,11 +6,13 @@ so a kill at any moment leaves either the old version or the new one, never half
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,21 @@ def publish_dir(tmp: Path, dest: Path) -> None:
     _fsync_dir(dest.parent)
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_dir(dest: Path) -> Iterator[Path]:
+    """A fresh directory beside `dest` to fill; published as `dest` when the block ends
+    normally, removed when it raises (a kill leaves only a dot-named sibling behind)."""
+    dest = Path(dest).absolute()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        publish_dir(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def link_tree(src: Path, dest_tmp: Path) -> None:

@@ -338,7 +338,7 @@ def test_plan_on_the_command_line_prints_every_generated_file(cluster):
     }
     assert htcondor2.Submit((review / "condor" / "learn.sub").read_text())["request_gpus"] == "2"
     assert not run_dir.exists()
-    assert not [p for p in review.parent.iterdir() if p.name.startswith(".review-")]
+    assert not [p for p in review.parent.iterdir() if p.name.startswith(".")]  # no temp left
 
 
 def test_validate_rejects_broken_files():

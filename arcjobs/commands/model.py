@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 
 import click
@@ -23,13 +21,6 @@ def tiny(out: Path, seed: int) -> None:
     """Build the tiny random Llama model + tokenizer into OUT (replacing it atomically)."""
     from arcjobs.models.tiny import TinySpec, build_tiny
 
-    out = out.absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
+    with atomic.staged_dir(out) as tmp:
         build_tiny(tmp, TinySpec(seed=seed))
-        atomic.publish_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    click.echo(str(out))
+    click.echo(str(out.absolute()))

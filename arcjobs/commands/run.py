@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -158,18 +156,10 @@ def plan(
 
 
 def _write_plan(out: Path, data: dict, files: dict[str, str]) -> None:
-    """Publish `out` whole (a sibling temp directory renamed in): plan.json plus each generated
-    file at its path relative to the run directory (condor/run.dag beside its .sub files, as
-    `run` writes them)."""
-    out = out.absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    """`out` published whole: plan.json plus each generated file at its path relative to the
+    run directory (condor/run.dag beside its .sub files, as `run` writes them)."""
+    with atomic.staged_dir(out) as tmp:
         (tmp / "plan.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
         for rel, text in files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_text(text)
-        atomic.publish_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import click
@@ -76,17 +74,12 @@ def run(
         click.echo(f"warning: {cache_path}: not writable, running without the cache", err=True)
         cache_path = None
     out = out.absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
     limits = Limits(timeout_s=timeout, memory_mb=memory)
     try:
-        summary = run_batch(programs, loaded, tmp, limits, workers, cache_path)
-        atomic.publish_dir(tmp, out)
+        with atomic.staged_dir(out) as tmp:
+            summary = run_batch(programs, loaded, tmp, limits, workers, cache_path)
     except SandboxError as e:  # the sandbox itself cannot start: one line, not a traceback
         raise click.ClickException(str(e)) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     counts = ", ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)
     click.echo(
         f"{summary['programs']} programs in {summary['seconds']}s: {counts or 'none'} → {out}",

@@ -7,8 +7,6 @@ or the new one, never half of each, and a failure leaves the old report untouche
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 
 from rich.console import Console
@@ -58,15 +56,10 @@ def make_report(
             bar.update(job, description=stage, advance=1)
 
         sections = content.build(data, shown, progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".report-{out.name}-{uuid.uuid4().hex[:8]}"
-    try:
-        (tmp / markdown.IMG_DIR).mkdir(parents=True)
+    with atomic.staged_dir(out) as tmp:
+        (tmp / markdown.IMG_DIR).mkdir()
         for img in content.images(sections):
             (tmp / markdown.IMG_DIR / img.name).write_bytes(img.png)
         (tmp / "index.html").write_text(html.render(title, sections))
         (tmp / "report.md").write_text(markdown.render(title, sections))
-        atomic.publish_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out / "index.html"
