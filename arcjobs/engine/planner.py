@@ -35,6 +35,7 @@ def decide(
 ) -> dict[str, Decision]:
     keys: dict[str, str] = {}
     out: dict[str, Decision] = {}
+    earlier = _EarlierParams(store)
     for name, step in job.steps.items():
         image_id = image_ids[step.image]
         key = cache_key(step, keys, image_id)
@@ -53,7 +54,13 @@ def decide(
             out[name] = Decision(name, key, image_id, "reuse", reason, source, keyed)
             continue
         out[name] = Decision(
-            name, key, image_id, "run", _why(job, step, keyed, image_id, out, store), None, keyed
+            name,
+            key,
+            image_id,
+            "run",
+            _why(job, step, keyed, image_id, out, store, earlier),
+            None,
+            keyed,
         )
     return out
 
@@ -71,6 +78,7 @@ def _why(
     image_id: str,
     decided: dict[str, Decision],
     store: RunStore,
+    earlier: _EarlierParams,
 ) -> str:
     """Explain a 'run' by comparing with the last published output of the same step."""
     upstream = [n for n in step.needs if decided[n].action == "run"]
@@ -86,7 +94,7 @@ def _why(
     )
     plain = [k for k in changed if "${key:" not in str(keyed.get(k)) + str(last["params"].get(k))]
     if plain:
-        since = _job_params_changed(job, store, last["run_id"])
+        since = _job_params_changed(job.params, earlier(last["run_id"]))
         return f"runs: param {', '.join(plain)} changed" + (f" (job {since})" if since else "")
     if last["image"] != image_id:
         return "runs: image changed"
@@ -95,15 +103,29 @@ def _why(
     return f"runs: not complete (last output: run {last['run_id']})"
 
 
-def _job_params_changed(job: Job, store: RunStore, run_id: str) -> str:
-    """The job parameters that differ from run `run_id`'s ("scale 1 → 10"): a step's
-    parameters hold them substituted, so this names what the user actually changed."""
-    import yaml
+class _EarlierParams:
+    """The job parameters of earlier runs (their job.yaml), each file read at most once per
+    planning: a sweep's changed steps all point at the same few runs."""
 
-    try:
-        text = (store.layout(run_id).run_dir / "job.yaml").read_text()
-        before = (yaml.safe_load(text) or {}).get("params") or {}
-    except (OSError, yaml.YAMLError, AttributeError):
-        return ""
-    diffs = [f"{k} {before[k]!r} → {v!r}" for k, v in job.params.items() if before.get(k, v) != v]
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self.seen: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, run_id: str) -> dict[str, Any]:
+        if run_id not in self.seen:
+            import yaml
+
+            try:
+                text = (self.store.layout(run_id).run_dir / "job.yaml").read_text()
+                data = yaml.safe_load(text)
+            except (OSError, yaml.YAMLError):
+                data = None
+            self.seen[run_id] = (data.get("params") if isinstance(data, dict) else None) or {}
+        return self.seen[run_id]
+
+
+def _job_params_changed(now: dict[str, Any], before: dict[str, Any]) -> str:
+    """The job parameters that differ from an earlier run's ("param scale 1 → 10"): a step's
+    parameters hold them substituted, so this names what the user actually changed."""
+    diffs = [f"{k} {before[k]!r} → {v!r}" for k, v in now.items() if before.get(k, v) != v]
     return ("params " if len(diffs) > 1 else "param ") + ", ".join(diffs) if diffs else ""
