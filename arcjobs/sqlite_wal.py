@@ -31,6 +31,7 @@ def connect(path: str | Path, timeout_s: float = 30.0, **kwargs: Any) -> sqlite3
             time.sleep(0.02)
 
 
-def is_locked(error: sqlite3.Error) -> bool:
-    """A busy database (wait or give up), as opposed to a damaged one (rebuild it)."""
-    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+def is_damaged(error: sqlite3.DatabaseError) -> bool:
+    """A damaged file (not a database, a malformed image): rebuild it. An OperationalError —
+    busy, locked, unreadable — is not damage, and rebuilding would delete a file others use."""
+    return not isinstance(error, sqlite3.OperationalError)

@@ -64,6 +64,17 @@ def test_run_then_rerun_reuses_everything(data_root: Path) -> None:
     assert outputs(data_root / "runs" / second["run_id"]) == outputs(run_dir)
 
 
+def test_a_damaged_output_index_is_rebuilt_from_the_manifests(data_root: Path) -> None:
+    arcjobs("run", FANOUT, "--data-root", data_root, check=True)
+    index = data_root / "index.sqlite"
+    index.write_bytes(b"not a database, and never was" * 100)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    again = arcjobs("run", FANOUT, "--data-root", data_root, check=True)
+    assert "0 ran, 5 reused" in again.stderr
+    assert index.read_bytes().startswith(b"SQLite format 3")
+
+
 def test_resuming_a_finished_run_says_nothing_ran(data_root: Path) -> None:
     first = arcjobs("run", FANOUT, "--run-id", "r", "--data-root", data_root, check=True)
     assert "5 ran, 0 reused, 0 failed, 0 skipped\n" in first.stderr

@@ -112,7 +112,7 @@ class RunStore:
                 db.executescript(_SCHEMA)
                 return db
             except sqlite3.DatabaseError as e:
-                if attempt or sqlite_wal.is_locked(e):  # busy is not damaged: never rebuild
+                if attempt or not sqlite_wal.is_damaged(e):
                     raise
                 self._rebuild()
         return None

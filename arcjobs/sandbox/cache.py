@@ -25,7 +25,6 @@ from typing import Any
 
 from arcjobs import sqlite_wal
 
-BUSY_TIMEOUT_S = 30.0
 SCHEMA = "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL, digest TEXT NOT NULL)"
 
 
@@ -51,15 +50,13 @@ class ResultCache:
                 db.close()
                 raise sqlite3.DatabaseError("quick_check failed")
             return db
-        except sqlite3.OperationalError:
-            raise  # locked for longer than the busy timeout, or unreadable: not corruption
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as e:
+            if not sqlite_wal.is_damaged(e):
+                raise
             return self._rebuild()
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite_wal.connect(
-            self.path, BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
+        db = sqlite_wal.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute(SCHEMA)
         return db
