@@ -415,13 +415,15 @@ class _Resolver:
             **kind.resources,
             **{k: getattr(spec.resources, k) for k in spec.resources.model_fields_set},
         }
+
+        def mb(key: str) -> int | None:
+            return memory_mb(res[key]) if res.get(key) is not None else None
+
         resources = Resources(
             gpus=res.get("gpus", 0),
             cpus=res.get("cpus", 1),
-            memory_mb=memory_mb(res["memory"]) if res.get("memory") is not None else None,
-            gpu_memory_mb=(
-                memory_mb(res["gpu_memory"]) if res.get("gpu_memory") is not None else None
-            ),
+            memory_mb=mb("memory"),
+            gpu_memory_mb=mb("gpu_memory"),
             gpu_capability=res.get("gpu_capability"),
             requirements=res.get("requirements"),
         )
