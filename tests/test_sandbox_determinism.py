@@ -1,4 +1,5 @@
-"""Same programs, same inputs → same results, whatever the order, batch size or worker count.
+"""Same programs, same inputs → same results, whatever the order, batch size, worker count, or
+whether pure programs share a process.
 
 Programs here lean on everything that could leak nondeterminism: `random`, `numpy.random`,
 string hashing and set order, plus the real corpus programs on their ARC tasks.
@@ -45,8 +46,8 @@ def batch() -> tuple[list[Program], dict]:
     return programs, tasks
 
 
-def records(programs: list[Program], tasks: dict, workers: int) -> dict:
-    results = execute(programs, tasks, Limits(timeout_s=5), workers=workers)
+def records(programs: list[Program], tasks: dict, workers: int, reuse: bool = True) -> dict:
+    results = execute(programs, tasks, Limits(timeout_s=5), workers=workers, reuse=reuse)
     return {(r.program.task_id, r.program.sample_id): r.record() for r in results}
 
 
@@ -59,6 +60,8 @@ def test_any_order_batch_size_and_worker_count(batch) -> None:
     for start in range(0, len(programs), 3):
         split.update(records(programs[start : start + 3], tasks, workers=2))
     assert split == reference
+    # and whether pure programs share a process or each gets a fresh fork
+    assert records(programs, tasks, workers=1, reuse=False) == reference
 
 
 def test_seeds_differ_between_programs_and_tasks(batch) -> None:

@@ -41,6 +41,11 @@ def sandbox() -> None:
 )
 @click.option("--no-cache", is_flag=True, help="Run every program, ignoring the result cache.")
 @click.option(
+    "--fork-per-program",
+    is_flag=True,
+    help="A fresh process for every program, even those proven pure (slower).",
+)
+@click.option(
     "--cache",
     type=click.Path(path_type=Path),
     default=None,
@@ -55,6 +60,7 @@ def run(
     timeout: float,
     memory: int,
     no_cache: bool,
+    fork_per_program: bool,
     cache: Path | None,
 ) -> None:
     """Run every prediction's program on its task; write OUT/executions.jsonl and summary.json.
@@ -77,7 +83,9 @@ def run(
     limits = Limits(timeout_s=timeout, memory_mb=memory)
     try:
         with atomic.staged_dir(out) as tmp:
-            summary = run_batch(programs, loaded, tmp, limits, workers, cache_path)
+            summary = run_batch(
+                programs, loaded, tmp, limits, workers, cache_path, not fork_per_program
+            )
     except SandboxError as e:  # the sandbox itself cannot start: one line, not a traceback
         raise click.ClickException(str(e)) from None
     counts = ", ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)

@@ -1,22 +1,29 @@
-"""The program's side of the fork: lock the process down, run `transform`, report, exit.
+"""The program's side of the fork: lock the process down, run `transform`, report.
 
 Every child is forked from the warm worker, so the DSL, numpy, builtins and `sys.modules`
-are pristine copies that vanish with the process. A child starts as the worker's spare:
-`prepare` (own process group, parent-death signal, private scratch cwd, stdio on
-/dev/null) runs while the previous program is still running. When its job
-arrives, `lock_down` sets the job's rlimits, drops to uid 65534 where the worker is root,
-seeds `random` and `numpy.random` from the program and its inputs, and installs the audit
-hook — all before the program's source is compiled, because compiling is already running
-it (a 10 MB source or a nesting bomb attacks the compiler).
+start as pristine copies. A child starts as the worker's spare: `prepare` (own process
+group, parent-death signal, private scratch cwd, stdio on /dev/null) runs while the previous
+program is still running. When its first job arrives, `lock_down` sets the job's rlimits,
+drops to uid 65534 where the worker is root and installs the audit hook — all before the
+program's source is parsed, because parsing is already running it (a 10 MB source or a
+nesting bomb attacks the parser).
 
-The child reports through `report_fd` only: frames `{"violation": ...}` from the policy,
-then one `{"status", "error", "outputs", "cpu_s"}`. It never sees expected outputs: they
-stay in the executor's process.
+Every program gets a freshly executed `common` module and `random` / `numpy.random` seeded
+from the program and its inputs. Its source is parsed once, and before it runs the child
+reports whether `purity` proves it changes nothing shared. After a pure program the worker
+may send this child the next job; after any other it kills the child, so every other program
+runs in a fresh fork and what it changed vanishes with the process.
+
+The child reports through `report_fd` only: a frame `{"pure": ...}` first, frames
+`{"violation": ...}` from the policy, then one `{"status", "error", "outputs", "cpu_s"}`. It
+never sees expected outputs: they stay in the executor's process.
 """
 
 from __future__ import annotations
 
+import ast
 import builtins
+import gc
 import os
 import re
 import resource
@@ -26,13 +33,14 @@ from typing import Any
 import numpy
 
 from arcjobs.sandbox import limits as limits_mod
-from arcjobs.sandbox import policy
+from arcjobs.sandbox import policy, purity
 from arcjobs.sandbox.outputs import InvalidOutput, to_grid
 from arcjobs.sandbox.protocol import FrameReader, write_frame
 
 # private references, immune to the program's monkeypatching (see `execute`)
 __builtins__ = dict(vars(builtins))
 _array, _int64, _exit, _getrusage = numpy.array, numpy.int64, os._exit, resource.getrusage
+_collect = gc.collect
 PROGRAM_FILE = "<program>"
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 PR_SET_PDEATHSIG = 1
@@ -59,20 +67,42 @@ def prepare(ctx: dict[str, Any]) -> None:
 
 
 def lock_down(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
-    """The job's limits, the uid, the seeds and the policy, before any program code runs."""
+    """The first job's limits, the uid and the policy, before any program code runs.
+
+    They hold for every later program of this child too: the worker sends only jobs with the
+    same limits to a child it keeps, and re-arms the CPU limit (cumulative per process) from
+    outside before each one, which is why its hard limit is left open where it may keep one.
+    """
     # memory_mb is on top of what this process maps right now (the warm image)
-    limits_mod.apply(limits_mod.Limits(**job["limits"]), limits_mod.vm_size_bytes())
+    limits_mod.apply(
+        limits_mod.Limits(**job["limits"]), limits_mod.vm_size_bytes(), open_cpu=ctx["reuse"]
+    )
     if ctx["drop_uid"]:
         os.setgroups([])
         os.setgid(limits_mod.NOBODY)
         os.setuid(limits_mod.NOBODY)
-    import random
-
-    random.seed(job["seed"])
-    numpy.random.seed(job["seed"] % 2**32)
-    numpy.random.default_rng = _seeded_default_rng(numpy.random.default_rng, job["seed"])
     if ctx["audit"]:
         policy.install(ctx["scratch"], ctx["readable"], report_fd)
+
+
+def fresh_program_state(job: dict[str, Any], ctx: dict[str, Any]) -> None:
+    """What every program starts from, whichever programs this process ran before: a newly
+    executed `common` and both random generators seeded from the program and its inputs."""
+    import random
+    import sys
+    import types
+
+    common = types.ModuleType("common")
+    common.__file__ = ctx["dsl_path"]
+    exec(ctx["dsl_code"], vars(common))
+    sys.modules["common"] = common
+    seed = job["seed"]
+    random.seed(seed)
+    numpy.random.seed(seed % 2**32)
+    numpy.random.default_rng = _seeded_default_rng(_DEFAULT_RNG, seed)
+
+
+_DEFAULT_RNG = numpy.random.default_rng
 
 
 def _seeded_default_rng(default_rng: Any, seed: int) -> Any:
@@ -89,41 +119,81 @@ def _seeded_default_rng(default_rng: Any, seed: int) -> Any:
 
 
 def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
-    """Be the worker's spare: prepare, wait for one job, run it, report, exit; never returns."""
-    cpu_before = 0.0
+    """Be the worker's spare, then run jobs until the worker stops sending; never returns.
+
+    Without `ctx["reuse"]` it exits after one job; with it, it waits for another, which the
+    worker sends only after a pure program (it kills the child otherwise).
+    """
+    reader = FrameReader()
+    locked = False
     try:
         prepare(ctx)
-        job = FrameReader().next(job_fd)
+    except BaseException:
+        _exit(70)
+    while True:
+        try:
+            job = reader.next(job_fd)
+        except BaseException:
+            _exit(70)
         if job is None:  # the worker is shutting down
             _exit(0)
-        os.close(job_fd)
         cpu_before = _cpu()
-        lock_down(job, ctx, report_fd)
-        result = execute(job["code"], job["inputs"], ctx["scratch"])
-    except MemoryError:
-        result = {"status": "memory", "error": "MemoryError", "outputs": None}
-    except BaseException as e:  # a broken lock-down is the sandbox's failure, not the program's
-        result = {"status": "crash", "error": f"sandbox setup: {type(e).__name__}: {e}"}
-    try:
-        result["cpu_s"] = _cpu() - cpu_before  # the program's share, for statistics only
-        write_frame(report_fd, result)
-    finally:
-        _exit(0)
+        try:
+            if not locked:
+                lock_down(job, ctx, report_fd)
+                locked = True
+            fresh_program_state(job, ctx)
+            tree, pure = purity.analyse(job["code"], ctx["allowlist"])
+            if ctx["reuse"]:  # first frame of the job, written before the program can run
+                write_frame(report_fd, {"pure": pure})
+            result = execute(tree if tree is not None else job["code"], job["inputs"], ctx)
+        except MemoryError:
+            result = {"status": "memory", "error": "MemoryError", "outputs": None}
+        except BaseException as e:  # a broken set-up is the sandbox's failure, not the program's
+            result = {"status": "crash", "error": f"sandbox setup: {type(e).__name__}: {e}"}
+        try:
+            result["cpu_s"] = _cpu() - cpu_before  # the program's share, for statistics only
+            write_frame(report_fd, result)
+        except BaseException:
+            _exit(0)
+        if not ctx["reuse"]:
+            _exit(0)
 
 
-def execute(code: str, inputs: list[list[list[int]]], scratch: str) -> dict[str, Any]:
+def execute(
+    code: str | ast.Module, inputs: list[list[list[int]]], ctx: dict[str, Any]
+) -> dict[str, Any]:
     """Compile, exec and call `transform` on each input; status, error and outputs.
 
     The program may monkeypatch builtins, numpy, os or json: this module, `outputs` and
     `protocol` hold private references to what they need, so sabotage changes only the
     program's own outputs (which the worker checks again anyway), never how it is
-    classified or reported.
+    classified or reported. The program's namespace is cleared (and, where this process may
+    run another program, its cyclic garbage collected) before returning, so no finalizer of
+    the program's runs after its result is written.
     """
+    try:
+        return _run(code, inputs, ctx["scratch"])
+    finally:
+        if ctx["reuse"]:
+            _collect()
+
+
+def _run(code: str | ast.Module, inputs: list[list[list[int]]], scratch: str) -> dict[str, Any]:
     try:
         compiled = compile(code, PROGRAM_FILE, "exec")
     except BaseException as e:  # SyntaxError, NUL bytes, the parser's own stack limits
         return {"status": "syntax_error", "error": _describe(e, scratch), "outputs": None}
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    try:
+        return _call(compiled, namespace, inputs, scratch)
+    finally:
+        namespace.clear()  # breaks the cycle transform <-> its globals
+
+
+def _call(
+    compiled: Any, namespace: dict[str, Any], inputs: list[list[list[int]]], scratch: str
+) -> dict[str, Any]:
     try:
         exec(compiled, namespace)
         transform = namespace.get("transform")

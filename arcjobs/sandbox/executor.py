@@ -14,6 +14,7 @@ any machine, in any order, with any number of workers; timings go to `SandboxRun
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,7 +30,7 @@ from arcjobs.sandbox.cache import ResultCache, cache_key
 from arcjobs.sandbox.limits import Limits
 
 # bump whenever a change can alter a result (policy, validation, limits): it is in every cache key
-EXECUTOR_VERSION = "2"
+EXECUTOR_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class SandboxRun:
     workers: int | None = None
     cache: ResultCache | None = None
     dsl_path: Path | None = None
+    reuse: bool = True  # pure programs may share a process (see `arcjobs.sandbox.purity`)
     layers: dict[str, Any] | None = None
     counts: Counter = field(default_factory=Counter)
     stats: dict[str, Any] = field(default_factory=dict)
@@ -126,50 +128,59 @@ class SandboxRun:
         jobs: dict[str, dict[str, Any]] = {}  # cache key → job, deduplicated
         waiting: dict[str, list[int]] = {}  # cache key → indices of programs sharing it
         stats = Counter()
-        for index, program in enumerate(self.programs):
-            if program.task_id not in self.tasks:
-                raise ValueError(f"program {index}: unknown task id {program.task_id!r}")
-            refused = self._refuse(program)
-            if refused is not None:
-                stats["refused"] += 1
-                yield self._finish(index, refused, None, 0)
-                continue
-            prep = self._prepare(prepared, program)
-            key = cache_key(version, program.code, prep.inputs_json)
-            if key in waiting:
-                waiting[key].append(index)
-                stats["duplicates"] += 1
-                continue
-            hit = self.cache.get(key) if self.cache is not None else None
-            if hit is not None:
-                stats["cached"] += 1
-                yield self._finish(index, hit, prep, True)
-                continue
-            seed = int(
-                hashlib.sha256(f"{program.code}\0{prep.inputs_json}".encode()).hexdigest()[:16], 16
-            )
-            waiting[key] = [index]
-            jobs[key] = {  # inputs travel pre-encoded: one JSON text per task and augmentation
-                "code": program.code,
-                "inputs_json": prep.inputs_json,
-                "seed": seed,
-                "limits": self.limits.to_dict(),
-            }
-        workers = min(self.workers or default_workers(), len(jobs))
-        stats["executed"] = len(jobs)
-        stats["workers"] = workers
-        run_started = time.monotonic()
-        if jobs:
-            with Pool(workers, str(dsl_path), self.limits.max_procs) as pool:
+        # workers start at the first miss, so their imports overlap preparing the rest
+        with contextlib.ExitStack() as stack:
+            pool = None
+            for index, program in enumerate(self.programs):
+                if program.task_id not in self.tasks:
+                    raise ValueError(f"program {index}: unknown task id {program.task_id!r}")
+                refused = self._refuse(program)
+                if refused is not None:
+                    stats["refused"] += 1
+                    yield self._finish(index, refused, None, 0)
+                    continue
+                prep = self._prepare(prepared, program)
+                key = cache_key(version, program.code, prep.inputs_json)
+                if key in waiting:
+                    waiting[key].append(index)
+                    stats["duplicates"] += 1
+                    continue
+                hit = self.cache.get(key) if self.cache is not None else None
+                if hit is not None:
+                    stats["cached"] += 1
+                    yield self._finish(index, hit, prep, True)
+                    continue
+                seed = int(
+                    hashlib.sha256(f"{program.code}\0{prep.inputs_json}".encode()).hexdigest()[:16],
+                    16,
+                )
+                waiting[key] = [index]
+                if pool is None:
+                    n = min(self.workers or default_workers(), len(self.programs) - index)
+                    pool = stack.enter_context(
+                        Pool(n, str(dsl_path), self.limits.max_procs, reuse=self.reuse)
+                    )
+                jobs[key] = {  # inputs travel pre-encoded: one JSON text per task and augmentation
+                    "code": program.code,
+                    "inputs_json": prep.inputs_json,
+                    "seed": seed,
+                    "limits": self.limits.to_dict(),
+                }
+            stats["executed"] = len(jobs)
+            stats["workers"] = pool.size if pool is not None else 0
+            run_started = time.monotonic()
+            if pool is not None:
                 for key, result in pool.run(list(jobs.items())):
                     self.layers = self.layers or pool.layers
+                    stats["shared_process"] += bool(result.pop("shared_process", False))
                     if self.cache is not None:
                         self.cache.put(key, result)
                     for i, index in enumerate(waiting[key]):
                         program = self.programs[index]
                         yield self._finish(index, result, self._prepare(prepared, program), i > 0)
-            if self.cache is not None:
-                self.cache.flush()
+                pool.close()
+                if self.cache is not None:
+                    self.cache.flush()
         stats["execute_s"] = time.monotonic() - run_started
         stats["total_s"] = time.monotonic() - started
         self.stats = dict(stats)
@@ -254,6 +265,8 @@ class SandboxRun:
             "cached": self.stats.get("cached", 0),
             "duplicates": self.stats.get("duplicates", 0),
             "refused": self.stats.get("refused", 0),
+            # executed in a process that had run another (pure) program before
+            "shared_process": self.stats.get("shared_process", 0),
             "workers": self.stats.get("workers", 0),
             "seconds": round(total, 3),
             "programs_per_s": round(n / total, 1) if total > 0 else None,
@@ -306,10 +319,12 @@ def execute(
     workers: int | None = None,
     cache: ResultCache | None = None,
     dsl_path: Path | None = None,
+    reuse: bool = True,
 ) -> SandboxRun:
     """Execute `programs` on `tasks` (id → `arcjobs.arc.tasks.Task`); iterate for results.
 
     Results come in completion order, each with `.index` into `programs`. `workers`
     defaults to the CPUs this process may use. Nothing starts until iteration does.
+    `reuse=False` runs every program in a fresh fork, even those proven pure.
     """
-    return SandboxRun(list(programs), tasks, limits or Limits(), workers, cache, dsl_path)
+    return SandboxRun(list(programs), tasks, limits or Limits(), workers, cache, dsl_path, reuse)

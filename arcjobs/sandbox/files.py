@@ -78,6 +78,7 @@ def run_batch(
     limits: Limits,
     workers: int | None,
     cache_path: Path | None,
+    reuse: bool = True,
 ) -> dict[str, Any]:
     """Execute with a progress bar on stderr and write both files into the directory `out`.
 
@@ -98,7 +99,7 @@ def run_batch(
     cache = ResultCache(cache_path) if cache_path is not None else None
     results: list[ProgramResult | None] = [None] * len(programs)
     try:
-        run: SandboxRun = execute(programs, tasks, limits, workers, cache)
+        run: SandboxRun = execute(programs, tasks, limits, workers, cache, reuse=reuse)
         progress = Progress(
             TextColumn("executing"),
             BarColumn(),

@@ -54,13 +54,24 @@ def vm_size_bytes() -> int:
     return 0
 
 
-def apply(limits: Limits, base_vm: int) -> None:
+def cpu_seconds(limits: Limits) -> int:
+    """RLIMIT_CPU granularity is whole seconds: the time limit, rounded up."""
+    return max(1, math.ceil(limits.timeout_s))
+
+
+def apply(limits: Limits, base_vm: int, open_cpu: bool = False) -> None:
     """Set every rlimit on the calling process, soft = hard, never above an existing hard limit
-    (a container may already impose a lower one: that lower one then stays)."""
-    cpu = max(1, math.ceil(limits.timeout_s))
+    (a container may already impose a lower one: that lower one then stays).
+
+    `open_cpu` leaves RLIMIT_CPU's hard limit open, for a process that runs several programs:
+    CPU time is counted per process, so the worker raises the soft limit before each one
+    (`resource.prlimit` from outside; the policy refuses both calls to the program itself).
+    """
+    cpu = cpu_seconds(limits)
     memory = base_vm + limits.memory_mb * 1024 * 1024
     wanted = {
-        resource.RLIMIT_CPU: (cpu, cpu + 1),  # SIGXCPU at soft, SIGKILL at hard
+        # SIGXCPU at soft, SIGKILL at hard
+        resource.RLIMIT_CPU: (cpu, resource.RLIM_INFINITY if open_cpu else cpu + 1),
         resource.RLIMIT_AS: (memory, memory),
         resource.RLIMIT_DATA: (memory, memory),
         resource.RLIMIT_FSIZE: (limits.file_mb * 1024 * 1024,) * 2,

@@ -48,6 +48,7 @@ _ALWAYS_REFUSED = frozenset(
         "gc.get_referents",
         "sys._current_frames",
         "resource.setrlimit",
+        "resource.prlimit",
         "os.symlink",
         "os.link",
         "shutil.chown",

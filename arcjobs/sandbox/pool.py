@@ -131,15 +131,24 @@ class Pool:
     """`workers` fork servers running jobs `{"code", "inputs", "seed", "limits"}`."""
 
     def __init__(
-        self, workers: int, dsl_path: str, max_procs: int = 64, depth: int = 2, audit: bool = True
+        self,
+        workers: int,
+        dsl_path: str,
+        max_procs: int = 64,
+        depth: int = 2,
+        audit: bool = True,
+        reuse: bool = True,
     ) -> None:
         """max_procs bounds each worker's pids cgroup (where one can be made) beyond the
         worker and its child; audit=False leaves out the audit-hook layer, for tests of the
-        OS layers only."""
+        OS layers only; reuse=False gives every program a fresh fork, pure or not."""
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.size, self.dsl_path, self.depth = workers, dsl_path, depth
-        self.options = ["--max-procs", str(max_procs)] + ([] if audit else ["--no-audit"])
+        self.options = ["--max-procs", str(max_procs)]
+        self.options += ([] if audit else ["--no-audit"]) + (
+            [] if reuse else ["--fork-per-program"]
+        )
         sweep_stale()
         self.root = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
         os.chmod(self.root, 0o711)  # programs may run as another uid and must reach scratch

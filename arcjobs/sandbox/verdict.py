@@ -52,9 +52,11 @@ def from_exit(
     timed_out: bool,
     status: int,
     usage: Any,
+    cpu: float,
 ) -> dict[str, Any]:
     """The status of a finished child: a policy violation, the deadline, its checked report,
-    or — when it did not report — the signal or exit code it ended with."""
+    or — when it did not report — the signal or exit code it ended with. `cpu` is the CPU
+    time of this job alone (a child may have run other programs before it)."""
     lim = job["limits"]
     n = len(job["inputs"])
     # one message whichever limit (wall clock or RLIMIT_CPU) struck first: which one does
@@ -66,7 +68,6 @@ def from_exit(
         return {"status": "timeout", "error": too_slow, "outputs": None}
     if result is not None:
         return checked(result, n)
-    cpu = usage.ru_utime + usage.ru_stime
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= lim["timeout_s"]):

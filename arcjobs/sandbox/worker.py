@@ -1,16 +1,20 @@
-"""The fork server: a warm process that forks one disposable child per program.
+"""The fork server: a warm process that forks disposable children to run programs in.
 
 Started by the pool as `python -m arcjobs.sandbox.worker SCRATCH DSL_PATH` with a scrubbed
 environment. It imports numpy, scipy and the DSL once, freezes its heap, and then for every
-job on stdin forks a child (`arcjobs.sandbox.child`) that runs the program and dies. Forking
-is what makes "fresh DSL and module state per program" cheap: the child starts from a
-pristine copy-on-write image and everything it changes vanishes with it.
+job on stdin hands the job to a child (`arcjobs.sandbox.child`) forked from that pristine
+copy-on-write image. A child whose program `purity` proved harmless to shared state, and
+which ended cleanly, is kept for the next job (a fork, its exit and its copy-on-write faults
+cost more than a typical program); every other child is killed after its one program, so
+what that program changed vanishes with it.
 
 The worker is the program's warden: it waits on the child's result pipe with a wall-clock
 deadline, then SIGKILLs the child's process group, reaps the child (rusage tells CPU time and
 peak memory) and, as a child subreaper, kills every descendant that escaped the group
-(`setsid`, double fork) before taking the next job. It answers each job with one frame on
-stdout and exits at end of input, or when the pool dies (PR_SET_PDEATHSIG).
+(`setsid`, double fork) before taking the next job. Before it reuses a child it checks from
+outside that the child has one thread and has not grown, and re-arms its CPU limit. It
+answers each job with one frame on stdout and exits at end of input, or when the pool dies
+(PR_SET_PDEATHSIG).
 
 OS layers it sets up for all its children, and reports in its hello frame: a private network
 namespace (unshare CLONE_NEWNET, through a user namespace when not root), the subreaper, and
@@ -23,14 +27,17 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib.util
+import math
 import os
+import resource
 import select
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from arcjobs.sandbox import cgroup, child, isolation, limits, policy, verdict
+from arcjobs.sandbox import cgroup, child, isolation, limits, policy, purity, verdict
 from arcjobs.sandbox.protocol import FrameReader, ProtocolError, write_frame
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
@@ -38,6 +45,11 @@ REPORT_FD, JOB_FD = 3, 4
 MAX_RESULT = 8 * 1024 * 1024
 # modules BARC programs import themselves: loaded once here, not once per program
 PRELOAD = ("typing", "random", "math", "itertools", "collections", "functools", "copy", "re")
+# endings after which a pure program's process may run the next program
+REUSABLE = frozenset({"ok", "syntax_error", "runtime_error", "invalid_output"})
+# how much a kept child may grow (size and peak resident memory) before it is retired: a
+# later program's memory limit must not depend on which programs ran before it
+GROWTH_LIMIT = 32 * 2**20
 
 
 def load_dsl(path: str) -> None:
@@ -48,16 +60,43 @@ def load_dsl(path: str) -> None:
     spec.loader.exec_module(module)
 
 
+@dataclass
+class Child:
+    """A forked child and its two pipes, and what the worker knows of its history."""
+
+    pid: int
+    job_w: int
+    report_r: int
+    base: dict[str, Any] = field(default_factory=dict)  # `_proc_status` before its first job
+    limits: dict[str, Any] | None = None  # those it locked itself down with
+    jobs: int = 0  # programs it ran
+    cpu_before: float = 0.0  # its CPU seconds when the current job was handed over
+
+    def close(self) -> None:
+        for fd in (self.job_w, self.report_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 class Worker:
     """One fork server: OS layers set up once, then one disposable child per job."""
 
     def __init__(
-        self, scratch: str, dsl_path: str, audit: bool = True, max_procs: int = 64
+        self,
+        scratch: str,
+        dsl_path: str,
+        audit: bool = True,
+        max_procs: int = 64,
+        reuse: bool = True,
     ) -> None:
         self.libc = isolation.libc()
         if self.libc is not None:
             self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        self.layers: dict[str, Any] = {"fork_per_program": True, "audit_hook": audit}
+        self.reuse = reuse
+        self.layers: dict[str, Any] = {
+            "fresh_process": "every program not proven pure" if reuse else "every program",
+            "audit_hook": audit,
+        }
         self.layers["network_namespace"] = isolation.private_network(self.libc)
         self.layers["subreaper"] = bool(
             self.libc is not None and self.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
@@ -80,15 +119,23 @@ class Worker:
         for name in PRELOAD:
             __import__(name)
         load_dsl(dsl_path)
+        with open(dsl_path, encoding="utf-8") as f:
+            dsl_source = f.read()
+        dsl_code = compile(dsl_source, dsl_path, "exec")
         self.ctx = {
             "libc": self.libc,
             "drop_uid": drop,
             "scratch": scratch,
             "readable": readable,
             "audit": audit,
+            "reuse": reuse,
+            "dsl_path": dsl_path,
+            "dsl_code": dsl_code,
+            "allowlist": purity.Allowlist.build(sys.modules["common"], dsl_source),
         }
         self.children_file = f"/proc/self/task/{os.getpid()}/children"
-        self.spare: tuple[int, int, int] | None = None  # (pid, job pipe, report pipe)
+        self.spare: Child | None = None
+        self.kept: Child | None = None  # ran a pure program cleanly: may run the next one
         self.unreaped: set[int] = set()  # killed after reporting, exit work still running
         self.running: int | None = None  # the child running a program right now
         gc.collect()
@@ -102,11 +149,12 @@ class Worker:
                 write_frame(results_fd, self.run(job))
                 self.cleanup()
         finally:
-            if self.spare is not None:
-                self._kill_group(self.spare[0])
+            for c in (self.spare, self.kept):
+                if c is not None:
+                    self._kill_group(c.pid)
             self._reap_all()
 
-    def _fork_child(self, retry: bool = True) -> tuple[int, int, int]:
+    def _fork_child(self, retry: bool = True) -> Child:
         """Fork the next spare child: it prepares itself and waits for a job on a pipe.
 
         At the pids limit (children still exiting, or a program's fork bomb filling the
@@ -140,68 +188,116 @@ class Worker:
         os.close(report_w)
         with contextlib.suppress(OSError):  # also here: the child may not have run it yet
             os.setpgid(pid, pid)
-        return pid, job_w, report_r
+        return Child(pid, job_w, report_r)
 
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Hand `job` to the spare child, enforce its deadline, return its checked result.
+        """Hand `job` to the kept child or the spare, enforce its deadline, return its checked
+        result, and keep the child for the next job if its program was pure and ended cleanly.
 
         The next spare is forked while this program runs, and a child that reported is
         killed but reaped later (`cleanup`), so neither fork nor exit sits between two
         programs when the machine has a core to spare for them.
         """
-        if self.spare is None:
-            self.spare = self._fork_child()
-        pid, job_w, report_r = self.spare
-        self.spare, self.running = None, pid
+        c = self._take_kept(job)
+        if c is None:
+            c = self.spare if self.spare is not None else self._fork_child()
+            self.spare = None
+            c.base, c.limits = _proc_status(c.pid) or {}, job["limits"]
+            with contextlib.suppress(OSError):  # no room now: the next job forks its own
+                self.spare = self._fork_child(retry=False)
+        self.running = c.pid
         started = time.monotonic()
         with contextlib.suppress(OSError):  # a spare that died: its verdict says so
-            write_frame(job_w, job)
-        os.close(job_w)
-        with contextlib.suppress(OSError):  # no room now: the next job forks its own
-            self.spare = self._fork_child(retry=False)
+            write_frame(c.job_w, job)
+        if not self.reuse:
+            os.close(c.job_w)
+            c.job_w = -1
         deadline = started + job["limits"]["timeout_s"]
-        violation, result, timed_out = self._collect(report_r, deadline)
-        os.close(report_r)
+        violation, result, timed_out, pure = self._collect(c.report_r, deadline)
         if result is None and not timed_out:  # closed its pipe: let it finish dying, so the
-            timed_out = not _wait_exit(pid, deadline)  # verdict doesn't depend on a race
+            timed_out = not _wait_exit(c.pid, deadline)  # verdict doesn't depend on a race
         wall = time.monotonic() - started
-        self._kill_group(pid)
         self.running = None
         cpu = result.get("cpu_s") if isinstance(result, dict) else None
         if violation is None and result is not None:
             outcome = verdict.checked(result, len(job["inputs"]))
-            self.unreaped.add(pid)
+            if pure is True and outcome["status"] in REUSABLE and self._fit(c):
+                self.kept = c
+            else:
+                self._kill_group(c.pid)
+                self.unreaped.add(c.pid)
         else:
-            _, status, usage = os.wait4(pid, 0)
-            cpu = usage.ru_utime + usage.ru_stime
-            outcome = verdict.from_exit(job, violation, result, timed_out, status, usage)
+            self._kill_group(c.pid)
+            _, status, usage = os.wait4(c.pid, 0)
+            cpu = usage.ru_utime + usage.ru_stime - c.cpu_before
+            outcome = verdict.from_exit(job, violation, result, timed_out, status, usage, cpu)
+        if self.kept is not c:
+            c.close()
         outcome["wall_s"] = round(wall, 6)
         plausible = isinstance(cpu, (int, float)) and 0 <= cpu < 1e6  # a child's claim
         outcome["cpu_s"] = round(cpu, 6) if plausible else None
+        outcome["shared_process"] = c.jobs > 0  # statistics only: never part of a result
+        c.jobs += 1
         return outcome
 
-    def _collect(self, fd: int, deadline: float) -> tuple[str | None, Any, bool]:
-        """Read the child's frames until its result, end of file or the deadline."""
+    def _take_kept(self, job: dict[str, Any]) -> Child | None:
+        """The kept child, its CPU limit re-armed for `job`, or None (then it is retired).
+
+        RLIMIT_CPU counts the process's whole life, so the soft limit moves to what the
+        child has used (as of its last check: it has been waiting since) plus this job's.
+        """
+        c, self.kept = self.kept, None
+        if c is None:
+            return None
+        if c.limits == job["limits"]:
+            soft = math.ceil(c.cpu_before) + limits.cpu_seconds(limits.Limits(**job["limits"]))
+            with contextlib.suppress(OSError):
+                resource.prlimit(c.pid, resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
+                return c
+        self._kill_group(c.pid)
+        self.unreaped.add(c.pid)
+        c.close()
+        return None
+
+    def _fit(self, c: Child) -> bool:
+        """Whether `c` may run another program (see `fits`); records its CPU time so far,
+        which the next job's CPU limit starts from."""
+        now = _proc_status(c.pid)
+        if now is not None:
+            c.cpu_before = now["cpu"]
+        return self.reuse and fits(c.base, now)
+
+    def _collect(self, fd: int, deadline: float) -> tuple[str | None, Any, bool, bool | None]:
+        """Read the child's frames until its result, end of file or the deadline.
+
+        With reuse, the child's first frame says whether its program is pure; it is written
+        before the program runs, so only that first frame counts.
+        """
         reader = FrameReader(MAX_RESULT)
-        violation = None
+        violation, pure, first = None, None, self.reuse
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not poller.poll(left * 1000):
-                return violation, None, True
+                return violation, None, True, pure
             data = os.read(fd, 1 << 16)
             if not data:
-                return violation, None, False
+                return violation, None, False, pure
             try:
                 messages = reader.feed(data)
             except ProtocolError as e:
-                return violation, {"malformed": str(e)}, False
+                return violation, {"malformed": str(e)}, False, pure
             for message in messages:
+                if first:
+                    first = False
+                    if isinstance(message, dict) and isinstance(message.get("pure"), bool):
+                        pure = message["pure"]
+                        continue
                 if isinstance(message, dict) and "violation" in message:
                     violation = violation or str(message["violation"])[:300]
                 else:
-                    return violation, message, False
+                    return violation, message, False, pure
 
     def _kill_group(self, pid: int) -> None:
         for target in (
@@ -225,7 +321,7 @@ class Worker:
                     continue
             self.unreaped.discard(pid)
         if self._maybe_escaped():
-            self._reap_all(keep={self.spare[0]} if self.spare else set())
+            self._reap_all(keep={c.pid for c in (self.spare, self.kept) if c is not None})
         if os.listdir(self.scratch):
             isolation.wipe(self.scratch)
 
@@ -238,7 +334,8 @@ class Worker:
                 current = int(f.read())
         except (OSError, ValueError):
             return True
-        return current > 1 + (self.spare is not None) + len(self.unreaped)
+        alive = (self.spare is not None) + (self.kept is not None)
+        return current > 1 + alive + len(self.unreaped)
 
     def _reap_all(self, keep: set[int | None] | None = None) -> None:
         """Wait for every killed child, then kill and reap any descendant not in `keep`."""
@@ -275,6 +372,41 @@ class Worker:
             return found
 
 
+def fits(base: dict[str, Any], now: dict[str, Any] | None) -> bool:
+    """Whether a child that was `base` before its first program and is `now` after its
+    latest may run another: alive, one thread, not grown by more than GROWTH_LIMIT."""
+    return (
+        now is not None
+        and bool(base)
+        and now["threads"] == 1
+        and now["size"] <= base["size"] + GROWTH_LIMIT
+        and now["resident"] <= base["resident"] + GROWTH_LIMIT
+    )
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _proc_status(pid: int) -> dict[str, Any] | None:
+    """A child's threads, size and resident memory (bytes) and CPU seconds, read from
+    /proc (from outside: nothing the program does can change what it says), or None if it
+    is gone or dying."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().rsplit(b")", 1)[1].split()
+        if stat[0] in (b"Z", b"X"):
+            return None
+        return {  # proc(5): fields 3, 14, 15, 20, 23 and 24, counted from 3 here
+            "threads": int(stat[17]),
+            "size": int(stat[20]),
+            "resident": int(stat[21]) * _PAGE,
+            "cpu": (int(stat[11]) + int(stat[12])) / _TICK,
+        }
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _wait_exit(pid: int, deadline: float) -> bool:
     """Wait until child `pid` has exited (not reaping it) or the deadline; True if it did."""
     try:
@@ -303,13 +435,18 @@ def main() -> None:
     parser.add_argument("dsl_path")
     parser.add_argument("--max-procs", type=int, default=64)
     parser.add_argument("--no-audit", action="store_true", help="tests of the OS layers only")
+    parser.add_argument(
+        "--fork-per-program", action="store_true", help="never let two programs share a child"
+    )
     args = parser.parse_args()
     jobs, results = os.dup(0), os.dup(1)  # keep the channels off fds 0/1/2
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.close(devnull)
-    Worker(args.scratch, args.dsl_path, not args.no_audit, args.max_procs).serve(jobs, results)
+    Worker(
+        args.scratch, args.dsl_path, not args.no_audit, args.max_procs, not args.fork_per_program
+    ).serve(jobs, results)
 
 
 if __name__ == "__main__":

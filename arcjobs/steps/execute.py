@@ -1,9 +1,10 @@
 """Step kind `execute`: predictions → executions.jsonl and summary.json, safely.
 
-Runs every predicted program on its task in the sandbox (`arcjobs.sandbox`): one fresh
-forked process per program, rlimits, a private network namespace where the kernel allows
-it, an audit-hook policy, and the container's own hardening in the sandbox image.
-summary.json records which of these layers were active.
+Runs every predicted program on its task in the sandbox (`arcjobs.sandbox`): a fresh
+forked process for every program not statically proven pure (pure ones may follow each
+other in one), rlimits, a private network namespace where the kernel allows it, an
+audit-hook policy, and the container's own hardening in the sandbox image. summary.json
+records which of these layers were active.
 
 The result cache defaults to `<data-root>/cache/sandbox.sqlite`, where the data root is
 found from the run layout (`<data-root>/runs/<run>/steps/<step>`): every run on the same
@@ -30,6 +31,9 @@ class Params(DatasetParams):
         None, description="sqlite result cache; default <data-root>/cache/sandbox.sqlite"
     )
     no_cache: bool = Field(False, description="run every program, ignoring the cache")
+    fork_per_program: bool = Field(
+        False, description="a fresh process for every program, even those proven pure"
+    )
 
 
 def default_cache(step_dir: Path) -> Path | None:
@@ -60,7 +64,8 @@ def run(params: Params, ctx: StepContext) -> None:
     if not params.no_cache:
         cache = Path(params.cache) if params.cache else default_cache(ctx.step_dir)
     limits = Limits(timeout_s=params.timeout_s, memory_mb=params.memory_mb)
-    run_batch(programs, tasks, ctx.out, limits, workers_for(params, ctx.resources), cache)
+    workers = workers_for(params, ctx.resources)
+    run_batch(programs, tasks, ctx.out, limits, workers, cache, not params.fork_per_program)
 
 
 KIND = StepKind(

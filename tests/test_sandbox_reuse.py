@@ -1,0 +1,186 @@
+"""Pure programs share a process; nothing one of them does reaches the next.
+
+`arcjobs.sandbox.purity` decides statically which programs may run one after another in one
+child. These tests hold the rules to their promise: the corpus is pure, every way we know to
+touch shared state is not, pure programs really do share a child, and a probe program run
+after pure programs that change everything they are allowed to change gives exactly what it
+gives in a fresh fork. Real workers and forks throughout.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from sandbox_helpers import tiny_task
+
+from arcjobs.sandbox import Limits, Program, execute, purity
+from arcjobs.sandbox.dsl import DSL_PATH
+
+CORPUS = Path(__file__).resolve().parents[1] / "arcjobs" / "sandbox" / "corpus"
+
+
+@pytest.fixture(scope="module")
+def allow() -> purity.Allowlist:
+    """The allowlist as a worker builds it, from this process's numpy, scipy and DSL."""
+    from arcjobs.sandbox.dsl import load_common
+
+    return purity.Allowlist.build(load_common(), DSL_PATH.read_text())
+
+
+def pure(code: str, allow: purity.Allowlist) -> bool:
+    return purity.analyse(code, allow)[1]
+
+
+@pytest.mark.unit
+def test_every_corpus_program_is_pure(allow) -> None:
+    impure = [p.stem for p in CORPUS.glob("*.py") if not pure(p.read_text(), allow)]
+    assert impure == []
+
+
+IMPURE = {
+    "attribute store": "import numpy as np\nnp.sum = len",
+    "store on a DSL class": "from common import *\nColor.RED = 3",
+    "attribute delete": "import numpy as np\ndel np.sum",
+    "dunder": "x = ().__class__",
+    "dunder name": "b = __builtins__",
+    "getattr": "import numpy as np\nf = getattr(np, 'sum')",
+    "vars": "import numpy as np\nd = vars(np)",
+    "exec": "exec('x = 1')",
+    "open": "open('/tmp/x', 'w')",
+    "import os": "import os",
+    "import sys": "import sys",
+    "import a submodule": "import numpy.random",
+    "relative import": "from . import x",
+    "star import of numpy": "from numpy import *",
+    "import a stateful name": "from numpy import seterr",
+    "numpy state": "import numpy as np\nnp.seterr(all='raise')",
+    "print options": "import numpy as np\nnp.set_printoptions(precision=1)",
+    "error state": "import numpy as np\nwith np.errstate(all='raise'):\n    pass",
+    "bit generator": "import numpy as np\nnp.random.set_bit_generator(None)",
+    "numpy internals": "import numpy as np\nx = np.lib.stride_tricks",
+    "module container": "import numpy as np\nnp.typecodes['All'] = ''",
+    "array ctypes": "import numpy as np\np = np.zeros(1).ctypes",
+    "file output": "import numpy as np\nnp.zeros(1).tofile('x')",
+    "module reached through typing": "import typing\ns = typing.sys",
+    "private name": "import random\nr = random._inst",
+    "metaclass": "class A(metaclass=type):\n    pass",
+    "unknown attribute": "import numpy as np\nx = np.some_name_no_module_has",
+}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", IMPURE)
+def test_ways_to_touch_shared_state_are_impure(allow, name: str) -> None:
+    code = IMPURE[name]
+    ast.parse(code)  # each is valid Python: it is the rules that refuse it
+    assert not pure(code, allow)
+
+
+@pytest.mark.unit
+def test_unparsable_and_oversized_sources_are_impure(allow) -> None:
+    assert purity.analyse("def f(:\n", allow) == (None, False)
+    big = "x = 1\n" * (purity.MAX_SOURCE // 6 + 1)
+    tree, is_pure = purity.analyse(big, allow)
+    assert tree is not None and not is_pure
+
+
+@pytest.mark.unit
+def test_allowlist_strikes_names_that_denote_containers_or_foreign_modules(allow) -> None:
+    for name in ("typecodes", "sctypeDict", "lib", "sys", "os", "abc", "ctypes", "seterr"):
+        assert name not in allow.attributes, name
+    for name in ("zeros", "where", "shape", "append", "ALL_COLORS", "random", "label"):
+        assert name in allow.attributes, name
+
+
+PROBE = """from common import *
+import numpy as np
+import random
+# probe {tag}
+def transform(input_grid):
+    draws = [random.randint(0, 9), int(np.random.randint(0, 10)),
+             int(np.random.default_rng().integers(10))]
+    colours = [c % 10 for c in Color.ALL_COLORS[:5]]
+    return [draws + colours + [Color.RED, len(Color.NOT_BLACK) % 10]]
+"""
+# pure programs that change everything a pure program can change
+MUTATORS = {
+    "reseed": "import random\nimport numpy as np\ndef transform(g):\n"
+    "    random.seed(1); np.random.seed(1); random.random()\n    return g\n",
+    "dsl lists": "from common import *\ndef transform(g):\n"
+    "    Color.ALL_COLORS.reverse(); Color.NOT_BLACK.clear(); Color.ALL_COLORS[0] = 7\n"
+    "    return g\n",
+    "recursion": "def f(n):\n    return f(n + 1)\ndef transform(g):\n    return f(0)\n",
+    "runtime error": "def transform(g):\n    return g[100, 100]\n",
+    "numpy warning": "import numpy as np\ndef transform(g):\n    return (g / 0).astype(int) * 0\n",
+    "cycle with finalizer": "class Loop:\n    def __del__(self):\n        x = [1] * 10\n"
+    "def transform(g):\n    a = Loop(); b = [a]; b.append(b)\n    return g\n",
+    "suspended generator": "def gen():\n    try:\n        yield 1\n    finally:\n        pass\n"
+    "def transform(g):\n    it = gen(); next(it)\n    return g\n",
+}
+
+
+@pytest.mark.integration
+def test_probe_after_mutators_sees_what_a_fresh_fork_sees() -> None:
+    task = tiny_task()
+    programs = []
+    for name, code in MUTATORS.items():
+        programs.append(Program("tiny", name, code))
+        programs.append(Program("tiny", f"probe after {name}", PROBE.format(tag=name)))
+    limits = Limits(timeout_s=2.0, memory_mb=256)
+    shared = execute(programs, {"tiny": task}, limits, workers=1)
+    reused = {r.program.sample_id: r.record() for r in shared}
+    fresh = {
+        r.program.sample_id: r.record()
+        for r in execute(programs, {"tiny": task}, limits, workers=1, reuse=False)
+    }
+    assert reused == fresh
+    probes = [r for k, r in reused.items() if k.startswith("probe")]
+    assert all(p["status"] == "ok" for p in probes), probes
+    # the probe's own draws differ per tag; its view of the DSL must be pristine every time
+    assert {tuple(p["train_outputs"][0][0][3:]) for p in probes} == {(0, 1, 2, 3, 4, 2, 9)}
+    summary = shared.summary()
+    assert summary["isolation"]["fresh_process"] == "every program not proven pure"
+    assert summary["shared_process"] >= len(programs) - 2  # all pure, so (nearly) all shared
+    assert summary["counts"]["runtime_error"] == 2
+
+
+@pytest.mark.integration
+def test_impure_program_gets_a_fresh_process_and_leaves_none_behind() -> None:
+    task = tiny_task()
+    impure = "import os\ndef transform(g):\n    os.environ['X'] = '1'\n    return g\n"
+    check = "def transform(g):\n    return g\n# {}\n"
+    programs = [Program("tiny", 0, check.format(0)), Program("tiny", 1, impure)]
+    programs += [Program("tiny", i, check.format(i)) for i in (2, 3)]
+    run = execute(programs, {"tiny": task}, Limits(timeout_s=2.0), workers=1)
+    results = list(run)
+    assert [r.status for r in sorted(results, key=lambda r: r.index)] == ["ok"] * 4
+    # 0 fresh, 1 (impure) in 0's process, then killed; 2 fresh again, 3 in 2's process
+    assert run.summary()["shared_process"] == 2
+
+
+@pytest.mark.unit
+def test_a_child_that_grew_or_has_threads_is_not_fit() -> None:
+    """`fits` on a real process (this one): as it is, bigger than it was, with a thread."""
+    import os
+    import threading
+
+    from arcjobs.sandbox.worker import GROWTH_LIMIT, _proc_status, fits
+
+    now = _proc_status(os.getpid())
+    assert now is not None and now["cpu"] > 0
+    single = {**now, "threads": 1}
+    assert fits(single, single)
+    assert not fits({**single, "size": single["size"] - GROWTH_LIMIT - 1}, single)
+    assert not fits({**single, "resident": single["resident"] - GROWTH_LIMIT - 1}, single)
+    assert not fits({}, single) and not fits(single, None)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert _proc_status(os.getpid())["threads"] >= 2
+        assert not fits(single, _proc_status(os.getpid()))
+    finally:
+        stop.set()
+        thread.join()
