@@ -66,6 +66,7 @@ IMPURE = {
     "module reached through typing": "import typing\ns = typing.sys",
     "private name": "import random\nr = random._inst",
     "metaclass": "class A(metaclass=type):\n    pass",
+    "special method": "class A:\n    def __eq__(self, other):\n        return True",
     "unknown attribute": "import numpy as np\nx = np.some_name_no_module_has",
 }
 
@@ -88,7 +89,7 @@ def test_unparsable_and_oversized_sources_are_impure(allow) -> None:
 
 @pytest.mark.unit
 def test_allowlist_strikes_names_that_denote_containers_or_foreign_modules(allow) -> None:
-    for name in ("typecodes", "sctypeDict", "lib", "sys", "os", "abc", "ctypes", "seterr"):
+    for name in ("typecodes", "sctypeDict", "lib", "sys", "os", "abc", "ctypes", "seterr", "register"):
         assert name not in allow.attributes, name
     for name in ("zeros", "where", "shape", "append", "ALL_COLORS", "random", "label"):
         assert name in allow.attributes, name
@@ -114,8 +115,8 @@ MUTATORS = {
     "recursion": "def f(n):\n    return f(n + 1)\ndef transform(g):\n    return f(0)\n",
     "runtime error": "def transform(g):\n    return g[100, 100]\n",
     "numpy warning": "import numpy as np\ndef transform(g):\n    return (g / 0).astype(int) * 0\n",
-    "cycle with finalizer": "class Loop:\n    def __del__(self):\n        x = [1] * 10\n"
-    "def transform(g):\n    a = Loop(); b = [a]; b.append(b)\n    return g\n",
+    "cycles": "def transform(g):\n    b = [g]; b.append(b)\n"
+    "    def f():\n        return f\n    return g\n",
     "suspended generator": "def gen():\n    try:\n        yield 1\n    finally:\n        pass\n"
     "def transform(g):\n    it = gen(); next(it)\n    return g\n",
 }
@@ -142,7 +143,7 @@ def test_probe_after_mutators_sees_what_a_fresh_fork_sees() -> None:
     assert {tuple(p["train_outputs"][0][0][3:]) for p in probes} == {(0, 1, 2, 3, 4, 2, 9)}
     summary = shared.summary()
     assert summary["isolation"]["fresh_process"] == "every program not proven pure"
-    assert summary["shared_process"] >= len(programs) - 2  # all pure, so (nearly) all shared
+    assert summary["shared_process"] == len(programs) - 1  # all pure: one process for all
     assert summary["counts"]["runtime_error"] == 2
 
 

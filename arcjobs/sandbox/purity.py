@@ -15,7 +15,9 @@ of them is not "pure" and runs alone in a fresh fork, exactly as before:
   function can be rebound; subscript stores remain, and can only reach objects the program
   made (no name below leads to a shared container);
 - no name or attribute starting with `_`, except the program's own names (no dunders, so no
-  `__class__`, `__globals__`, `__code__`, `__builtins__`, `__import__`);
+  `__class__`, `__globals__`, `__code__`, `__builtins__`, `__import__`), and no special
+  methods but `__init__` (a shared cache holding one of the program's objects could call its
+  `__eq__` or `__hash__` during a later program);
 - no reflective or escaping builtins (`eval`, `exec`, `getattr`, `vars`, `globals`, `open`,
   `memoryview`, ...), and no numpy call that changes process-wide state (`seterr`,
   `set_printoptions`, `errstate`, `set_bit_generator`, file I/O);
@@ -47,7 +49,7 @@ IMPORTABLE = frozenset(
 )
 STAR_IMPORTABLE = frozenset({"common", "typing"})
 # modules reachable as attributes of the importable ones that are just as safe to call into
-_SUBMODULES = ("numpy.random", "numpy.linalg", "numpy.fft", "scipy.ndimage", "scipy.fft")
+_SUBMODULES = ("numpy.random", "numpy.linalg", "numpy.fft")
 # builtins that reach, rebind or run things by name, or touch the outside world
 _DENIED_NAMES = frozenset(
     {
@@ -148,6 +150,10 @@ def _node_ok(node: ast.AST, allow: Allowlist) -> bool:
         )
     if isinstance(node, ast.ClassDef):
         return not node.keywords  # no metaclass tricks
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        # special methods let shared code call back into the program later (a cached
+        # typing alias comparing its key with `__eq__`, say), after the program has ended
+        return not node.name.startswith("__") or node.name == "__init__"
     if isinstance(node, ast.alias):
         return not (node.asname or "").startswith("__")
     return True

@@ -251,9 +251,11 @@ class Worker:
             return None
         if c.limits == job["limits"]:
             soft = math.ceil(c.cpu_before) + limits.cpu_seconds(limits.Limits(**job["limits"]))
-            with contextlib.suppress(OSError):
-                resource.prlimit(c.pid, resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
-                return c
+            with contextlib.suppress(OSError):  # gone, or a container's hard limit is lower
+                _, hard = resource.prlimit(c.pid, resource.RLIMIT_CPU)
+                if hard == resource.RLIM_INFINITY or soft <= hard:
+                    resource.prlimit(c.pid, resource.RLIMIT_CPU, (soft, hard))
+                    return c
         self._kill_group(c.pid)
         self.unreaped.add(c.pid)
         c.close()
