@@ -30,7 +30,7 @@ def allow() -> purity.Allowlist:
 
 
 def pure(code: str, allow: purity.Allowlist) -> bool:
-    return purity.analyse(code, allow)[1]
+    return purity.analyse(code, allow)
 
 
 @pytest.mark.unit
@@ -80,11 +80,13 @@ def test_ways_to_touch_shared_state_are_impure(allow, name: str) -> None:
 
 
 @pytest.mark.unit
-def test_unparsable_and_oversized_sources_are_impure(allow) -> None:
-    assert purity.analyse("def f(:\n", allow) == (None, False)
-    big = "x = 1\n" * (purity.MAX_SOURCE // 6 + 1)
-    tree, is_pure = purity.analyse(big, allow)
-    assert tree is not None and not is_pure
+def test_unparsable_oversized_and_nested_sources_are_impure(allow) -> None:
+    assert not pure("def f(:\n", allow)
+    assert not pure("x = 1\n" * (purity.MAX_SOURCE // 6 + 1), allow)  # valid, but too long
+    assert pure("x = 1\n" * (purity.MAX_SOURCE // 6 - 1), allow)
+    assert not pure("x = " + "(" * 5000 + ")" * 5000, allow)  # the parser's own limit
+    assert not pure("x = " + "-" * 60000 + "1", allow)
+    assert not pure("x = 1\0", allow)
 
 
 @pytest.mark.unit

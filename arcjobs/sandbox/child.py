@@ -5,23 +5,21 @@ start as pristine copies. A child starts as the worker's spare: `prepare` (own p
 group, parent-death signal, private scratch cwd, stdio on /dev/null) runs while the previous
 program is still running. When its first job arrives, `lock_down` sets the job's rlimits,
 drops to uid 65534 where the worker is root and installs the audit hook — all before the
-program's source is parsed, because parsing is already running it (a 10 MB source or a
-nesting bomb attacks the parser).
+program's source is compiled, because compiling is already running it (a 10 MB source or a
+nesting bomb attacks the compiler).
 
 Every program gets a freshly executed `common` module and `random` / `numpy.random` seeded
-from the program and its inputs. Its source is parsed once, and before it runs the child
-reports whether `purity` proves it changes nothing shared. After a pure program the worker
-may send this child the next job; after any other it kills the child, so every other program
+from the program and its inputs. After a program the worker proved pure (`purity`) it may
+send this child the next job; after any other it kills the child, so every other program
 runs in a fresh fork and what it changed vanishes with the process.
 
-The child reports through `report_fd` only: a frame `{"pure": ...}` first, frames
-`{"violation": ...}` from the policy, then one `{"status", "error", "outputs", "cpu_s"}`. It
-never sees expected outputs: they stay in the executor's process.
+The child reports through `report_fd` only: frames `{"violation": ...}` from the policy, then
+one `{"status", "error", "outputs", "cpu_s"}`. It never sees expected outputs: they stay in
+the executor's process.
 """
 
 from __future__ import annotations
 
-import ast
 import builtins
 import gc
 import os
@@ -33,7 +31,7 @@ from typing import Any
 import numpy
 
 from arcjobs.sandbox import limits as limits_mod
-from arcjobs.sandbox import policy, purity
+from arcjobs.sandbox import policy
 from arcjobs.sandbox.outputs import InvalidOutput, to_grid
 from arcjobs.sandbox.protocol import FrameReader, write_frame
 
@@ -122,7 +120,7 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
     """Be the worker's spare, then run jobs until the worker stops sending; never returns.
 
     Without `ctx["reuse"]` it exits after one job; with it, it waits for another, which the
-    worker sends only after a pure program (it kills the child otherwise).
+    worker sends only after a pure program that ended cleanly (it kills the child otherwise).
     """
     reader = FrameReader()
     locked = False
@@ -143,10 +141,7 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
                 lock_down(job, ctx, report_fd)
                 locked = True
             fresh_program_state(job, ctx)
-            tree, pure = purity.analyse(job["code"], ctx["allowlist"])
-            if ctx["reuse"]:  # first frame of the job, written before the program can run
-                write_frame(report_fd, {"pure": pure})
-            result = execute(tree if tree is not None else job["code"], job["inputs"], ctx)
+            result = execute(job["code"], job["inputs"], ctx)
         except MemoryError:
             result = {"status": "memory", "error": "MemoryError", "outputs": None}
         except BaseException as e:  # a broken set-up is the sandbox's failure, not the program's
@@ -160,9 +155,7 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
             _exit(0)
 
 
-def execute(
-    code: str | ast.Module, inputs: list[list[list[int]]], ctx: dict[str, Any]
-) -> dict[str, Any]:
+def execute(code: str, inputs: list[list[list[int]]], ctx: dict[str, Any]) -> dict[str, Any]:
     """Compile, exec and call `transform` on each input; status, error and outputs.
 
     The program may monkeypatch builtins, numpy, os or json: this module, `outputs` and
@@ -179,7 +172,7 @@ def execute(
             _collect()
 
 
-def _run(code: str | ast.Module, inputs: list[list[list[int]]], scratch: str) -> dict[str, Any]:
+def _run(code: str, inputs: list[list[list[int]]], scratch: str) -> dict[str, Any]:
     try:
         compiled = compile(code, PROGRAM_FILE, "exec")
     except BaseException as e:  # SyntaxError, NUL bytes, the parser's own stack limits

@@ -116,6 +116,7 @@ class SandboxRun:
     counts: Counter = field(default_factory=Counter)
     stats: dict[str, Any] = field(default_factory=dict)
     walls: list[float] = field(default_factory=list)  # seconds per program actually run
+    expected: dict[str, Any] = field(default_factory=dict)  # task id → `_expected`
 
     def __iter__(self) -> Iterator[ProgramResult]:
         from arcjobs.sandbox.dsl import DSL_PATH, DSL_VERSION
@@ -200,7 +201,8 @@ class SandboxRun:
     def _prepare(self, prepared: dict[tuple[str, str], _Prepared], program: Program) -> _Prepared:
         from arcjobs.arc.augment import Augmentation
 
-        aug_key = json.dumps(program.augmentation, sort_keys=True)
+        aug = program.augmentation
+        aug_key = "null" if aug is None else json.dumps(aug, sort_keys=True)
         cached = prepared.get((program.task_id, aug_key))
         if cached is None:
             task = self.tasks[program.task_id]
@@ -211,13 +213,26 @@ class SandboxRun:
             prepared[(program.task_id, aug_key)] = cached
         return cached
 
+    def _expected(self, task_id: str) -> tuple[list[Any], list[Any] | None]:
+        """The task's expected train and test outputs as nested lists, made once per task:
+        outputs arrive as validated lists of ints, so list equality is the exact comparison."""
+        found = self.expected.get(task_id)
+        if found is None:
+            task = self.tasks[task_id]
+            test = task.test_outputs
+            found = (
+                [y.tolist() for _, y in task.train],
+                None if test is None else [y.tolist() for y in test],
+            )
+            self.expected[task_id] = found
+        return found
+
     def _finish(
         self, index: int, raw: dict[str, Any], prep: _Prepared | None, cached: bool
     ) -> ProgramResult:
         import numpy as np
 
         program = self.programs[index]
-        task = self.tasks[program.task_id]
         outputs = raw.get("outputs")
         train_out = test_out = None
         if outputs is not None and prep is not None:
@@ -226,10 +241,9 @@ class SandboxRun:
             if not aug.is_identity:
                 mapped = [None if o is None else aug.invert(np.array(o)).tolist() for o in outputs]
             train_out, test_out = mapped[: prep.n_train], mapped[prep.n_train :]
-        train_correct = _correct(train_out, [y for _, y in task.train])
-        test_correct = None
-        if task.test_outputs is not None:
-            test_correct = _correct(test_out, task.test_outputs)
+        expected_train, expected_test = self._expected(program.task_id)
+        train_correct = _correct(train_out, expected_train)
+        test_correct = None if expected_test is None else _correct(test_out, expected_test)
         fingerprint = None
         if outputs is not None and any(o is not None for o in outputs):
             blob = json.dumps([train_out, test_out], separators=(",", ":")).encode()
@@ -293,11 +307,9 @@ def _spread(walls: list[float]) -> dict[str, float] | None:
 
 
 def _correct(outputs: list[Any] | None, expected: Sequence[Any]) -> list[bool]:
-    """Per expected grid: did the program produce exactly it (shape and every cell)?"""
-    from arcjobs.arc.grids import grids_equal
-
+    """Per expected grid (a nested list): did the program produce exactly it?"""
     outputs = outputs if outputs is not None else [None] * len(expected)
-    return [o is not None and grids_equal(o, e) for o, e in zip(outputs, expected, strict=True)]
+    return [o is not None and o == e for o, e in zip(outputs, expected, strict=True)]
 
 
 def isolation_report(layers: dict[str, Any] | None) -> dict[str, Any]:

@@ -128,35 +128,60 @@ def _safe(value: object, safe_modules: set[int]) -> bool:
 
 def is_pure(tree: ast.AST, allow: Allowlist) -> bool:
     """True when the rules in this module's docstring prove `tree` changes nothing shared."""
-    return all(_node_ok(node, allow) for node in ast.walk(tree))
-
-
-def _node_ok(node: ast.AST, allow: Allowlist) -> bool:
-    if isinstance(node, ast.Attribute):
-        return (
-            isinstance(node.ctx, ast.Load)
-            and not node.attr.startswith("_")
-            and node.attr in allow.attributes
-        )
-    if isinstance(node, ast.Name):
-        return not node.id.startswith("__") and node.id not in allow.denied_names
-    if isinstance(node, ast.Import):
-        return all(_module_ok(a.name) for a in node.names)
-    if isinstance(node, ast.ImportFrom):
-        return (
-            node.level == 0
-            and _module_ok(node.module or "")
-            and _names_ok(node.module or "", (a.name for a in node.names), allow)
-        )
-    if isinstance(node, ast.ClassDef):
-        return not node.keywords  # no metaclass tricks
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        # special methods let shared code call back into the program later (a cached
-        # typing alias comparing its key with `__eq__`, say), after the program has ended
-        return not node.name.startswith("__") or node.name == "__init__"
-    if isinstance(node, ast.alias):
-        return not (node.asname or "").startswith("__")
+    checks = _CHECKS
+    for node in ast.walk(tree):
+        check = checks.get(type(node))
+        if check is not None and not check(node, allow):
+            return False
     return True
+
+
+def _attribute(node: ast.Attribute, allow: Allowlist) -> bool:
+    return isinstance(node.ctx, ast.Load) and node.attr in allow.attributes
+
+
+def _name(node: ast.Name, allow: Allowlist) -> bool:
+    return not node.id.startswith("__") and node.id not in allow.denied_names
+
+
+def _import(node: ast.Import, allow: Allowlist) -> bool:
+    return all(_module_ok(a.name) for a in node.names)
+
+
+def _import_from(node: ast.ImportFrom, allow: Allowlist) -> bool:
+    module = node.module or ""
+    return (
+        node.level == 0
+        and _module_ok(module)
+        and _names_ok(module, (a.name for a in node.names), allow)
+    )
+
+
+def _class(node: ast.ClassDef, allow: Allowlist) -> bool:
+    return not node.keywords  # no metaclass tricks
+
+
+def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, allow: Allowlist) -> bool:
+    # special methods let shared code call back into the program later (a cached typing
+    # alias comparing its key with `__eq__`, say), after the program has ended
+    return not node.name.startswith("__") or node.name == "__init__"
+
+
+def _alias(node: ast.alias, allow: Allowlist) -> bool:
+    return not (node.asname or "").startswith("__")
+
+
+# the node types a rule applies to (allowlisted attribute names never start with "_")
+_CHECKS = {
+    ast.Attribute: _attribute,
+    ast.Name: _name,
+    ast.Import: _import,
+    ast.ImportFrom: _import_from,
+    ast.ClassDef: _class,
+    ast.FunctionDef: _function,
+    ast.AsyncFunctionDef: _function,
+    ast.alias: _alias,
+}
 
 
 def _module_ok(name: str) -> bool:
@@ -177,13 +202,16 @@ def _names_ok(module: str, names: Iterable[str], allow: Allowlist) -> bool:
     return True
 
 
-def analyse(code: str, allow: Allowlist) -> tuple[ast.Module | None, bool]:
-    """Parse `code` once; return its tree (None if it does not parse) and whether it is pure.
+def analyse(code: str, allow: Allowlist) -> bool:
+    """Whether the program `code` is pure; False if it is too long to analyse or does not parse.
 
-    The tree is what the child compiles, so a program is parsed once, not twice.
+    Runs in the worker, on untrusted text: the length is checked before parsing, parsing
+    never executes anything, and the walk over the tree is iterative (no recursion limit).
     """
+    if len(code) > MAX_SOURCE:
+        return False
     try:
         tree = ast.parse(code, "<program>")
     except BaseException:  # SyntaxError, ValueError (NUL bytes), the parser's stack limits
-        return None, False
-    return tree, len(code) <= MAX_SOURCE and is_pure(tree, allow)
+        return False
+    return is_pure(tree, allow)

@@ -34,6 +34,7 @@ import select
 import signal
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,39 @@ class Child:
         for fd in (self.job_w, self.report_r):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+class Jobs:
+    """The worker's input: job frames from the pool, each with whether its program is pure.
+
+    The purity check (`purity.analyse`) runs here, in the warden, before the program ever
+    reaches a child; a job that arrives while a program runs is read and checked then
+    (`pull`), so on a busy worker the check costs no wall time between two programs.
+    """
+
+    def __init__(self, fd: int, allow: purity.Allowlist) -> None:
+        self.fd, self.allow = fd, allow
+        self.reader = FrameReader()
+        self.ready: deque[tuple[dict[str, Any], bool]] = deque()
+        self.eof = False
+
+    def want(self) -> bool:
+        """Whether reading ahead is worth it: nothing is ready and more may come."""
+        return not self.ready and not self.eof
+
+    def pull(self) -> None:
+        """Read what the pool sent (blocks until some bytes or the end) and check it."""
+        data = os.read(self.fd, 1 << 16)
+        if not data:
+            self.eof = True
+        for job in self.reader.feed(data):
+            self.ready.append((job, purity.analyse(job["code"], self.allow)))
+
+    def next(self) -> tuple[dict[str, Any], bool] | None:
+        """The next job and its purity, or None at the end of input."""
+        while self.want():
+            self.pull()
+        return self.ready.popleft() if self.ready else None
 
 
 class Worker:
@@ -131,8 +165,9 @@ class Worker:
             "reuse": reuse,
             "dsl_path": dsl_path,
             "dsl_code": dsl_code,
-            "allowlist": purity.Allowlist.build(sys.modules["common"], dsl_source),
         }
+        self.allowlist = purity.Allowlist.build(sys.modules["common"], dsl_source)
+        self.jobs: Jobs | None = None
         self.children_file = f"/proc/self/task/{os.getpid()}/children"
         self.spare: Child | None = None
         self.kept: Child | None = None  # ran a pure program cleanly: may run the next one
@@ -143,10 +178,10 @@ class Worker:
 
     def serve(self, jobs_fd: int, results_fd: int) -> None:
         write_frame(results_fd, {"hello": self.layers, "pid": os.getpid()})
-        reader = FrameReader()
+        self.jobs = Jobs(jobs_fd, self.allowlist)
         try:
-            while (job := reader.next(jobs_fd)) is not None:
-                write_frame(results_fd, self.run(job))
+            while (item := self.jobs.next()) is not None:
+                write_frame(results_fd, self.run(*item))
                 self.cleanup()
         finally:
             for c in (self.spare, self.kept):
@@ -190,7 +225,7 @@ class Worker:
             os.setpgid(pid, pid)
         return Child(pid, job_w, report_r)
 
-    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+    def run(self, job: dict[str, Any], pure: bool = False) -> dict[str, Any]:
         """Hand `job` to the kept child or the spare, enforce its deadline, return its checked
         result, and keep the child for the next job if its program was pure and ended cleanly.
 
@@ -213,7 +248,7 @@ class Worker:
             os.close(c.job_w)
             c.job_w = -1
         deadline = started + job["limits"]["timeout_s"]
-        violation, result, timed_out, pure = self._collect(c.report_r, deadline)
+        violation, result, timed_out = self._collect(c.report_r, deadline)
         if result is None and not timed_out:  # closed its pipe: let it finish dying, so the
             timed_out = not _wait_exit(c.pid, deadline)  # verdict doesn't depend on a race
         wall = time.monotonic() - started
@@ -221,7 +256,7 @@ class Worker:
         cpu = result.get("cpu_s") if isinstance(result, dict) else None
         if violation is None and result is not None:
             outcome = verdict.checked(result, len(job["inputs"]))
-            if pure is True and outcome["status"] in REUSABLE and self._fit(c):
+            if pure and outcome["status"] in REUSABLE and self._fit(c):
                 self.kept = c
             else:
                 self._kill_group(c.pid)
@@ -269,37 +304,40 @@ class Worker:
             c.cpu_before = now["cpu"]
         return self.reuse and fits(c.base, now)
 
-    def _collect(self, fd: int, deadline: float) -> tuple[str | None, Any, bool, bool | None]:
-        """Read the child's frames until its result, end of file or the deadline.
-
-        With reuse, the child's first frame says whether its program is pure; it is written
-        before the program runs, so only that first frame counts.
-        """
+    def _collect(self, fd: int, deadline: float) -> tuple[str | None, Any, bool]:
+        """Read the child's frames until its result, end of file or the deadline; meanwhile
+        read and check the next job if the pool sends it."""
         reader = FrameReader(MAX_RESULT)
-        violation, pure, first = None, None, self.reuse
+        violation = None
         poller = select.poll()
         poller.register(fd, select.POLLIN)
+        ahead = self.jobs is not None and self.jobs.want()
+        if ahead:
+            poller.register(self.jobs.fd, select.POLLIN)
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not poller.poll(left * 1000):
-                return violation, None, True, pure
+            events = poller.poll(left * 1000) if left > 0 else []
+            if not events:
+                return violation, None, True
+            if ahead and any(ready == self.jobs.fd for ready, _ in events):
+                self.jobs.pull()
+                if not self.jobs.want():
+                    poller.unregister(self.jobs.fd)
+                    ahead = False
+            if not any(ready == fd for ready, _ in events):
+                continue
             data = os.read(fd, 1 << 16)
             if not data:
-                return violation, None, False, pure
+                return violation, None, False
             try:
                 messages = reader.feed(data)
             except ProtocolError as e:
-                return violation, {"malformed": str(e)}, False, pure
+                return violation, {"malformed": str(e)}, False
             for message in messages:
-                if first:
-                    first = False
-                    if isinstance(message, dict) and isinstance(message.get("pure"), bool):
-                        pure = message["pure"]
-                        continue
                 if isinstance(message, dict) and "violation" in message:
                     violation = violation or str(message["violation"])[:300]
                 else:
-                    return violation, message, False, pure
+                    return violation, message, False
 
     def _kill_group(self, pid: int) -> None:
         for target in (
