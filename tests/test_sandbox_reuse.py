@@ -187,3 +187,34 @@ def test_a_child_that_grew_or_has_threads_is_not_fit() -> None:
     finally:
         stop.set()
         thread.join()
+
+
+@pytest.mark.unit
+def test_worker_reads_and_checks_jobs_ahead(allow) -> None:
+    """`Jobs` decodes frames as they arrive, checks each program's purity once, and says
+    when reading ahead is worth it (nothing ready, input not ended)."""
+    import os
+
+    from arcjobs.sandbox.protocol import encode
+    from arcjobs.sandbox.worker import Jobs
+
+    r, w = os.pipe()
+    try:
+        jobs = Jobs(r, allow)
+        assert jobs.want()
+        first = encode({"code": "def transform(g):\n    return g\n"})
+        os.write(w, first[:3])  # half a header: nothing ready yet
+        jobs.pull()
+        assert jobs.want() and not jobs.ready
+        os.write(w, first[3:] + encode({"code": "import os\n"}))
+        jobs.pull()
+        assert not jobs.want() and len(jobs.ready) == 2
+        assert [pure for _, pure in jobs.ready] == [True, False]
+        os.close(w)
+        w = -1
+        assert jobs.next()[1] is True and jobs.next()[1] is False
+        assert jobs.next() is None and jobs.eof
+    finally:
+        os.close(r)
+        if w != -1:
+            os.close(w)
