@@ -71,7 +71,7 @@ class Child:
     base: dict[str, Any] = field(default_factory=dict)  # `_proc_status` before its first job
     limits: dict[str, Any] | None = None  # those it locked itself down with
     jobs: int = 0  # programs it ran
-    cpu_before: float = 0.0  # its CPU seconds when the current job was handed over
+    cpu_before: float = 0.0  # its CPU seconds after its previous program (idle since)
 
     def close(self) -> None:
         for fd in (self.job_w, self.report_r):
@@ -315,8 +315,10 @@ class Worker:
         if ahead:
             poller.register(self.jobs.fd, select.POLLIN)
         while True:
-            left = deadline - time.monotonic()
-            events = poller.poll(left * 1000) if left > 0 else []
+            # past the deadline, still take a result that is already there: checking the
+            # next job may have kept this loop from looking
+            left = max(0.0, deadline - time.monotonic())
+            events = poller.poll(left * 1000)
             if not events:
                 return violation, None, True
             if ahead and any(ready == self.jobs.fd for ready, _ in events):
