@@ -148,7 +148,9 @@ def test_step_trains_and_saves_a_valid_adapter_only(tiny, dataset, tmp_path):
 def test_killed_run_resumes_from_its_last_checkpoint(tiny, dataset, tmp_path):
     out = tmp_path / "train" / "out"
     ckpts = tmp_path / "train" / "scratch" / "checkpoints"
-    args = ["--model", str(tiny), "--dataset", str(dataset), "--max-steps", "16"]
+    # 32 steps, killed once checkpoint-8 is complete: 24 steps of margin for the kill to land
+    # before the run could finish on a fast (or, for the poll, a loaded) machine
+    args = ["--model", str(tiny), "--dataset", str(dataset), "--max-steps", "32"]
     args += ["--lora-rank", "4", "--global-batch-size", "1", "--per-device-batch-size", "1"]
     args += ["--max-length", "3000", "--save-steps", "4", "--report-to", "[]"]
     proc = _step(args, out, start_new_session=True)
@@ -158,12 +160,12 @@ def test_killed_run_resumes_from_its_last_checkpoint(tiny, dataset, tmp_path):
     ):
         assert proc.poll() is None, proc.stdout.read().decode()
         assert time.time() < deadline, "no checkpoint-8 in time"
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not out.exists()
     killed_at = int(last_complete_checkpoint(ckpts).name.split("-")[1])
-    assert 8 <= killed_at < 16
+    assert 8 <= killed_at < 32
 
     again = _step(args, out)
     log = again.communicate(timeout=300)[0].decode()
@@ -171,9 +173,9 @@ def test_killed_run_resumes_from_its_last_checkpoint(tiny, dataset, tmp_path):
     assert f"resuming from checkpoint-{killed_at}" in log
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["resumed_from_step"] == killed_at
-    assert metrics["global_step"] == 16
+    assert metrics["global_step"] == 32
     # The restored history plus the new steps form one unbroken curve.
-    assert [p["step"] for p in metrics["loss_curve"]] == list(range(1, 17))
+    assert [p["step"] for p in metrics["loss_curve"]] == list(range(1, 33))
 
 
 def test_loss_falls_on_a_memorisable_dataset_with_full_fine_tuning(tiny, tmp_path):
