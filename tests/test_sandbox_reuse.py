@@ -218,3 +218,45 @@ def test_worker_reads_and_checks_jobs_ahead(allow) -> None:
         os.close(r)
         if w != -1:
             os.close(w)
+
+
+@pytest.mark.integration
+def test_limits_hold_for_pure_programs_in_a_shared_process() -> None:
+    """Pure programs that run forever (in Python or in C), allocate too much or return too
+    much, each right after a pure program (so in its process): classified as in a fresh
+    fork, and a benign follower is fine."""
+    ok = "def transform(g):\n    return g\n# {}\n"
+    cases = {
+        "loop": ("def transform(g):\n    while True:\n        pass\n", "timeout"),
+        "loop in C": ("def transform(g):\n    return sum(range(10**12))\n", "timeout"),
+        "memory": (
+            "import numpy as np\ndef transform(g):\n    return np.ones((10**5, 10**5))\n",
+            "memory",
+        ),
+        "huge output": ("def transform(g):\n    return [[1] * 100] * 100\n", "invalid_output"),
+        "recursion": ("def f(n):\n    return f(n + 1)\ndef transform(g):\n    return f(0)\n",
+                      "runtime_error"),
+    }  # fmt: skip
+    programs = []
+    for name, (code, _) in cases.items():
+        programs += [Program("tiny", f"before {name}", ok.format(f"before {name}"))]
+        programs += [Program("tiny", name, code), Program("tiny", f"after {name}", ok.format(name))]
+    run = execute(programs, {"tiny": tiny_task()}, Limits(timeout_s=1.0, memory_mb=256), workers=1)
+    results = {r.program.sample_id: r for r in run}
+    for name, (_, status) in cases.items():
+        assert results[name].status == status, (name, results[name].error)
+        assert results[f"after {name}"].status == "ok", name
+        assert results[f"after {name}"].train_correct == [False]  # the identity, as expected
+
+
+@pytest.mark.integration
+def test_cpu_limit_is_per_program_in_a_shared_process() -> None:
+    """RLIMIT_CPU counts a process's whole life: five pure programs of ~0.35 s CPU each
+    in one process exceed a 1 s limit together, and each must still get its own second."""
+    busy = "def transform(g):\n    sum(range(30_000_000))\n    return g\n# {}\n"
+    programs = [Program("tiny", i, busy.format(i)) for i in range(5)]
+    run = execute(programs, {"tiny": tiny_task()}, Limits(timeout_s=1.0), workers=1)
+    results = sorted(run, key=lambda r: r.index)
+    assert [r.status for r in results] == ["ok"] * 5, [r.error for r in results]
+    assert run.summary()["shared_process"] == 4
+    assert sum(r.cpu_s for r in results) > 1.0
