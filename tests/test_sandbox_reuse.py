@@ -43,6 +43,9 @@ IMPURE = {
     "attribute store": "import numpy as np\nnp.sum = len",
     "store on a DSL class": "from common import *\nColor.RED = 3",
     "attribute delete": "import numpy as np\ndel np.sum",
+    "store deep inside": "import numpy as np\ndef f():\n    class A:\n        def g(self):\n"
+    "            for _ in range(1):\n                x = [(lambda: 0) for _ in {**{}}]\n"
+    "                np.sum = len\n",
     "dunder": "x = ().__class__",
     "dunder name": "b = __builtins__",
     "getattr": "import numpy as np\nf = getattr(np, 'sum')",
@@ -91,7 +94,17 @@ def test_unparsable_oversized_and_nested_sources_are_impure(allow) -> None:
 
 @pytest.mark.unit
 def test_allowlist_strikes_names_that_denote_containers_or_foreign_modules(allow) -> None:
-    for name in ("typecodes", "sctypeDict", "lib", "sys", "os", "abc", "ctypes", "seterr", "register"):
+    for name in (
+        "typecodes",
+        "sctypeDict",
+        "lib",
+        "sys",
+        "os",
+        "abc",
+        "ctypes",
+        "seterr",
+        "register",
+    ):
         assert name not in allow.attributes, name
     for name in ("zeros", "where", "shape", "append", "ALL_COLORS", "random", "label"):
         assert name in allow.attributes, name
