@@ -292,6 +292,8 @@ CASES = [
         error="limit",
     ),
     Case("nul_bytes", "#!module\ndef transform(g):\n    return g\x00\n", "syntax_error"),
+    # a JSON prediction can carry a lone surrogate, which no UTF-8 encoder accepts
+    Case("lone_surrogate", "#!module\ndef transform(g):\n    return g  # \ud800\n", "syntax_error"),
     Case("nested_parens", "#!module\nx = " + "(" * 5000 + "1" + ")" * 5000 + "\n", "syntax_error"),
     Case(
         "nested_lists",

@@ -122,6 +122,11 @@ class ResultCache:
         self.db.close()
 
 
-def cache_key(*parts: Any) -> str:
-    """A stable hash of JSON-serialisable parts."""
-    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
+def cache_key(version: Any, inputs_json: str, code: str) -> str:
+    """The key of one execution: what it ran under (`version`: JSON-serialisable), the
+    inputs (JSON text) and the source. The first two contain no NUL byte, so the NULs
+    between the parts keep them apart whatever the source holds (lone surrogates included:
+    JSON predictions can carry them)."""
+    head = json.dumps(version, separators=(",", ":"))
+    text = f"{head}\0{inputs_json}\0{code}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -124,7 +124,8 @@ class SandboxRun:
 
         started = time.monotonic()
         dsl_path = Path(self.dsl_path or DSL_PATH)
-        version = [EXECUTOR_VERSION, DSL_VERSION, _file_hash(dsl_path), self.limits.to_dict()]
+        limits = self.limits.to_dict()
+        version = [EXECUTOR_VERSION, DSL_VERSION, _file_hash(dsl_path), limits]
         prepared: dict[tuple[str, str], _Prepared] = {}
         jobs: dict[str, dict[str, Any]] = {}  # cache key → job, deduplicated
         waiting: dict[str, list[int]] = {}  # cache key → indices of programs sharing it
@@ -141,7 +142,7 @@ class SandboxRun:
                     yield self._finish(index, refused, None, 0)
                     continue
                 prep = self._prepare(prepared, program)
-                key = cache_key(version, program.code, prep.inputs_json)
+                key = cache_key(version, prep.inputs_json, program.code)
                 if key in waiting:
                     waiting[key].append(index)
                     stats["duplicates"] += 1
@@ -151,10 +152,8 @@ class SandboxRun:
                     stats["cached"] += 1
                     yield self._finish(index, hit, prep, True)
                     continue
-                seed = int(
-                    hashlib.sha256(f"{program.code}\0{prep.inputs_json}".encode()).hexdigest()[:16],
-                    16,
-                )
+                seed_text = f"{program.code}\0{prep.inputs_json}".encode("utf-8", "surrogatepass")
+                seed = int(hashlib.sha256(seed_text).hexdigest()[:16], 16)
                 waiting[key] = [index]
                 if pool is None:
                     n = min(self.workers or default_workers(), len(self.programs) - index)
@@ -165,7 +164,7 @@ class SandboxRun:
                     "code": program.code,
                     "inputs_json": prep.inputs_json,
                     "seed": seed,
-                    "limits": self.limits.to_dict(),
+                    "limits": limits,
                 }
             stats["executed"] = len(jobs)
             stats["workers"] = pool.size if pool is not None else 0
@@ -190,7 +189,7 @@ class SandboxRun:
         """A result for programs that are not worth a process, or None to run it."""
         if program.code is None:
             return {"status": "syntax_error", "error": "no ```python block in the completion"}
-        size = len(program.code.encode())
+        size = len(program.code.encode("utf-8", "surrogatepass"))
         if size > self.limits.max_source_bytes:
             return {
                 "status": "syntax_error",
