@@ -23,10 +23,10 @@ of them is not "pure" and runs alone in a fresh fork, exactly as before:
   `set_printoptions`, `errstate`, `set_bit_generator`, file I/O);
 - every attribute name must be on an allowlist built from the warm image itself: the methods
   of the value types programs use (arrays, lists, dicts, ...), the DSL's names (including the
-  attributes its objects carry), and the names
-  of the allowed modules whose value is a function, a class, a number, a string or another
-  allowed module. A name that somewhere in those modules denotes anything else (a dict, a
-  list, a module outside the set) is struck off, whatever else it also names.
+  attributes its objects carry), and the names of the allowed modules whose value is a
+  function, a class, a number, a string or another allowed module. A name that somewhere in
+  those modules denotes anything else (a dict, a list, a module outside the set) is struck
+  off, whatever else it also names.
 
 What remains shared is state the child resets itself before every program: the `random` and
 `numpy.random` generators (seeded per program, as in a fresh child) and the scratch directory
