@@ -42,8 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from arcjobs.arc.tasks import load_dataset  # noqa: E402
 from arcjobs.sandbox import Limits, Program, ResultCache, execute  # noqa: E402
-from arcjobs.sandbox.dsl import DSL_PATH  # noqa: E402
-from arcjobs.sandbox.worker import load_dsl  # noqa: E402
+from arcjobs.sandbox.dsl import DSL_PATH, load_common  # noqa: E402
 
 CORPUS = ROOT / "arcjobs" / "sandbox" / "corpus"
 LIMITS = Limits(timeout_s=10, memory_mb=2048)
@@ -80,7 +79,7 @@ def unprotected(programs: list[Program], tasks: dict) -> float:
 
     from arcjobs.sandbox.outputs import to_grid
 
-    load_dsl(str(DSL_PATH))
+    sys.modules["common"] = load_common()
     started = time.perf_counter()
     for p in programs:
         namespace = {"__name__": "__main__"}

@@ -23,15 +23,18 @@ from __future__ import annotations
 import builtins
 import gc
 import os
+import random
 import re
 import resource
 import signal
+import sys
 from typing import Any
 
 import numpy
 
 from arcjobs.sandbox import limits as limits_mod
 from arcjobs.sandbox import policy
+from arcjobs.sandbox.dsl import new_common
 from arcjobs.sandbox.outputs import InvalidOutput, to_grid
 from arcjobs.sandbox.protocol import FrameReader, write_frame
 
@@ -86,14 +89,7 @@ def lock_down(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
 def fresh_program_state(job: dict[str, Any], ctx: dict[str, Any]) -> None:
     """What every program starts from, whichever programs this process ran before: a newly
     executed `common` and both random generators seeded from the program and its inputs."""
-    import random
-    import sys
-    import types
-
-    common = types.ModuleType("common")
-    common.__file__ = ctx["dsl_path"]
-    exec(ctx["dsl_code"], vars(common))
-    sys.modules["common"] = common
+    sys.modules["common"] = new_common(ctx["dsl_code"], ctx["dsl_path"])
     seed = job["seed"]
     random.seed(seed)
     numpy.random.seed(seed % 2**32)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib.util
 import math
 import os
 import resource
@@ -38,7 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from arcjobs.sandbox import cgroup, child, isolation, limits, policy, purity, verdict
+from arcjobs.sandbox import cgroup, child, dsl, isolation, limits, policy, purity, verdict
 from arcjobs.sandbox.protocol import FrameReader, ProtocolError, write_frame
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
@@ -51,14 +50,6 @@ REUSABLE = frozenset({"ok", "syntax_error", "runtime_error", "invalid_output"})
 # how much a kept child may grow (size and peak resident memory) before it is retired: a
 # later program's memory limit must not depend on which programs ran before it
 GROWTH_LIMIT = 32 * 2**20
-
-
-def load_dsl(path: str) -> None:
-    """Import the DSL file as the module `common`, where `from common import *` finds it."""
-    spec = importlib.util.spec_from_file_location("common", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["common"] = module
-    spec.loader.exec_module(module)
 
 
 @dataclass
@@ -152,10 +143,8 @@ class Worker:
 
         for name in PRELOAD:
             __import__(name)
-        load_dsl(dsl_path)
-        with open(dsl_path, encoding="utf-8") as f:
-            dsl_source = f.read()
-        dsl_code = compile(dsl_source, dsl_path, "exec")
+        dsl_source, dsl_code = dsl.compile_common(dsl_path)
+        sys.modules["common"] = dsl.new_common(dsl_code, dsl_path)
         self.ctx = {
             "libc": self.libc,
             "drop_uid": drop,
