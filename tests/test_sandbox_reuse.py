@@ -273,3 +273,21 @@ def test_cpu_limit_is_per_program_in_a_shared_process() -> None:
     assert [r.status for r in results] == ["ok"] * 5, [r.error for r in results]
     assert run.summary()["shared_process"] == 4
     assert sum(r.cpu_s for r in results) > 1.0
+
+
+@pytest.mark.unit
+def test_without_sharing_the_worker_checks_no_program() -> None:
+    """In fork-per-program mode (no allowlist) every job counts as impure, unparsed."""
+    import os
+
+    from arcjobs.sandbox.protocol import encode
+    from arcjobs.sandbox.worker import Jobs
+
+    r, w = os.pipe()
+    try:
+        os.write(w, encode({"code": "def transform(g):\n    return g\n"}))
+        os.close(w)
+        jobs = Jobs(r, None)
+        assert jobs.next()[1] is False and jobs.next() is None
+    finally:
+        os.close(r)

@@ -78,7 +78,8 @@ class Jobs:
     (`pull`), so on a busy worker the check costs no wall time between two programs.
     """
 
-    def __init__(self, fd: int, allow: purity.Allowlist) -> None:
+    def __init__(self, fd: int, allow: purity.Allowlist | None) -> None:
+        """`allow` None: no program will share a process, so none is checked (all impure)."""
         self.fd, self.allow = fd, allow
         self.reader = FrameReader()
         self.ready: deque[tuple[dict[str, Any], bool]] = deque()
@@ -94,7 +95,8 @@ class Jobs:
         if not data:
             self.eof = True
         for job in self.reader.feed(data):
-            self.ready.append((job, purity.analyse(job["code"], self.allow)))
+            pure = self.allow is not None and purity.analyse(job["code"], self.allow)
+            self.ready.append((job, pure))
 
     def next(self) -> tuple[dict[str, Any], bool] | None:
         """The next job and its purity, or None at the end of input."""
@@ -155,7 +157,9 @@ class Worker:
             "dsl_path": dsl_path,
             "dsl_code": dsl_code,
         }
-        self.allowlist = purity.Allowlist.build(sys.modules["common"], dsl_source)
+        self.allowlist = (
+            purity.Allowlist.build(sys.modules["common"], dsl_source) if reuse else None
+        )
         self.jobs: Jobs | None = None
         self.children_file = f"/proc/self/task/{os.getpid()}/children"
         self.spare: Child | None = None
@@ -214,7 +218,7 @@ class Worker:
             os.setpgid(pid, pid)
         return Child(pid, job_w, report_r)
 
-    def run(self, job: dict[str, Any], pure: bool = False) -> dict[str, Any]:
+    def run(self, job: dict[str, Any], pure: bool) -> dict[str, Any]:
         """Hand `job` to the kept child or the spare, enforce its deadline, return its checked
         result, and keep the child for the next job if its program was pure and ended cleanly.
 
@@ -291,7 +295,7 @@ class Worker:
         now = _proc_status(c.pid)
         if now is not None:
             c.cpu_before = now["cpu"]
-        return self.reuse and fits(c.base, now)
+        return fits(c.base, now)
 
     def _collect(self, fd: int, deadline: float) -> tuple[str | None, Any, bool]:
         """Read the child's frames until its result, end of file or the deadline; meanwhile
