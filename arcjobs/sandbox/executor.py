@@ -178,9 +178,8 @@ class SandboxRun:
                     for i, index in enumerate(waiting[key]):
                         program = self.programs[index]
                         yield self._finish(index, result, self._prepare(prepared, program), i > 0)
-                pool.close()
-                if self.cache is not None:
-                    self.cache.flush()
+        if self.cache is not None:
+            self.cache.flush()
         stats["execute_s"] = time.monotonic() - run_started
         stats["total_s"] = time.monotonic() - started
         self.stats = dict(stats)
