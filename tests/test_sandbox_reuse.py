@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import tiny_task
+from sandbox_helpers import leftovers, tiny_task
 
 from arcjobs.sandbox import Limits, Program, execute, purity
 from arcjobs.sandbox.dsl import DSL_PATH
@@ -164,6 +164,9 @@ def test_probe_after_mutators_sees_what_a_fresh_fork_sees() -> None:
 
 @pytest.mark.integration
 def test_impure_program_gets_a_fresh_process_and_leaves_none_behind() -> None:
+    """The process an impure program ran in is killed; closing the pool ends the kept
+    child and the spare too: no process, temp dir, cgroup or fd outlives the run."""
+    before = leftovers()
     task = tiny_task()
     impure = "import os\ndef transform(g):\n    os.environ['X'] = '1'\n    return g\n"
     check = "def transform(g):\n    return g\n# {}\n"
@@ -174,6 +177,7 @@ def test_impure_program_gets_a_fresh_process_and_leaves_none_behind() -> None:
     assert [r.status for r in sorted(results, key=lambda r: r.index)] == ["ok"] * 4
     # 0 fresh, 1 (impure) in 0's process, then killed; 2 fresh again, 3 in 2's process
     assert run.summary()["shared_process"] == 2
+    assert leftovers() == before
 
 
 @pytest.mark.unit
