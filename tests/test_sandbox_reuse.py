@@ -182,13 +182,15 @@ def test_impure_program_gets_a_fresh_process_and_leaves_none_behind() -> None:
 
 @pytest.mark.unit
 def test_a_child_that_grew_or_has_threads_is_not_fit() -> None:
-    """`fits` on a real process (this one): as it is, bigger than it was, with a thread."""
+    """`fits` on a real process (this one): as it is, bigger than it was, with a thread;
+    read through one open /proc fd, which must show each change as it happens."""
     import os
     import threading
 
-    from arcjobs.sandbox.worker import GROWTH_LIMIT, _proc_status, fits
+    from arcjobs.sandbox.worker import GROWTH_LIMIT, fits, proc_status
 
-    now = _proc_status(os.getpid())
+    stat_fd = os.open(f"/proc/{os.getpid()}/stat", os.O_RDONLY)
+    now = proc_status(stat_fd)
     assert now is not None and now["cpu"] > 0
     single = {**now, "threads": 1}
     assert fits(single, single)
@@ -199,11 +201,12 @@ def test_a_child_that_grew_or_has_threads_is_not_fit() -> None:
     thread = threading.Thread(target=stop.wait)
     thread.start()
     try:
-        assert _proc_status(os.getpid())["threads"] >= 2
-        assert not fits(single, _proc_status(os.getpid()))
+        assert proc_status(stat_fd)["threads"] >= 2
+        assert not fits(single, proc_status(stat_fd))
     finally:
         stop.set()
         thread.join()
+        os.close(stat_fd)
 
 
 @pytest.mark.unit
@@ -268,9 +271,10 @@ def test_limits_hold_for_pure_programs_in_a_shared_process() -> None:
 
 @pytest.mark.integration
 def test_cpu_limit_is_per_program_in_a_shared_process() -> None:
-    """RLIMIT_CPU counts a process's whole life: five pure programs of ~0.35 s CPU each
-    in one process exceed a 1 s limit together, and each must still get its own second."""
-    busy = "def transform(g):\n    sum(range(30_000_000))\n    return g\n# {}\n"
+    """RLIMIT_CPU counts a process's whole life: five pure programs of ~0.4 s CPU each
+    (two inputs each) in one process exceed a 1 s limit together, and each must still get
+    its own second."""
+    busy = "def transform(g):\n    sum(range(12_000_000))\n    return g\n# {}\n"
     programs = [Program("tiny", i, busy.format(i)) for i in range(5)]
     run = execute(programs, {"tiny": tiny_task()}, Limits(timeout_s=1.0), workers=1)
     results = sorted(run, key=lambda r: r.index)

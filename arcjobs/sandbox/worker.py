@@ -59,15 +59,26 @@ class Child:
     pid: int
     job_w: int
     report_r: int
-    base: dict[str, Any] = field(default_factory=dict)  # `_proc_status` before its first job
+    stat_fd: int  # its /proc/PID/stat, open for `proc_status` (a pread, not an open, per job)
+    base: dict[str, Any] = field(default_factory=dict)  # `proc_status` before its first job
     limits: dict[str, Any] | None = None  # those it locked itself down with
     jobs: int = 0  # programs it ran
     cpu_before: float = 0.0  # its CPU seconds after its previous program (idle since)
 
     def close(self) -> None:
-        for fd in (self.job_w, self.report_r):
+        for fd in (self.job_w, self.report_r, self.stat_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+@dataclass
+class Running:
+    """A job handed to a child, and when: the deadline counts from then."""
+
+    child: Child
+    job: dict[str, Any]
+    pure: bool
+    started: float
 
 
 class Jobs:
@@ -98,9 +109,12 @@ class Jobs:
             pure = self.allow is not None and purity.analyse(job["code"], self.allow)
             self.ready.append((job, pure))
 
-    def next(self) -> tuple[dict[str, Any], bool] | None:
-        """The next job and its purity, or None at the end of input."""
-        while self.want():
+    def next(self, wait: bool = True) -> tuple[dict[str, Any], bool] | None:
+        """The next job and its purity, or None at the end of input; with `wait` False,
+        None also when no whole job has arrived yet (the pool may be waiting for a result)."""
+        if not wait and self.want() and select.select([self.fd], [], [], 0)[0]:
+            self.pull()
+        while wait and self.want():
             self.pull()
         return self.ready.popleft() if self.ready else None
 
@@ -173,9 +187,18 @@ class Worker:
         write_frame(results_fd, {"hello": self.layers, "pid": os.getpid()})
         self.jobs = Jobs(jobs_fd, self.allowlist)
         try:
-            while (item := self.jobs.next()) is not None:
-                write_frame(results_fd, self.run(*item))
-                self.cleanup()
+            running = self._start_next(wait=True)
+            while running is not None:
+                outcome = self.finish(running)
+                # a kept child takes the next job at once when it is already here: reporting
+                # this result and reaping then overlap that program instead of delaying it
+                running = self._start_next(wait=False) if self.kept is not None else None
+                write_frame(results_fd, outcome)
+                if running is None:
+                    self.cleanup()
+                    running = self._start_next(wait=True)
+                else:
+                    self._reap_exited()
         finally:
             for c in (self.spare, self.kept):
                 if c is not None:
@@ -216,21 +239,20 @@ class Worker:
         os.close(report_w)
         with contextlib.suppress(OSError):  # also here: the child may not have run it yet
             os.setpgid(pid, pid)
-        return Child(pid, job_w, report_r)
+        return Child(pid, job_w, report_r, os.open(f"/proc/{pid}/stat", os.O_RDONLY))
 
-    def run(self, job: dict[str, Any], pure: bool) -> dict[str, Any]:
-        """Hand `job` to the kept child or the spare, enforce its deadline, return its checked
-        result, and keep the child for the next job if its program was pure and ended cleanly.
+    def _start_next(self, wait: bool) -> Running | None:
+        item = self.jobs.next(wait) if self.jobs is not None else None
+        return None if item is None else self.start(*item)
 
-        The next spare is forked while this program runs, and a child that reported is
-        killed but reaped later (`cleanup`), so neither fork nor exit sits between two
-        programs when the machine has a core to spare for them.
-        """
+    def start(self, job: dict[str, Any], pure: bool) -> Running:
+        """Hand `job` to the kept child or the spare; the next spare is forked while this
+        program runs, so no fork sits between two programs when there is a core for it."""
         c = self._take_kept(job)
         if c is None:
             c = self.spare if self.spare is not None else self._fork_child()
             self.spare = None
-            c.base, c.limits = _proc_status(c.pid) or {}, job["limits"]
+            c.base, c.limits = proc_status(c.stat_fd) or {}, job["limits"]
             with contextlib.suppress(OSError):  # no room now: the next job forks its own
                 self.spare = self._fork_child(retry=False)
         self.running = c.pid
@@ -240,16 +262,23 @@ class Worker:
         if not self.reuse:
             os.close(c.job_w)
             c.job_w = -1
-        deadline = started + job["limits"]["timeout_s"]
+        return Running(c, job, pure, started)
+
+    def finish(self, r: Running) -> dict[str, Any]:
+        """Enforce the job's deadline and return its checked result; keep the child for the
+        next job if its program was pure and ended cleanly, else kill it (reaped later, in
+        `cleanup`, so its exit does not sit between two programs either)."""
+        c, job = r.child, r.job
+        deadline = r.started + job["limits"]["timeout_s"]
         violation, result, timed_out = self._collect(c.report_r, deadline)
         if result is None and not timed_out:  # closed its pipe: let it finish dying, so the
             timed_out = not _wait_exit(c.pid, deadline)  # verdict doesn't depend on a race
-        wall = time.monotonic() - started
+        wall = time.monotonic() - r.started
         self.running = None
         cpu = result.get("cpu_s") if isinstance(result, dict) else None
         if violation is None and result is not None:
             outcome = verdict.checked(result, len(job["inputs"]))
-            if pure and outcome["status"] in REUSABLE and self._fit(c):
+            if r.pure and outcome["status"] in REUSABLE and self._fit(c):
                 self.kept = c
             else:
                 self._kill_group(c.pid)
@@ -292,7 +321,7 @@ class Worker:
     def _fit(self, c: Child) -> bool:
         """Whether `c` may run another program (see `fits`); records its CPU time so far,
         which the next job's CPU limit starts from."""
-        now = _proc_status(c.pid)
+        now = proc_status(c.stat_fd)
         if now is not None:
             c.cpu_before = now["cpu"]
         return fits(c.base, now)
@@ -350,15 +379,18 @@ class Worker:
         worker, its spare and the children still exiting — or when there is no cgroup to
         count with — every child is reaped now and the rest hunted down before the next job.
         """
+        self._reap_exited()
+        if self._maybe_escaped():
+            self._reap_all(keep={c.pid for c in (self.spare, self.kept) if c is not None})
+        if os.listdir(self.scratch):
+            isolation.wipe(self.scratch)
+
+    def _reap_exited(self) -> None:
         for pid in list(self.unreaped):
             with contextlib.suppress(ChildProcessError):
                 if os.waitpid(pid, os.WNOHANG)[0] == 0:
                     continue
             self.unreaped.discard(pid)
-        if self._maybe_escaped():
-            self._reap_all(keep={c.pid for c in (self.spare, self.kept) if c is not None})
-        if os.listdir(self.scratch):
-            isolation.wipe(self.scratch)
 
     def _maybe_escaped(self) -> bool:
         path = self.layers.get("pids_cgroup")
@@ -423,13 +455,12 @@ _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _proc_status(pid: int) -> dict[str, Any] | None:
-    """A child's threads, size and resident memory (bytes) and CPU seconds, read from
-    /proc (from outside: nothing the program does can change what it says), or None if it
-    is gone or dying."""
+def proc_status(stat_fd: int) -> dict[str, Any] | None:
+    """A child's threads, size and resident memory (bytes) and CPU seconds, read from its
+    open /proc/PID/stat (from outside: nothing the program does can change what it says),
+    or None if it is gone or dying."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().rsplit(b")", 1)[1].split()
+        stat = os.pread(stat_fd, 4096, 0).rsplit(b")", 1)[1].split()
         if stat[0] in (b"Z", b"X"):
             return None
         return {  # proc(5): fields 3, 14, 15, 20, 23 and 24, counted from 3 here
