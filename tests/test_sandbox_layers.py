@@ -19,6 +19,7 @@ from sandbox_helpers import GRID_IN, benign, benign_answer, leftovers
 
 from arcjobs.sandbox import Limits
 from arcjobs.sandbox.dsl import DSL_PATH
+from arcjobs.sandbox.grids import Packed
 from arcjobs.sandbox.pool import Pool
 
 pytestmark = pytest.mark.unit
@@ -27,7 +28,7 @@ LIMITS = Limits(timeout_s=1.0, memory_mb=128, max_procs=16).to_dict()
 
 
 def job(code: str) -> dict:
-    return {"code": code, "inputs": [GRID_IN], "seed": 0, "limits": LIMITS}
+    return {"code": code, "inputs": Packed.of([GRID_IN]), "seed": 0, "limits": LIMITS}
 
 
 def run_jobs(codes: list[str], workers: int = 1) -> tuple[list[dict], dict]:
@@ -38,7 +39,7 @@ def run_jobs(codes: list[str], workers: int = 1) -> tuple[list[dict], dict]:
 
 def assert_benign(result: dict) -> None:
     assert result["status"] == "ok", result
-    assert result["outputs"] == [benign_answer(GRID_IN)]
+    assert result["outputs"].lists() == [benign_answer(GRID_IN)]
 
 
 def test_fork_bomb_is_bounded_and_killed() -> None:

@@ -1,4 +1,5 @@
-"""Output validation: what a transform may return, checked in the child and again in the worker."""
+"""Output validation: what a transform may return (in the child), and the packed form the
+worker checks again."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from arcjobs.sandbox.outputs import InvalidOutput, check_grid, to_grid
+from arcjobs.sandbox.grids import Packed
+from arcjobs.sandbox.outputs import InvalidOutput, to_grid
 
 pytestmark = pytest.mark.unit
 
@@ -27,8 +29,10 @@ def test_valid_grids_pass_in_every_form(grid: list[list[int]]) -> None:
         np.array(grid, dtype=float),
         tuple(map(tuple, grid)),
     ):
-        assert to_grid(form) == grid
-        assert check_grid(to_grid(form))
+        out = to_grid(form)
+        assert out.dtype == np.uint8 and out.tolist() == grid
+        packed = Packed.of([out, None])
+        assert packed.valid(2) and packed.lists() == [grid, None]
 
 
 @pytest.mark.parametrize(
@@ -67,20 +71,45 @@ def test_an_ndarray_subclass_is_read_as_its_data() -> None:
         def tolist(self):
             return [[9]]
 
-    assert to_grid(np.array([[1, 2]]).view(Liar)) == [[1, 2]]
+    out = to_grid(np.array([[1, 2]]).view(Liar))
+    assert type(out) is np.ndarray and out.tolist() == [[1, 2]]
+
+
+@given(st.lists(grids | st.none(), max_size=4))
+def test_packed_grids_round_trip(batch) -> None:
+    packed = Packed.of(batch)
+    assert packed.valid(len(batch)) and packed.lists() == batch
+    assert Packed.from_json(packed.to_json()) == packed
+    arrays = packed.arrays()
+    for got, grid in zip(arrays, batch, strict=True):
+        assert (got is None) == (grid is None)
+        if got is not None:
+            assert got.dtype == np.int64 and got.flags.writeable and got.tolist() == grid
 
 
 @pytest.mark.parametrize(
-    "value",
-    [[[1]], [[0, 9], [9, 0]], [[1]] * 30],
+    "shapes, blob",
+    [
+        ([[1, 1]], b"\x0a"),  # a cell of 10
+        ([[1, 2]], b"\x01"),  # fewer cells than the shape says
+        ([[1, 1]], b"\x01\x01"),  # more
+        ([[0, 1]], b""),
+        ([[31, 1]], bytes(31)),
+        ([[1, 1], [1, 1]], b"\x01\x01"),  # two grids for one input
+        ([[True, 1]], b"\x01"),
+        ([[1.0, 1]], b"\x01"),
+        ([[1]], b"\x01"),
+        ([[1, 1, 1]], b"\x01"),
+        ("x", b""),
+        ([{"a": 1}], b""),
+        ({"shapes": 1}, b""),
+    ],
 )
-def test_check_grid_accepts_grids(value) -> None:
-    assert check_grid(value)
+def test_packed_from_an_untrusted_frame_is_refused_unless_well_formed(shapes, blob) -> None:
+    assert not Packed(shapes, blob).valid(1)
 
 
-@pytest.mark.parametrize(
-    "value",
-    [[[True]], [[1.0]], [[10]], [[1], [1, 2]], [[1]] * 31, [[]], [], "x", [[None]], {"a": 1}],
-)
-def test_check_grid_refuses_anything_else(value) -> None:
-    assert not check_grid(value)
+@pytest.mark.parametrize("value", [[[10]], [[-1]], [[1.0]], np.zeros((1, 31)), np.zeros(3, int)])
+def test_only_colour_grids_can_be_packed(value) -> None:
+    with pytest.raises(ValueError):
+        Packed.of([value])

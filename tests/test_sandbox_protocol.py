@@ -1,14 +1,20 @@
-"""The frame protocol between executor, worker and program: JSON only, length-prefixed."""
+"""The frame protocol between executor, worker and program: length-prefixed JSON + bytes."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from arcjobs.sandbox.protocol import HEADER, FrameReader, ProtocolError, encode, encode_job
+from arcjobs.sandbox.grids import Packed
+from arcjobs.sandbox.protocol import (
+    HEADER,
+    FrameReader,
+    ProtocolError,
+    decode_packed,
+    encode,
+    encode_packed,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -19,25 +25,33 @@ json_values = st.recursive(
 )
 
 
-@given(st.lists(json_values, min_size=1, max_size=5), st.integers(1, 7))
+@given(
+    st.lists(st.tuples(json_values, st.binary(max_size=20)), min_size=1, max_size=5),
+    st.integers(1, 7),
+)
 def test_frames_survive_any_chunking(messages, chunk) -> None:
-    data = b"".join(encode(m) for m in messages)
+    encoded = [encode(m, blob) for m, blob in messages]
+    data = b"".join(encoded)
     reader, got = FrameReader(), []
     for i in range(0, len(data), chunk):
         got += reader.feed(data[i : i + chunk])
-    assert got == messages
+    assert [(f.message, f.blob) for f in got] == messages
+    assert [f.raw for f in got] == encoded  # what a worker passes on is what it was sent
 
 
-def test_spliced_inputs_decode_like_encoded_ones() -> None:
-    inputs = [[[1, 2], [3, 4]], [[0]]]
-    job = {"code": "x = '\"}'", "seed": 3, "limits": {"timeout_s": 1.0}}
-    spliced = encode_job({**job, "inputs_json": json.dumps(inputs)})
-    assert FrameReader().feed(spliced) == [{**job, "inputs": inputs}]
-    assert encode_job({**job, "inputs": inputs}) == encode({**job, "inputs": inputs})
+def test_packed_grids_travel_as_shapes_and_a_blob() -> None:
+    inputs = Packed.of([[[1, 2], [3, 4]], [[0]]])
+    job = {"code": "x = '\"}'", "seed": 3, "limits": {"timeout_s": 1.0}, "inputs": inputs}
+    (frame,) = FrameReader().feed(encode_packed(job, "inputs"))
+    assert frame.blob == bytes([1, 2, 3, 4, 0])
+    assert frame.message["shapes"] == [[2, 2], [1, 1]]
+    assert decode_packed(frame, "inputs") == job
+    (none,) = FrameReader().feed(encode_packed({"status": "ok", "outputs": None}, "outputs"))
+    assert decode_packed(none, "outputs") == {"status": "ok", "outputs": None}
 
 
 def test_oversized_and_non_json_frames_are_refused() -> None:
     with pytest.raises(ProtocolError):
-        FrameReader(max_frame=10).feed(HEADER.pack(11) + b"x" * 11)
+        FrameReader(max_frame=10).feed(HEADER.pack(5, 6) + b"x" * 11)
     with pytest.raises(ProtocolError):
-        FrameReader().feed(HEADER.pack(3) + b"{x}")
+        FrameReader().feed(HEADER.pack(3, 0) + b"{x}")

@@ -211,8 +211,9 @@ def test_a_child_that_grew_or_has_threads_is_not_fit() -> None:
 
 @pytest.mark.unit
 def test_worker_reads_and_checks_jobs_ahead(allow) -> None:
-    """`Jobs` decodes frames as they arrive, checks each program's purity once, and says
-    when reading ahead is worth it (nothing ready, input not ended)."""
+    """`Jobs` decodes frames as they arrive, checks each program's purity once, keeps each
+    frame as sent (to pass on unchanged), says when reading ahead is worth it (nothing
+    ready, input not ended), and does not wait when told not to."""
     import os
 
     from arcjobs.sandbox.protocol import encode
@@ -221,7 +222,7 @@ def test_worker_reads_and_checks_jobs_ahead(allow) -> None:
     r, w = os.pipe()
     try:
         jobs = Jobs(r, allow)
-        assert jobs.want()
+        assert jobs.want() and jobs.next(wait=False) is None
         first = encode({"code": "def transform(g):\n    return g\n"})
         os.write(w, first[:3])  # half a header: nothing ready yet
         jobs.pull()
@@ -229,10 +230,11 @@ def test_worker_reads_and_checks_jobs_ahead(allow) -> None:
         os.write(w, first[3:] + encode({"code": "import os\n"}))
         jobs.pull()
         assert not jobs.want() and len(jobs.ready) == 2
-        assert [pure for _, pure in jobs.ready] == [True, False]
+        assert [pure for _, _, pure in jobs.ready] == [True, False]
+        assert jobs.ready[0][1] == first
         os.close(w)
         w = -1
-        assert jobs.next()[1] is True and jobs.next()[1] is False
+        assert jobs.next(wait=False)[2] is True and jobs.next()[2] is False
         assert jobs.next() is None and jobs.eof
     finally:
         os.close(r)
@@ -296,6 +298,6 @@ def test_without_sharing_the_worker_checks_no_program() -> None:
         os.write(w, encode({"code": "def transform(g):\n    return g\n"}))
         os.close(w)
         jobs = Jobs(r, None)
-        assert jobs.next()[1] is False and jobs.next() is None
+        assert jobs.next()[2] is False and jobs.next() is None
     finally:
         os.close(r)

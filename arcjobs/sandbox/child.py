@@ -35,13 +35,13 @@ import numpy
 from arcjobs.sandbox import limits as limits_mod
 from arcjobs.sandbox import policy
 from arcjobs.sandbox.dsl import new_common
+from arcjobs.sandbox.grids import Packed
 from arcjobs.sandbox.outputs import InvalidOutput, to_grid
-from arcjobs.sandbox.protocol import FrameReader, write_frame
+from arcjobs.sandbox.protocol import FrameReader, decode_packed, encode_packed, write_raw
 
 # private references, immune to the program's monkeypatching (see `execute`)
 __builtins__ = dict(vars(builtins))
-_array, _int64, _exit, _getrusage = numpy.array, numpy.int64, os._exit, resource.getrusage
-_collect = gc.collect
+_exit, _getrusage, _collect, _pack = os._exit, resource.getrusage, gc.collect, Packed.of
 PROGRAM_FILE = "<program>"
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 PR_SET_PDEATHSIG = 1
@@ -126,33 +126,37 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
         _exit(70)
     while True:
         try:
-            job = reader.next(job_fd)
+            frame = reader.next(job_fd)
+            if frame is None:  # the worker is shutting down
+                _exit(0)
+            job = decode_packed(frame, "inputs")
         except BaseException:
             _exit(70)
-        if job is None:  # the worker is shutting down
-            _exit(0)
         cpu_before = _cpu()
         try:
             if not locked:
                 lock_down(job, ctx, report_fd)
                 locked = True
             fresh_program_state(job, ctx)
-            result = execute(job["code"], job["inputs"], ctx)
+            result = execute(job["code"], job["inputs"].arrays(), ctx)
         except MemoryError:
             result = {"status": "memory", "error": "MemoryError", "outputs": None}
         except BaseException as e:  # a broken set-up is the sandbox's failure, not the program's
             result = {"status": "crash", "error": f"sandbox setup: {type(e).__name__}: {e}"}
         try:
             result["cpu_s"] = _cpu() - cpu_before  # the program's share, for statistics only
-            write_frame(report_fd, result)
+            outputs = result.get("outputs")
+            result["outputs"] = None if outputs is None else _pack(outputs)
+            write_raw(report_fd, encode_packed(result, "outputs"))
         except BaseException:
             _exit(0)
         if not ctx["reuse"]:
             _exit(0)
 
 
-def execute(code: str, inputs: list[list[list[int]]], ctx: dict[str, Any]) -> dict[str, Any]:
-    """Compile, exec and call `transform` on each input; status, error and outputs.
+def execute(code: str, inputs: list[Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    """Compile, exec and call `transform` on each input (a fresh int64 array, made before
+    the program ran); status, error and outputs (uint8 grids or None).
 
     The program may monkeypatch builtins, numpy, os or json: this module, `outputs` and
     `protocol` hold private references to what they need, so sabotage changes only the
@@ -168,7 +172,7 @@ def execute(code: str, inputs: list[list[list[int]]], ctx: dict[str, Any]) -> di
             _collect()
 
 
-def _run(code: str, inputs: list[list[list[int]]], scratch: str) -> dict[str, Any]:
+def _run(code: str, inputs: list[Any], scratch: str) -> dict[str, Any]:
     try:
         compiled = compile(code, PROGRAM_FILE, "exec")
     except BaseException as e:  # SyntaxError, NUL bytes, the parser's own stack limits
@@ -181,7 +185,7 @@ def _run(code: str, inputs: list[list[list[int]]], scratch: str) -> dict[str, An
 
 
 def _call(
-    compiled: Any, namespace: dict[str, Any], inputs: list[list[list[int]]], scratch: str
+    compiled: Any, namespace: dict[str, Any], inputs: list[Any], scratch: str
 ) -> dict[str, Any]:
     try:
         exec(compiled, namespace)
@@ -191,7 +195,7 @@ def _call(
         returned: list[tuple[bool, Any]] = []
         for grid in inputs:
             try:
-                returned.append((True, transform(_array(grid, dtype=_int64))))
+                returned.append((True, transform(grid)))
             except BaseException as e:
                 returned.append((False, e))
     except BaseException as e:

@@ -25,12 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arcjobs.arc.grids import outputs_fingerprint
 from arcjobs.arc.statuses import STATUSES
 from arcjobs.sandbox.cache import ResultCache, cache_key
+from arcjobs.sandbox.grids import Packed
 from arcjobs.sandbox.limits import Limits
 
-# bump whenever a change can alter a result (policy, validation, limits): it is in every cache key
-EXECUTOR_VERSION = "3"
+# bump whenever a change can alter a result or its cached form (policy, validation, limits,
+# how outputs are stored): it is in every cache key
+EXECUTOR_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ class _Prepared:
     """What a task looks like to programs under one augmentation."""
 
     augmentation: Any  # arcjobs.arc.augment.Augmentation
-    inputs_json: str
+    inputs: Packed  # what the program's process gets
+    inputs_json: str  # what cache keys and seeds are made of
     n_train: int
 
 
@@ -147,7 +151,7 @@ class SandboxRun:
                     waiting[key].append(index)
                     stats["duplicates"] += 1
                     continue
-                hit = self.cache.get(key) if self.cache is not None else None
+                hit = _from_cache(self.cache.get(key)) if self.cache is not None else None
                 if hit is not None:
                     stats["cached"] += 1
                     yield self._finish(index, hit, prep, True)
@@ -160,9 +164,9 @@ class SandboxRun:
                     pool = stack.enter_context(
                         Pool(n, str(dsl_path), self.limits.max_procs, reuse=self.reuse)
                     )
-                jobs[key] = {  # inputs travel pre-encoded: one JSON text per task and augmentation
+                jobs[key] = {  # inputs travel packed: one blob per task and augmentation
                     "code": program.code,
-                    "inputs_json": prep.inputs_json,
+                    "inputs": prep.inputs,
                     "seed": seed,
                     "limits": limits,
                 }
@@ -174,7 +178,7 @@ class SandboxRun:
                     self.layers = self.layers or pool.layers
                     stats["shared_process"] += bool(result.pop("shared_process", False))
                     if self.cache is not None:
-                        self.cache.put(key, result)
+                        self.cache.put(key, _to_cache(result))
                     for i, index in enumerate(waiting[key]):
                         program = self.programs[index]
                         yield self._finish(index, result, self._prepare(prepared, program), i > 0)
@@ -206,8 +210,9 @@ class SandboxRun:
             task = self.tasks[program.task_id]
             aug = Augmentation.from_dict(program.augmentation)
             grids = [x for x, _ in task.train] + list(task.test_inputs)
-            inputs = [aug.apply(g).tolist() for g in grids]
-            cached = _Prepared(aug, json.dumps(inputs, separators=(",", ":")), len(task.train))
+            inputs = [aug.apply(g) for g in grids]
+            inputs_json = json.dumps([g.tolist() for g in inputs], separators=(",", ":"))
+            cached = _Prepared(aug, Packed.of(inputs), inputs_json, len(task.train))
             prepared[(program.task_id, aug_key)] = cached
         return cached
 
@@ -231,7 +236,8 @@ class SandboxRun:
         import numpy as np
 
         program = self.programs[index]
-        outputs = raw.get("outputs")
+        packed = raw.get("outputs")
+        outputs = None if packed is None else packed.lists()
         train_out = test_out = None
         if outputs is not None and prep is not None:
             aug = prep.augmentation
@@ -244,8 +250,7 @@ class SandboxRun:
         test_correct = None if expected_test is None else _correct(test_out, expected_test)
         fingerprint = None
         if outputs is not None and any(o is not None for o in outputs):
-            blob = json.dumps([train_out, test_out], separators=(",", ":")).encode()
-            fingerprint = hashlib.sha256(blob).hexdigest()[:16]
+            fingerprint = outputs_fingerprint(train_out, test_out)
         self.counts[raw["status"]] += 1
         if not cached and "wall_s" in raw:
             self.walls.append(float(raw["wall_s"] or 0.0))
@@ -288,6 +293,21 @@ class SandboxRun:
             "dsl_version": DSL_VERSION,
             "isolation": isolation_report(self.layers),
         }
+
+
+def _to_cache(result: dict[str, Any]) -> dict[str, Any]:
+    packed = result.get("outputs")
+    return {**result, "outputs": None if packed is None else packed.to_json()}
+
+
+def _from_cache(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A cached result as the pool gives it, or None (a miss) for one in any other form."""
+    if value is None or value.get("outputs") is None:
+        return value
+    try:
+        return {**value, "outputs": Packed.from_json(value["outputs"])}
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _spread(walls: list[float]) -> dict[str, float] | None:

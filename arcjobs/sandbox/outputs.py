@@ -1,8 +1,8 @@
-"""What counts as an ARC output grid, checked where the program runs and again where it lands.
+"""What counts as an ARC output grid, checked where the program runs.
 
 `to_grid` runs in the program's process, under its time limit, on whatever `transform`
-returned: a 2-D grid, both sides 1–30, every cell an integer 0–9, as nested lists of Python
-ints (plain JSON data). Refused, as `invalid_output`: booleans (a mask is not a colour
+returned: a 2-D grid, both sides 1–30, every cell an integer 0–9, as a plain uint8 array
+(packed for the wire by `arcjobs.sandbox.grids`, which the worker checks again). Refused, as `invalid_output`: booleans (a mask is not a colour
 grid), floats with a fractional part, NaN and infinities, object arrays, ragged rows,
 strings, generators, callables, objects pretending to be numbers (`__eq__` always true,
 `__index__` tricks) and anything else that is not an int, a numpy integer, a list, a tuple
@@ -12,9 +12,6 @@ Integral floats (3.0) are accepted as the integer they equal: numpy arithmetic s
 `np.full(shape, 3.0)` or `grid * 1.0` yields them in ordinary model code, the value is
 unambiguous, and BARC's own harness converts with `np.array(..., dtype=int)`. ndarray
 subclasses are read as plain arrays, so no method of the subclass runs on the way out.
-
-`check_grid` runs in the worker on what arrives from the child: only lists of lists of
-ints survive, so a program writing forged bytes into its pipe can at worst describe a grid.
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ np = SimpleNamespace(
             "array",
             "isfinite",
             "round",
-            "int64",
+            "uint8",
             "bool_",
             "integer",
             "floating",
@@ -52,8 +49,8 @@ class InvalidOutput(ValueError):
     """The program's return value is not an ARC grid; the message says why."""
 
 
-def to_grid(value: Any) -> list[list[int]]:
-    """The program's return value as a grid of Python ints, or InvalidOutput."""
+def to_grid(value: Any) -> Any:
+    """The program's return value as a plain 2-D uint8 array, or InvalidOutput."""
     if isinstance(value, np.ndarray):
         shape = np.ndarray.shape.__get__(value)  # the real shape, whatever a subclass claims
         if len(shape) == 2 and not all(1 <= side <= MAX_SIDE for side in shape):
@@ -78,7 +75,7 @@ def to_grid(value: Any) -> list[list[int]]:
         raise InvalidOutput(f"output has dtype {array.dtype}, not integers")
     if array.min() < 0 or array.max() > 9:
         raise InvalidOutput(f"output has values outside 0-9 ({array.min()}..{array.max()})")
-    return array.astype(np.int64).tolist()
+    return array.astype(np.uint8)
 
 
 def _array_from_rows(value: list | tuple) -> Any:
@@ -105,19 +102,3 @@ def _array_from_rows(value: list | tuple) -> Any:
     if len({len(r) for r in rows}) != 1:
         raise InvalidOutput("output rows have different lengths")
     return np.array(rows)
-
-
-def check_grid(value: Any) -> bool:
-    """True when `value` (decoded JSON from the child) is a valid grid of ints 0-9."""
-    if type(value) is not list or not 1 <= len(value) <= MAX_SIDE:
-        return False
-    width = len(value[0]) if type(value[0]) is list else 0
-    if not 1 <= width <= MAX_SIDE:
-        return False
-    for row in value:
-        if type(row) is not list or len(row) != width:
-            return False
-        for cell in row:
-            if type(cell) is not int or not 0 <= cell <= 9:
-                return False
-    return True

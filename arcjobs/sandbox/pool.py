@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from arcjobs.sandbox import cgroup
-from arcjobs.sandbox.protocol import FrameReader, ProtocolError, encode_job
+from arcjobs.sandbox.protocol import FrameReader, ProtocolError, decode_packed, encode_packed
 
 GRACE_S = 5.0  # beyond a job's own limit, before the pool declares its worker hung
 STARTUP_S = 120.0
@@ -128,7 +128,9 @@ class _Worker:
 
 
 class Pool:
-    """`workers` fork servers running jobs `{"code", "inputs", "seed", "limits"}`."""
+    """`workers` fork servers running jobs `{"code", "inputs", "seed", "limits"}` (inputs a
+    `grids.Packed`); results are `{"status", "error", "outputs", ...}`, outputs a `Packed`
+    or None."""
 
     def __init__(
         self,
@@ -202,7 +204,7 @@ class Pool:
                 if not w.inflight:
                     w.head_since = time.monotonic()
                 w.inflight.append(item)
-                w.outbuf += encode_job(item[1])
+                w.outbuf += encode_packed(item[1], "inputs")
                 added = True
             if added:
                 self._flush(w, pending)
@@ -226,13 +228,14 @@ class Pool:
     def _receive(self, w: _Worker, pending: deque) -> list[tuple[Any, dict[str, Any]]]:
         try:
             data = os.read(w.fd_out, 1 << 16)
-            messages = w.reader.feed(data) if data else None
+            frames = w.reader.feed(data) if data else None
         except (OSError, ProtocolError):
-            messages = None
-        if messages is None:
+            frames = None
+        if frames is None:
             return self._lost(w, pending, "worker died")
         done = []
-        for message in messages:
+        for frame in frames:
+            message = decode_packed(frame, "outputs")
             if "hello" in message:
                 w.layers = message["hello"]
                 self.layers = self.layers or w.layers

@@ -13,8 +13,6 @@ import os
 import signal
 from typing import Any
 
-from arcjobs.sandbox.outputs import check_grid
-
 STATUSES = ("ok", "syntax_error", "runtime_error", "timeout", "memory", "invalid_output")
 
 
@@ -26,12 +24,8 @@ def checked(result: Any, n_inputs: int) -> dict[str, Any]:
             "error": "malformed result from the program's process",
             "outputs": None,
         }
-    outputs = result.get("outputs")
-    if outputs is not None and (
-        not isinstance(outputs, list)
-        or len(outputs) != n_inputs
-        or not all(o is None or check_grid(o) for o in outputs)
-    ):
+    outputs = result.get("outputs")  # a `Packed` as decoded from the frame, or None
+    if outputs is not None and not outputs.valid(n_inputs):
         return {
             "status": "crash",
             "error": "malformed outputs from the program's process",

@@ -38,7 +38,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arcjobs.sandbox import cgroup, child, dsl, isolation, limits, policy, purity, verdict
-from arcjobs.sandbox.protocol import FrameReader, ProtocolError, write_frame
+from arcjobs.sandbox.protocol import (
+    FrameReader,
+    ProtocolError,
+    decode_packed,
+    encode_packed,
+    write_frame,
+    write_raw,
+)
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 REPORT_FD, JOB_FD = 3, 4
@@ -93,7 +100,7 @@ class Jobs:
         """`allow` None: no program will share a process, so none is checked (all impure)."""
         self.fd, self.allow = fd, allow
         self.reader = FrameReader()
-        self.ready: deque[tuple[dict[str, Any], bool]] = deque()
+        self.ready: deque[tuple[dict[str, Any], bytes, bool]] = deque()
         self.eof = False
 
     def want(self) -> bool:
@@ -105,13 +112,15 @@ class Jobs:
         data = os.read(self.fd, 1 << 16)
         if not data:
             self.eof = True
-        for job in self.reader.feed(data):
+        for frame in self.reader.feed(data):
+            job = decode_packed(frame, "inputs")
             pure = self.allow is not None and purity.analyse(job["code"], self.allow)
-            self.ready.append((job, pure))
+            self.ready.append((job, frame.raw, pure))
 
-    def next(self, wait: bool = True) -> tuple[dict[str, Any], bool] | None:
-        """The next job and its purity, or None at the end of input; with `wait` False,
-        None also when no whole job has arrived yet (the pool may be waiting for a result)."""
+    def next(self, wait: bool = True) -> tuple[dict[str, Any], bytes, bool] | None:
+        """The next job, its frame as the pool sent it (passed on to a child unchanged) and
+        its purity, or None at the end of input; with `wait` False, None also when no
+        whole job has arrived yet (the pool may be waiting for a result)."""
         if not wait and self.want() and select.select([self.fd], [], [], 0)[0]:
             self.pull()
         while wait and self.want():
@@ -193,7 +202,7 @@ class Worker:
                 # a kept child takes the next job at once when it is already here: reporting
                 # this result and reaping then overlap that program instead of delaying it
                 running = self._start_next(wait=False) if self.kept is not None else None
-                write_frame(results_fd, outcome)
+                write_raw(results_fd, encode_packed(outcome, "outputs"))
                 if running is None:
                     self.cleanup()
                     running = self._start_next(wait=True)
@@ -245,7 +254,7 @@ class Worker:
         item = self.jobs.next(wait) if self.jobs is not None else None
         return None if item is None else self.start(*item)
 
-    def start(self, job: dict[str, Any], pure: bool) -> Running:
+    def start(self, job: dict[str, Any], frame: bytes, pure: bool) -> Running:
         """Hand `job` to the kept child or the spare; the next spare is forked while this
         program runs, so no fork sits between two programs when there is a core for it."""
         c = self._take_kept(job)
@@ -258,7 +267,7 @@ class Worker:
         self.running = c.pid
         started = time.monotonic()
         with contextlib.suppress(OSError):  # a spare that died: its verdict says so
-            write_frame(c.job_w, job)
+            write_raw(c.job_w, frame)
         if not self.reuse:
             os.close(c.job_w)
             c.job_w = -1
@@ -357,11 +366,11 @@ class Worker:
                 messages = reader.feed(data)
             except ProtocolError as e:
                 return violation, {"malformed": str(e)}, False
-            for message in messages:
-                if isinstance(message, dict) and "violation" in message:
-                    violation = violation or str(message["violation"])[:300]
+            for frame in messages:
+                if isinstance(frame.message, dict) and "violation" in frame.message:
+                    violation = violation or str(frame.message["violation"])[:300]
                 else:
-                    return violation, message, False
+                    return violation, decode_packed(frame, "outputs"), False
 
     def _kill_group(self, pid: int) -> None:
         for target in (

@@ -1,0 +1,101 @@
+"""Grids as they cross a process boundary: shapes in a frame's JSON, cells in its blob.
+
+A batch of grids (a task's inputs, a program's outputs) travels as a list of shapes —
+`[rows, cols]`, or null for an input that gave no output — and one bytes blob holding every
+cell, one byte each, row-major, grid after grid. Packing is a `tobytes`, unpacking a slice
+and a reshape: no Python work per cell anywhere between the program and the executor, and
+nothing but data on the wire (never pickle).
+
+`Packed.valid` is the check the worker makes on what a child sends: shapes that add up to
+the blob, both sides 1-30, every byte 0-9. A forged frame can at worst describe grids.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy
+
+# private references, like `outputs`: children unpack inputs before the program runs, but
+# the worker and executor should not depend on that either
+__builtins__ = dict(vars(builtins))
+_frombuffer, _uint8, _int64, _asarray = numpy.frombuffer, numpy.uint8, numpy.int64, numpy.asarray
+
+MAX_SIDE = 30
+DIGITS = bytes(range(10))  # `blob.translate(None, DIGITS)` leaves what is not a colour
+
+
+@dataclass(frozen=True)
+class Packed:
+    """Grids (or gaps) as shapes plus one blob of uint8 cells."""
+
+    shapes: list[Any]
+    blob: bytes
+
+    @classmethod
+    def of(cls, grids: Sequence[Any]) -> Packed:
+        """Pack grids (arrays or nested lists of 0-9) and Nones; ValueError for anything
+        else, so nothing that is not a colour grid is ever put on the wire."""
+        shapes: list[Any] = []
+        parts: list[bytes] = []
+        for grid in grids:
+            if grid is None:
+                shapes.append(None)
+                continue
+            array = _asarray(grid)
+            if array.ndim != 2 or not all(1 <= side <= MAX_SIDE for side in array.shape):
+                raise ValueError(f"not a grid: shape {array.shape}")
+            if array.dtype.kind not in "iu" or array.min() < 0 or array.max() > 9:
+                raise ValueError("not a grid: cells must be integers 0-9")
+            shapes.append([int(array.shape[0]), int(array.shape[1])])
+            parts.append(array.astype(_uint8).tobytes())
+        return cls(shapes, b"".join(parts))
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def arrays(self, dtype: Any = _int64) -> list[Any]:
+        """Each grid as a fresh, writable array of `dtype` (None where there is none)."""
+        out, offset = [], 0
+        for shape in self.shapes:
+            if shape is None:
+                out.append(None)
+                continue
+            rows, cols = shape
+            cells = _frombuffer(self.blob, _uint8, rows * cols, offset)
+            out.append(cells.reshape(rows, cols).astype(dtype))
+            offset += rows * cols
+        return out
+
+    def lists(self) -> list[Any]:
+        """Each grid as nested lists of ints (None where there is none)."""
+        return [None if a is None else a.tolist() for a in self.arrays(_uint8)]
+
+    def valid(self, n: int) -> bool:
+        """Whether these are `n` well-formed entries: decoded from an untrusted frame, the
+        shapes may be any JSON at all."""
+        if type(self.shapes) is not list or len(self.shapes) != n or type(self.blob) is not bytes:
+            return False
+        cells = 0
+        for shape in self.shapes:
+            if shape is None:
+                continue
+            if type(shape) is not list or len(shape) != 2:
+                return False
+            for side in shape:
+                if type(side) is not int or not 1 <= side <= MAX_SIDE:
+                    return False
+            cells += shape[0] * shape[1]
+        return cells == len(self.blob) and not self.blob.translate(None, DIGITS)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able form, for the result cache."""
+        return {"shapes": self.shapes, "cells": base64.b64encode(self.blob).decode("ascii")}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Packed:
+        return cls(value["shapes"], base64.b64decode(value["cells"]))
