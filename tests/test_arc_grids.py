@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arcjobs.arc.grids import GridError, grids_equal, parse_grid
+from arcjobs.arc.grids import GridError, grids_equal, outputs_fingerprint, parse_grid
 
 pytestmark = pytest.mark.unit
 
@@ -51,3 +51,26 @@ def test_parse_grid_rejects(value, problem) -> None:
 def test_parse_grid_accepts_edges() -> None:
     assert parse_grid([[0] * 30] * 30).shape == (30, 30)
     assert parse_grid([[9]]).tolist() == [[9]]
+
+
+def test_fingerprint_is_the_same_for_lists_and_packed_arrays() -> None:
+    """The sandbox fingerprints uint8 views of packed cells, scoring fingerprints lists:
+    one behaviour must give one fingerprint either way."""
+    from arcjobs.sandbox.grids import Packed
+
+    train, test = [[[1, 2], [3, 4]], None], [[[0, 9, 9]]]
+    views = Packed.of(train + test).views()
+    assert outputs_fingerprint(train, test) == outputs_fingerprint(views[:2], views[2:])
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        ([[[1, 2, 3, 4]]], []),  # same cells, another shape
+        ([[[1, 2], [3, 5]]], []),  # one cell differs
+        ([], [[[1, 2], [3, 4]]]),  # the same grid for a test input, not a train input
+        ([[[1, 2], [3, 4]], None], []),  # one more input, without output
+    ],
+)
+def test_fingerprint_tells_behaviours_apart(other) -> None:
+    assert outputs_fingerprint([[[1, 2], [3, 4]]], []) != outputs_fingerprint(*other)

@@ -233,24 +233,20 @@ class SandboxRun:
     def _finish(
         self, index: int, raw: dict[str, Any], prep: _Prepared | None, cached: bool
     ) -> ProgramResult:
-        import numpy as np
-
         program = self.programs[index]
         packed = raw.get("outputs")
-        outputs = None if packed is None else packed.lists()
-        train_out = test_out = None
-        if outputs is not None and prep is not None:
-            aug = prep.augmentation
-            mapped = outputs
+        train_out = test_out = fingerprint = None
+        if packed is not None and prep is not None:
+            grids, aug, n = packed.views(), prep.augmentation, prep.n_train
             if not aug.is_identity:
-                mapped = [None if o is None else aug.invert(np.array(o)).tolist() for o in outputs]
-            train_out, test_out = mapped[: prep.n_train], mapped[prep.n_train :]
+                grids = [None if g is None else aug.invert(g) for g in grids]
+            if any(g is not None for g in grids):
+                fingerprint = outputs_fingerprint(grids[:n], grids[n:])
+            lists = [None if g is None else g.tolist() for g in grids]
+            train_out, test_out = lists[:n], lists[n:]
         expected_train, expected_test = self._expected(program.task_id)
         train_correct = _correct(train_out, expected_train)
         test_correct = None if expected_test is None else _correct(test_out, expected_test)
-        fingerprint = None
-        if outputs is not None and any(o is not None for o in outputs):
-            fingerprint = outputs_fingerprint(train_out, test_out)
         self.counts[raw["status"]] += 1
         if not cached and "wall_s" in raw:
             self.walls.append(float(raw["wall_s"] or 0.0))

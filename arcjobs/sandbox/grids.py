@@ -58,22 +58,25 @@ class Packed:
     def __len__(self) -> int:
         return len(self.shapes)
 
-    def arrays(self, dtype: Any = _int64) -> list[Any]:
-        """Each grid as a fresh, writable array of `dtype` (None where there is none)."""
+    def views(self) -> list[Any]:
+        """Each grid as a read-only uint8 array over the blob, no copy (None where none)."""
         out, offset = [], 0
         for shape in self.shapes:
             if shape is None:
                 out.append(None)
                 continue
             rows, cols = shape
-            cells = _frombuffer(self.blob, _uint8, rows * cols, offset)
-            out.append(cells.reshape(rows, cols).astype(dtype))
+            out.append(_frombuffer(self.blob, _uint8, rows * cols, offset).reshape(rows, cols))
             offset += rows * cols
         return out
 
+    def arrays(self, dtype: Any = _int64) -> list[Any]:
+        """Each grid as a fresh, writable array of `dtype` (None where there is none)."""
+        return [None if v is None else v.astype(dtype) for v in self.views()]
+
     def lists(self) -> list[Any]:
         """Each grid as nested lists of ints (None where there is none)."""
-        return [None if a is None else a.tolist() for a in self.arrays(_uint8)]
+        return [None if v is None else v.tolist() for v in self.views()]
 
     def valid(self, n: int) -> bool:
         """Whether these are `n` well-formed entries: decoded from an untrusted frame, the
