@@ -86,10 +86,16 @@ def lock_down(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
         policy.install(ctx["scratch"], ctx["readable"], report_fd)
 
 
-def fresh_program_state(job: dict[str, Any], ctx: dict[str, Any]) -> None:
-    """What every program starts from, whichever programs this process ran before: a newly
-    executed `common` and both random generators seeded from the program and its inputs."""
+def fresh_common(ctx: dict[str, Any]) -> None:
+    """A newly executed `common` for the next program. A child's first program gets the
+    worker's, which no program has touched; a kept child makes the next one right after
+    reporting, while the worker handles its result, not while the next program waits."""
     sys.modules["common"] = new_common(ctx["dsl_code"], ctx["dsl_path"])
+
+
+def seed_randomness(job: dict[str, Any]) -> None:
+    """Both random generators seeded from the program and its inputs, whatever programs
+    this process ran before."""
     seed = job["seed"]
     random.seed(seed)
     numpy.random.seed(seed % 2**32)
@@ -137,7 +143,7 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
             if not locked:
                 lock_down(job, ctx, report_fd)
                 locked = True
-            fresh_program_state(job, ctx)
+            seed_randomness(job)
             result = execute(job["code"], job["inputs"].arrays(), ctx)
         except MemoryError:
             result = {"status": "memory", "error": "MemoryError", "outputs": None}
@@ -152,6 +158,10 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
             _exit(0)
         if not ctx["reuse"]:
             _exit(0)
+        try:
+            fresh_common(ctx)
+        except BaseException:
+            _exit(70)
 
 
 def execute(code: str, inputs: list[Any], ctx: dict[str, Any]) -> dict[str, Any]:
