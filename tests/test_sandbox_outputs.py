@@ -79,6 +79,7 @@ def test_an_ndarray_subclass_is_read_as_its_data() -> None:
 def test_packed_grids_round_trip(batch) -> None:
     packed = Packed.of(batch)
     assert packed.valid(len(batch)) and packed.lists() == batch
+    assert Packed.of_checked([None if g is None else to_grid(g) for g in batch]) == packed
     assert Packed.from_json(packed.to_json()) == packed
     arrays = packed.arrays()
     for got, grid in zip(arrays, batch, strict=True):

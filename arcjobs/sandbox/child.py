@@ -41,7 +41,7 @@ from arcjobs.sandbox.protocol import FrameReader, decode_packed, encode_packed, 
 
 # private references, immune to the program's monkeypatching (see `execute`)
 __builtins__ = dict(vars(builtins))
-_exit, _getrusage, _collect, _pack = os._exit, resource.getrusage, gc.collect, Packed.of
+_exit, _getrusage, _collect, _pack = os._exit, resource.getrusage, gc.collect, Packed.of_checked
 PROGRAM_FILE = "<program>"
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 PR_SET_PDEATHSIG = 1

@@ -55,6 +55,14 @@ class Packed:
             parts.append(array.astype(_uint8).tobytes())
         return cls(shapes, b"".join(parts))
 
+    @classmethod
+    def of_checked(cls, grids: Sequence[Any]) -> Packed:
+        """Pack what `outputs.to_grid` returned (uint8 grids, already checked) and Nones,
+        without checking them again: the child packs every output this way, and the worker
+        checks the packed form anyway (`valid`)."""
+        shapes = [None if g is None else list(g.shape) for g in grids]
+        return cls(shapes, b"".join(g.tobytes() for g in grids if g is not None))
+
     def __len__(self) -> int:
         return len(self.shapes)
 

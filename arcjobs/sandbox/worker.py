@@ -71,6 +71,8 @@ class Child:
     limits: dict[str, Any] | None = None  # those it locked itself down with
     jobs: int = 0  # programs it ran
     cpu_before: float = 0.0  # its CPU seconds after its previous program (idle since)
+    cpu_grant: int | None = None  # RLIMIT_CPU seconds each of its jobs gets
+    cpu_hard: int | None = None  # its hard RLIMIT_CPU, which only it could lower (it can't)
 
     def close(self) -> None:
         for fd in (self.job_w, self.report_r, self.stat_fd):
@@ -316,11 +318,14 @@ class Worker:
         if c is None:
             return None
         if c.limits == job["limits"]:
-            soft = math.ceil(c.cpu_before) + limits.cpu_seconds(limits.Limits(**job["limits"]))
+            if c.cpu_grant is None:  # the same for every job of this child: read once
+                c.cpu_grant = limits.cpu_seconds(limits.Limits(**job["limits"]))
+            soft = math.ceil(c.cpu_before) + c.cpu_grant
             with contextlib.suppress(OSError):  # gone, or a container's hard limit is lower
-                _, hard = resource.prlimit(c.pid, resource.RLIMIT_CPU)
-                if hard == resource.RLIM_INFINITY or soft <= hard:
-                    resource.prlimit(c.pid, resource.RLIMIT_CPU, (soft, hard))
+                if c.cpu_hard is None:
+                    c.cpu_hard = resource.prlimit(c.pid, resource.RLIMIT_CPU)[1]
+                if c.cpu_hard == resource.RLIM_INFINITY or soft <= c.cpu_hard:
+                    resource.prlimit(c.pid, resource.RLIMIT_CPU, (soft, c.cpu_hard))
                     return c
         self._kill_group(c.pid)
         self.unreaped.add(c.pid)
