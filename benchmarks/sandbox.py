@@ -15,9 +15,10 @@ CPU time and the rest (fork, copy-on-write faults, exit, pipes, checks), to say 
 
     .venv/bin/python benchmarks/sandbox.py [--reps 40] [--quick] [--no-append]
 
-The default 40 repetitions (2,000 programs, a few seconds per mode) let the pool's start-up
-(a worker importing numpy, scipy and the DSL: reported on its own line) weigh about as much
-as it does in a real execute step of tens of thousands of programs.
+The default 40 repetitions (2,000 programs, a few seconds per mode) include the pool's
+start-up (a worker importing numpy, scipy and the DSL: reported on its own line), which
+weighs 10-15% here and nothing in a real execute step of 100,000s of programs; so the
+ratios are also given for the steady state, from the 20th result of each run on.
 
 `--quick` (for CI) runs one repetition, one round and only 5 programs for (c); it still
 appends. (a) and (b) run in interleaved rounds and the best of each counts, because the

@@ -14,8 +14,9 @@ send this child the next job; after any other it kills the child, so every other
 runs in a fresh fork and what it changed vanishes with the process.
 
 The child reports through `report_fd` only: frames `{"violation": ...}` from the policy, then
-one `{"status", "error", "outputs", "cpu_s"}`. It never sees expected outputs: they stay in
-the executor's process.
+one `{"status", "error", "outputs", "cpu_s"}`, outputs packed (`grids.Packed`: shapes in the
+JSON, cells in the frame's blob). It never sees expected outputs: they stay in the
+executor's process.
 """
 
 from __future__ import annotations
