@@ -186,7 +186,8 @@ def main() -> None:
         cache = ResultCache(Path(tmp) / "c.sqlite")
         sandboxed(programs, tasks, workers=2, cache=cache)
         cache.flush()
-        d, _, _, _ = sandboxed(programs, tasks, workers=2, cache=cache)
+        # best of two re-runs, like (a) and (b): the first may still be paging the file in
+        d = min(sandboxed(programs, tasks, workers=2, cache=cache)[0] for _ in range(2))
         cache.close()
 
     rate = {k: n / v for k, v in {"a": a, "b1": b1, "b2": b2, "bf": bf, "c": c, "d": d}.items()}
