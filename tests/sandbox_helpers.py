@@ -88,3 +88,8 @@ def leftovers() -> dict[str, object]:
         "cgroups": sorted(glob.glob(f"/sys/fs/cgroup/pids/**/{mine}", recursive=True)),
         "fds": sorted(os.listdir("/proc/self/fd")),
     }
+
+
+def as_lists(packed) -> list:
+    """A `grids.Packed` as nested lists of ints (None where there is no grid)."""
+    return [None if v is None else v.tolist() for v in packed.views()]

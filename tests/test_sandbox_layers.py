@@ -15,7 +15,7 @@ import socket
 import time
 
 import pytest
-from sandbox_helpers import GRID_IN, benign, benign_answer, leftovers
+from sandbox_helpers import GRID_IN, as_lists, benign, benign_answer, leftovers
 
 from arcjobs.sandbox import Limits
 from arcjobs.sandbox.dsl import DSL_PATH
@@ -39,7 +39,7 @@ def run_jobs(codes: list[str], workers: int = 1) -> tuple[list[dict], dict]:
 
 def assert_benign(result: dict) -> None:
     assert result["status"] == "ok", result
-    assert result["outputs"].lists() == [benign_answer(GRID_IN)]
+    assert as_lists(result["outputs"]) == [benign_answer(GRID_IN)]
 
 
 def test_fork_bomb_is_bounded_and_killed() -> None:

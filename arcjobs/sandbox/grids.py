@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy
 
+from arcjobs.sandbox.outputs import MAX_SIDE
+
 # private references, like `outputs`: children unpack inputs before the program runs, but
 # the worker and executor should not depend on that either
 __builtins__ = dict(vars(builtins))
 _frombuffer, _uint8, _int64, _asarray = numpy.frombuffer, numpy.uint8, numpy.int64, numpy.asarray
 
-MAX_SIDE = 30
 DIGITS = bytes(range(10))  # `blob.translate(None, DIGITS)` leaves what is not a colour
 
 
@@ -40,20 +41,17 @@ class Packed:
     def of(cls, grids: Sequence[Any]) -> Packed:
         """Pack grids (arrays or nested lists of 0-9) and Nones; ValueError for anything
         else, so nothing that is not a colour grid is ever put on the wire."""
-        shapes: list[Any] = []
-        parts: list[bytes] = []
+        arrays = []
         for grid in grids:
-            if grid is None:
-                shapes.append(None)
-                continue
-            array = _asarray(grid)
-            if array.ndim != 2 or not all(1 <= side <= MAX_SIDE for side in array.shape):
-                raise ValueError(f"not a grid: shape {array.shape}")
-            if array.dtype.kind not in "iu" or array.min() < 0 or array.max() > 9:
-                raise ValueError("not a grid: cells must be integers 0-9")
-            shapes.append([int(array.shape[0]), int(array.shape[1])])
-            parts.append(array.astype(_uint8).tobytes())
-        return cls(shapes, b"".join(parts))
+            array = None if grid is None else _asarray(grid)
+            if array is not None:
+                if array.ndim != 2 or not all(1 <= side <= MAX_SIDE for side in array.shape):
+                    raise ValueError(f"not a grid: shape {array.shape}")
+                if array.dtype.kind not in "iu" or array.min() < 0 or array.max() > 9:
+                    raise ValueError("not a grid: cells must be integers 0-9")
+                array = array.astype(_uint8)
+            arrays.append(array)
+        return cls.of_checked(arrays)
 
     @classmethod
     def of_checked(cls, grids: Sequence[Any]) -> Packed:
@@ -81,10 +79,6 @@ class Packed:
     def arrays(self, dtype: Any = _int64) -> list[Any]:
         """Each grid as a fresh, writable array of `dtype` (None where there is none)."""
         return [None if v is None else v.astype(dtype) for v in self.views()]
-
-    def lists(self) -> list[Any]:
-        """Each grid as nested lists of ints (None where there is none)."""
-        return [None if v is None else v.tolist() for v in self.views()]
 
     def valid(self, n: int) -> bool:
         """Whether these are `n` well-formed entries: decoded from an untrusted frame, the

@@ -2,7 +2,8 @@
 
 `to_grid` runs in the program's process, under its time limit, on whatever `transform`
 returned: a 2-D grid, both sides 1–30, every cell an integer 0–9, as a plain uint8 array
-(packed for the wire by `arcjobs.sandbox.grids`, which the worker checks again). Refused, as `invalid_output`: booleans (a mask is not a colour
+(packed for the wire by `arcjobs.sandbox.grids`, whose packed form the worker checks
+again). Refused, as `invalid_output`: booleans (a mask is not a colour
 grid), floats with a fractional part, NaN and infinities, object arrays, ragged rows,
 strings, generators, callables, objects pretending to be numbers (`__eq__` always true,
 `__index__` tricks) and anything else that is not an int, a numpy integer, a list, a tuple

@@ -60,8 +60,8 @@ def decode_packed(frame: Frame, key: str) -> Any:
     return message
 
 
-def write_frame(fd: int, message: Any, blob: bytes = b"") -> None:
-    write_raw(fd, encode(message, blob))
+def write_frame(fd: int, message: Any) -> None:
+    write_raw(fd, encode(message))
 
 
 def write_raw(fd: int, data: bytes) -> None:
