@@ -54,9 +54,9 @@ def vm_size_bytes() -> int:
     return 0
 
 
-def cpu_seconds(limits: Limits) -> int:
+def cpu_seconds(timeout_s: float) -> int:
     """RLIMIT_CPU granularity is whole seconds: the time limit, rounded up."""
-    return max(1, math.ceil(limits.timeout_s))
+    return max(1, math.ceil(timeout_s))
 
 
 def apply(limits: Limits, base_vm: int, open_cpu: bool = False) -> None:
@@ -67,7 +67,7 @@ def apply(limits: Limits, base_vm: int, open_cpu: bool = False) -> None:
     CPU time is counted per process, so the worker raises the soft limit before each one
     (`resource.prlimit` from outside; the policy refuses both calls to the program itself).
     """
-    cpu = cpu_seconds(limits)
+    cpu = cpu_seconds(limits.timeout_s)
     memory = base_vm + limits.memory_mb * 1024 * 1024
     wanted = {
         # SIGXCPU at soft, SIGKILL at hard

@@ -71,8 +71,8 @@ class Child:
     limits: dict[str, Any] | None = None  # those it locked itself down with
     jobs: int = 0  # programs it ran
     cpu_before: float = 0.0  # its CPU seconds after its previous program (idle since)
-    cpu_grant: int | None = None  # RLIMIT_CPU seconds each of its jobs gets
-    cpu_hard: int | None = None  # its hard RLIMIT_CPU, which only it could lower (it can't)
+    # its hard RLIMIT_CPU, read at the first re-arm: set in `lock_down`, fixed since
+    cpu_hard: int | None = None
 
     def close(self) -> None:
         for fd in (self.job_w, self.report_r, self.stat_fd):
@@ -131,7 +131,8 @@ class Jobs:
 
 
 class Worker:
-    """One fork server: OS layers set up once, then one disposable child per job."""
+    """One fork server: OS layers set up once, then a child per job, or per run of pure
+    jobs that ended cleanly."""
 
     def __init__(
         self,
@@ -292,8 +293,7 @@ class Worker:
             if r.pure and outcome["status"] in REUSABLE and self._fit(c):
                 self.kept = c
             else:
-                self._kill_group(c.pid)
-                self.unreaped.add(c.pid)
+                self._retire(c)
         else:
             self._kill_group(c.pid)
             _, status, usage = os.wait4(c.pid, 0)
@@ -318,19 +318,22 @@ class Worker:
         if c is None:
             return None
         if c.limits == job["limits"]:
-            if c.cpu_grant is None:  # the same for every job of this child: read once
-                c.cpu_grant = limits.cpu_seconds(limits.Limits(**job["limits"]))
-            soft = math.ceil(c.cpu_before) + c.cpu_grant
+            soft = math.ceil(c.cpu_before) + limits.cpu_seconds(job["limits"]["timeout_s"])
             with contextlib.suppress(OSError):  # gone, or a container's hard limit is lower
                 if c.cpu_hard is None:
                     c.cpu_hard = resource.prlimit(c.pid, resource.RLIMIT_CPU)[1]
                 if c.cpu_hard == resource.RLIM_INFINITY or soft <= c.cpu_hard:
                     resource.prlimit(c.pid, resource.RLIMIT_CPU, (soft, c.cpu_hard))
                     return c
-        self._kill_group(c.pid)
-        self.unreaped.add(c.pid)
+        self._retire(c)
         c.close()
         return None
+
+    def _retire(self, c: Child) -> None:
+        """Kill `c`'s process group; it is reaped later (`cleanup`), off the path between
+        two programs."""
+        self._kill_group(c.pid)
+        self.unreaped.add(c.pid)
 
     def _fit(self, c: Child) -> bool:
         """Whether `c` may run another program (see `fits`); records its CPU time so far,
