@@ -220,7 +220,7 @@ def main() -> None:
         f"pool) {startup:.2f} s, included in (b)",
         f"- where (b, 1 worker)'s {b1 / n * 1000:.2f} ms/program goes: {program_wall * 1000:.2f} ms wall in the worker "
         f"per program, of which {program_cpu * 1000:.2f} ms CPU in the program's process from receiving its job "
-        f"(decoding it, seeds, the program, collecting its garbage, the next program's fresh DSL, and in a fresh fork "
+        f"(decoding it, seeds, the program, collecting its garbage, and in a fresh fork "
         f"the copy-on-write faults of the numpy/scipy image) against "
         f"{a / n * 1000:.2f} ms for the same program in (a); the remaining "
         f"{(b1 / n - program_cpu) * 1000:.2f} ms are the pool's start-up, handing the job over, the result "
