@@ -71,6 +71,28 @@ IMPURE = {
     "metaclass": "class A(metaclass=type):\n    pass",
     "special method": "class A:\n    def __eq__(self, other):\n        return True",
     "unknown attribute": "import numpy as np\nx = np.some_name_no_module_has",
+    "attribute read by a match pattern": "import numpy as np\nmatch np.sum:\n"
+    "    case object(__globals__=g):\n        g['x'] = 1\n",
+    "dunder bound by a match pattern": "match 1:\n    case __builtins__:\n        pass\n",
+    "dunder bound by a star pattern": "match []:\n    case [*__x]:\n        pass\n",
+    "dunder bound by a mapping pattern": "match {}:\n    case {**__x}:\n        pass\n",
+    "dunder argument": "def f(__builtins__):\n    return 1\n",
+    "dunder bound by except": "try:\n    pass\nexcept Exception as __builtins__:\n    pass\n",
+    "dunder global": "def f():\n    global __builtins__\n",
+    "dunder keyword": "d = dict(__class__=1)",
+    "class from a dict": "A = type('A', (), {'__eq__': lambda s, o: True})",
+    "metaclass by inheritance": "class M(type):\n    pass\n",
+    "hasattr": "import numpy as np\nb = hasattr(np, 'testing')",
+    "update_wrapper": "import functools\nimport numpy as np\n"
+    "functools.update_wrapper(np.sum, len, assigned=('__code__',))",
+    "wraps": "from functools import wraps\nimport numpy as np\nwraps(len, assigned=('__code__',))(np.sum)",
+    "total_ordering": "import functools\nimport collections\nfunctools.total_ordering(collections.UserList)",
+    "get_type_hints": "import typing\ndef f(x: 'len(1)'):\n    pass\ntyping.get_type_hints(f)",
+    "typing flags the object it gets": "import typing\nimport numpy as np\ntyping.final(np.sum)",
+    "typing flag imported": "from typing import no_type_check",
+    "numpy test runner": "import numpy as np\nnp.test()",
+    "numpy prints and imports": "import numpy as np\nnp.show_config()",
+    "the DSL's own imports": "import common\ns = common.scipy.linalg",
 }
 
 
@@ -104,9 +126,20 @@ def test_allowlist_strikes_names_that_denote_containers_or_foreign_modules(allow
         "ctypes",
         "seterr",
         "register",
+        "test",
+        "scipy",
+        "ndimage",
+        "update_wrapper",
+        "get_type_hints",
+        "final",
+        "fromregex",
+        "show_config",
     ):
         assert name not in allow.attributes, name
-    for name in ("zeros", "where", "shape", "append", "ALL_COLORS", "random", "label"):
+    for name in (
+        "zeros", "where", "shape", "append", "ALL_COLORS", "random", "label", "sum", "add",
+        "seed", "choice", "List", "Optional", "lru_cache", "namedtuple",
+    ):  # fmt: skip
         assert name in allow.attributes, name
 
 
@@ -160,6 +193,45 @@ def test_probe_after_mutators_sees_what_a_fresh_fork_sees() -> None:
     assert summary["isolation"]["fresh_process"] == "every program not proven pure"
     assert summary["shared_process"] == len(programs) - 1  # all pure: one process for all
     assert summary["counts"]["runtime_error"] == 2
+
+
+# programs that passed for pure until the rules covered them, each changing what a later
+# program in its process computes
+ESCAPES = {
+    "match reads a namespace": "import collections\ndef transform(g):\n"
+    "    match collections.Counter.most_common:\n        case object(__globals__=d):\n"
+    "            d['__builtins__']['len'] = lambda x: 7\n    return g\n",
+    "update_wrapper swaps code": "import collections\nimport functools\n"
+    "def fake(self, n=None):\n    return [(7, 7)]\ndef transform(g):\n"
+    "    functools.update_wrapper(collections.Counter.most_common, fake,\n"
+    "                             assigned=('__code__',), updated=())\n    return g\n",
+    "get_type_hints evaluates": "import typing\n"
+    "def f(x: \"setattr(__import__('numpy'), 'rot90', lambda *a, **k: [[7]])\"):\n"
+    "    pass\ndef transform(g):\n    typing.get_type_hints(f)\n    return g\n",
+}
+ESCAPE_PROBE = """import collections
+import numpy as np
+# probe {tag}
+def transform(g):
+    common = collections.Counter([1, 1, 2]).most_common(1)[0][0]
+    return [[len([1]), common, int(np.rot90(np.array([[3]]))[0][0])]]
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ESCAPES)
+def test_escapes_of_the_rules_run_alone(allow, name: str) -> None:
+    """Each program reaches shared code through a way the rules once missed (a match
+    pattern reading `__globals__`, `functools.update_wrapper` swapping a `__code__`, an
+    annotation string that `typing.get_type_hints` evaluates); it must be impure, and the
+    probe after it must compute what it computes in a fresh fork."""
+    assert not pure(ESCAPES[name], allow)
+    programs = [Program("tiny", name, ESCAPES[name]), Program("tiny", "probe", ESCAPE_PROBE)]
+    run = execute(programs, {"tiny": tiny_task()}, Limits(timeout_s=2.0), workers=1)
+    results = {r.program.sample_id: r for r in run}
+    assert results[name].status == "ok", results[name].error
+    assert results["probe"].status == "ok", results["probe"].error
+    assert results["probe"].record()["train_outputs"] == [[[1, 1, 3]]]
 
 
 @pytest.mark.integration
@@ -301,3 +373,126 @@ def test_without_sharing_the_worker_checks_no_program() -> None:
         assert jobs.next()[2] is False and jobs.next() is None
     finally:
         os.close(r)
+
+
+# Python code behind allowed names that does something the scan below looks for, and why it
+# cannot change shared state: reviewed by hand, function by function
+REVIEWED = {
+    "collections.namedtuple": "names the class it makes; reads its caller's module name",
+    "collections.UserDict.__copy__": "copies its own instance",
+    "collections.UserList.__copy__": "copies its own instance",
+    "copy.copy": "looks up __copy__ and __reduce_ex__ by fixed names",
+    "copy.deepcopy": "looks up __deepcopy__ and __reduce_ex__ by fixed names",
+    "functools.cached_property.__get__": "writes its own instance's __dict__",
+    "functools.lru_cache": "wraps the function in a wrapper it makes",
+    "functools.lru_cache.<locals>.decorating_function": "the same, as a decorator",
+    "functools.singledispatch": "wraps the function in a wrapper it makes",
+    "functools.singledispatch.<locals>.register": "reads annotations of the program's function",
+    "functools.singledispatchmethod.__get__": "wraps the method in a wrapper it makes",
+    "functools.singledispatchmethod.__isabstractmethod__": "reads a fixed name",
+    "functools.partialmethod.__get__": "reads a fixed name",
+    "functools.partialmethod.__isabstractmethod__": "reads a fixed name",
+    "reprlib.recursive_repr.<locals>.decorating_function": "names the wrapper it makes",
+    "numpy.bmat": "reads names from its caller's own frame",
+    "numpy._core.getlimits.finfo.__repr__": "reads its own fields by fixed names",
+    "numpy._core.getlimits.finfo.__str__": "reads its own fields by fixed names",
+    "numpy._core.getlimits.finfo.__str__.<locals>.get_str": "the same",
+    "numpy._core.numeric.isclose": "reads a fixed name",
+    "numpy._core.records.recarray.__setattr__": "sets attributes of its own instance",
+    "numpy._core.records.record.__setattr__": "sets attributes of its own instance",
+    "numpy._core.records.record.pprint.<locals>.<listcomp>": "reads its own fields",
+    "numpy.lib._function_base_impl.meshgrid": "sets .shape of arrays it makes",
+    "numpy.lib._histograms_impl.histogram": "sets .real / .imag of arrays it makes",
+    "numpy.lib._polynomial_impl.poly1d.__init__": "writes its own instance's __dict__",
+    "numpy.lib._polynomial_impl.poly1d._coeffs": "writes its own instance's __dict__",
+    "numpy.linalg._linalg.tensorsolve": "sets .shape of arrays it makes",
+    "random.Random.__init_subclass__": "reads the subclass being made",
+    "typing.Generic.__init_subclass__": "reads the subclass being made",
+    "typing.Protocol.__init_subclass__": "reads and sets the subclass being made",
+    "typing.Protocol.__init_subclass__.<locals>._proto_hook": "reads the class it checks",
+    "typing._no_init_or_replace_init": "sets __init__ of the instance's class, which only "
+    "a program's own protocol class can have (typing's protocols refuse instances)",
+    "typing.NamedTupleMeta.__new__": "sets attributes of the class it makes",
+    "typing.TypeVar.__typing_subst__": "reads a fixed name",
+    "typing.TypeVarTuple.__typing_prepare_subst__": "reads a fixed name",
+    "typing.get_overloads": "reads the registry that only the denied `overload` fills",
+}
+# what lets Python code reach attributes by name, evaluate strings or read frames
+_REACHING = frozenset(
+    {
+        "setattr", "delattr", "getattr", "eval", "exec", "compile", "_getframe", "globals",
+        "vars", "update_wrapper", "__setattr__", "__dict__",
+    }
+)  # fmt: skip
+
+
+def _python_code(value: object) -> list[tuple[object, bool]]:
+    """The Python functions behind an allowed value, each with whether it is a method (whose
+    attribute stores go to its own instance): a function (unwrapping numpy's dispatchers),
+    or every function of a class and its bases."""
+    import inspect
+    import types
+
+    if isinstance(value, type):
+        found = []
+        for klass in value.__mro__:
+            for member in vars(klass).values():
+                if isinstance(member, (staticmethod, classmethod)):
+                    member = member.__func__
+                parts = (
+                    (member.fget, member.fset, member.fdel)
+                    if isinstance(member, property)
+                    else (member,)
+                )
+                found += [(f, True) for f in parts if isinstance(f, types.FunctionType)]
+        return found
+    if callable(value):
+        value = inspect.unwrap(value)
+    return [(value, False)] if isinstance(value, types.FunctionType) else []
+
+
+def _reaches(function, method: bool) -> dict[str, set[str]]:
+    """What in `function` and the functions nested in it the scan looks for, by the
+    qualified name of the code that does it."""
+    import dis
+    import types
+
+    found: dict[str, set[str]] = {}
+    todo = [function.__code__]
+    while todo:
+        code = todo.pop()
+        todo += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+        hits = _REACHING & set(code.co_names)
+        if not method:  # a function storing attributes stores them on something it was given
+            hits |= {
+                f"{i.opname} {i.argval}"
+                for i in dis.get_instructions(code)
+                if i.opname in ("STORE_ATTR", "DELETE_ATTR")
+            }
+        if hits:
+            found.setdefault(f"{function.__module__}.{code.co_qualname}", set()).update(hits)
+    return found
+
+
+@pytest.mark.unit
+def test_allowed_python_code_that_reaches_by_name_has_been_reviewed(allow) -> None:
+    """Every Python function behind an allowed attribute name that sets attributes on what
+    it is given, uses `setattr` / `getattr` / `eval` / frames, or writes a `__dict__` is
+    either denied by the rules or in REVIEWED with the reason it changes nothing shared.
+    A new Python, numpy or DSL that brings one more fails here until someone looks."""
+    import importlib
+
+    from arcjobs.sandbox.dsl import load_common
+
+    modules = [importlib.import_module(m) for m in sorted(purity.IMPORTABLE - {"common"})]
+    modules += [importlib.import_module(m) for m in purity._SUBMODULES] + [load_common()]
+    unreviewed: dict[str, set[str]] = {}
+    for module in modules:
+        for name, value in vars(module).items():
+            if name not in allow.attributes:
+                continue
+            for function, method in _python_code(value):
+                for where, hits in _reaches(function, method).items():
+                    if where not in REVIEWED:
+                        unreviewed.setdefault(where, set()).update(hits)
+    assert unreviewed == {}

@@ -33,7 +33,7 @@ from arcjobs.sandbox.limits import Limits
 
 # bump whenever a change can alter a result or its cached form (policy, validation, limits,
 # how outputs are stored): it is in every cache key
-EXECUTOR_VERSION = "4"
+EXECUTOR_VERSION = "5"
 
 
 @dataclass(frozen=True)

@@ -15,32 +15,42 @@ of them is not "pure" and runs alone in a fresh fork, exactly as before:
   function can be rebound; subscript stores remain, and can only reach objects the program
   made (no name below leads to a shared container);
 - no name or attribute starting with `_`, except the program's own names (no dunders, so no
-  `__class__`, `__globals__`, `__code__`, `__builtins__`, `__import__`), and no special
-  methods but `__init__` (a shared cache holding one of the program's objects could call its
-  `__eq__` or `__hash__` during a later program);
-- no reflective or escaping builtins (`eval`, `exec`, `getattr`, `vars`, `globals`, `open`,
-  `memoryview`, ...), and no numpy call that changes process-wide state (`seterr`,
-  `set_printoptions`, `errstate`, `set_bit_generator`, file I/O);
+  `__class__`, `__globals__`, `__code__`, `__builtins__`, `__import__`), no name starting
+  with `__` bound anywhere (arguments, `except ... as`, match captures, keywords), and no
+  special methods but `__init__` (a shared cache holding one of the program's objects could
+  call its `__eq__` or `__hash__` during a later program);
+- attributes read by a match pattern (`case C(attr=...)`) obey the same rules as `x.attr`;
+- no reflective or escaping builtins (`eval`, `exec`, `getattr`, `hasattr`, `vars`, `globals`,
+  `open`, `memoryview`, `type` — which builds classes from a dict, special methods included
+  —, ...), no function of the allowed modules that sets attributes by a name the caller
+  chooses or flags the object it is given (`functools.update_wrapper` and `wraps`,
+  `total_ordering`, `typing.final`, `no_type_check`, ...) or evaluates a string
+  (`typing.get_type_hints`), and no numpy call that changes process-wide state (`seterr`,
+  `set_printoptions`, `errstate`, `set_bit_generator`), does file I/O or loads modules;
 - every attribute name must be on an allowlist built from the warm image itself: the methods
-  of the value types programs use (arrays, lists, dicts, ...), the DSL's names (including the
-  attributes its objects carry), and the names of the allowed modules whose value is a
-  function, a class, a number, a string or another allowed module. A name that somewhere in
-  those modules denotes anything else (a dict, a list, a module outside the set) is struck
-  off, whatever else it also names.
+  of the value types programs use (arrays, lists, dicts, ...), the DSL's public names (its
+  `__all__`, and the attributes its objects carry), and the names of the allowed modules
+  whose value is a function, a class, a number, a string, another allowed module, or an
+  object whose call runs code of those modules. A name that somewhere in those modules
+  denotes anything else (a dict, a list, a module outside the set, numpy's `test` runner)
+  is struck off, whatever else it also names.
 
-What remains shared is state the child resets itself before every program: the `random` and
-`numpy.random` generators (seeded per program, as in a fresh child) and the scratch directory
-(emptied by the worker). What the proof does not cover is a memory-safety bug in CPython or
-numpy reachable from allowed calls; `Pool(reuse=False)` / `--fork-per-program` rules that out
-too, at the fork's price.
+What remains shared is state the child resets itself around every program: the `random` and
+`numpy.random` generators (seeded per program, as in a fresh child) and the
+scratch directory (emptied by the worker). `tests/test_sandbox_reuse.py` scans the Python
+code behind every allowed name for attribute stores on what it is given, `setattr`, `eval`
+and their kind, and fails on any it has not been reviewed for. What the proof does not cover
+is a memory-safety bug in CPython or numpy reachable from allowed calls; `Pool(reuse=False)`
+/ `--fork-per-program` rules that out too, at the fork's price.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 # modules a pure program may import: all preloaded by the worker, so importing them loads
 # nothing new into the shared process (`common` is replaced by a fresh copy per program)
@@ -54,16 +64,28 @@ _SUBMODULES = ("numpy.random", "numpy.linalg", "numpy.fft")
 _DENIED_NAMES = frozenset(
     {
         "eval", "exec", "compile", "globals", "locals", "vars", "getattr", "setattr",
-        "delattr", "open", "input", "breakpoint", "memoryview", "exit", "quit", "help",
+        "delattr", "hasattr", "type", "open", "input", "breakpoint", "memoryview", "exit",
+        "quit", "help", "license", "credits", "copyright",
     }
 )  # fmt: skip
-# functions of the allowed modules that change process-wide state or do file I/O
+# functions of the allowed modules that change process-wide state, do I/O or load modules
 _STATEFUL = frozenset(
     {
         "seterr", "seterrcall", "setbufsize", "set_printoptions", "printoptions", "errstate",
         "set_string_function", "set_bit_generator", "load", "save", "savez",
-        "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile", "tofile", "dump",
-        "memmap", "ctypes", "ctypeslib", "overload",
+        "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile", "fromregex",
+        "tofile", "dump", "memmap", "ctypes", "ctypeslib", "overload", "clear_overloads",
+        "info", "show_config", "show_runtime",
+    }
+)  # fmt: skip
+# functions of the allowed modules that set attributes by a name the caller chooses, mark
+# the object they are given (which may be shared: `typing.final(np.sum)`) or evaluate
+# strings: found by the scan in tests/test_sandbox_reuse.py
+_REFLECTIVE = frozenset(
+    {
+        "update_wrapper", "wraps", "total_ordering", "get_type_hints", "ForwardRef", "final",
+        "no_type_check", "no_type_check_decorator", "dataclass_transform", "abstractmethod",
+        "runtime_checkable", "override", "type_check_only",
     }
 )  # fmt: skip
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None))
@@ -95,10 +117,12 @@ class Allowlist:
             random.Random,
         ]  # fmt: skip
         allowed = {n for t in value_types for n in dir(t) if not n.startswith("_")}
-        for value in vars(dsl).values():  # the DSL is fresh per program: all its names go
+        for value in vars(dsl).values():
             if isinstance(value, type) and value.__module__ == dsl.__name__:
                 allowed.update(n for n in vars(value) if not n.startswith("_"))
-        allowed.update(n for n in vars(dsl) if not n.startswith("_"))
+        # the DSL is fresh per program: all its public names go, but not the modules it
+        # imports for itself (`common.scipy` would open all of scipy)
+        allowed.update(dsl.__all__)
         allowed.update(
             node.attr
             for node in ast.walk(ast.parse(dsl_source))
@@ -106,24 +130,32 @@ class Allowlist:
         )
         names = sorted(IMPORTABLE - {"common"}) + list(_SUBMODULES)
         modules = [importlib.import_module(m) for m in names]  # all loaded already
-        safe_modules = {id(m) for m in modules}
-        unsafe: set[str] = set(_STATEFUL)
+        safe_modules, module_names = {id(m) for m in modules}, set(names)
+        unsafe: set[str] = set(_STATEFUL | _REFLECTIVE)
         for module in modules:
             for name, value in vars(module).items():
                 if name.startswith("_"):
                     continue
-                if _safe(value, safe_modules):
+                if _safe(value, safe_modules, module_names):
                     allowed.add(name)
                 else:
                     unsafe.add(name)
         # `from common import *` also gives numpy and random: their unsafe names stay unsafe
-        return cls(frozenset(allowed - unsafe), _DENIED_NAMES | _STATEFUL)
+        return cls(frozenset(allowed - unsafe), _DENIED_NAMES | _STATEFUL | _REFLECTIVE)
 
 
-def _safe(value: object, safe_modules: set[int]) -> bool:
+def _safe(value: object, safe_modules: set[int], module_names: set[str]) -> bool:
+    """Modules of the set, functions, classes and plain values; a callable object only if
+    calling it runs code of the allowed modules or C (numpy's ufuncs and dispatchers, the
+    typing forms), not Python defined elsewhere (numpy's `test` runs pytest)."""
     if isinstance(value, types.ModuleType):
         return id(value) in safe_modules
-    return callable(value) or isinstance(value, _IMMUTABLE)
+    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType, *_IMMUTABLE)):
+        return True
+    if not callable(value):
+        return False
+    call = inspect.getattr_static(type(value), "__call__", None)
+    return not isinstance(call, types.FunctionType) or call.__module__ in module_names
 
 
 def is_pure(tree: ast.AST, allow: Allowlist) -> bool:
@@ -181,8 +213,23 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, allow: Allowlist) ->
     return not node.name.startswith("__") or node.name == "__init__"
 
 
-def _alias(node: ast.alias, allow: Allowlist) -> bool:
-    return not (node.asname or "").startswith("__")
+def _match_class(node: ast.MatchClass, allow: Allowlist) -> bool:
+    # `case C(attr=p)` reads `subject.attr` by name: `case object(__globals__=g)` would
+    # hand the program a shared module's namespace
+    return all(name in allow.attributes for name in node.kwd_attrs)
+
+
+def _bound(attribute: str) -> Callable[[ast.AST, Allowlist], bool]:
+    """A rule for nodes that bind the name held in `attribute` (None where nothing is)."""
+
+    def check(node: ast.AST, allow: Allowlist) -> bool:
+        return not (getattr(node, attribute) or "").startswith("__")
+
+    return check
+
+
+def _global(node: ast.Global | ast.Nonlocal, allow: Allowlist) -> bool:
+    return not any(name.startswith("__") for name in node.names)
 
 
 # the node types a rule applies to (allowlisted attribute names never start with "_")
@@ -194,7 +241,16 @@ _CHECKS = {
     ast.ClassDef: _class,
     ast.FunctionDef: _function,
     ast.AsyncFunctionDef: _function,
-    ast.alias: _alias,
+    ast.alias: _bound("asname"),
+    ast.MatchClass: _match_class,
+    ast.MatchAs: _bound("name"),
+    ast.MatchStar: _bound("name"),
+    ast.MatchMapping: _bound("rest"),
+    ast.ExceptHandler: _bound("name"),
+    ast.arg: _bound("arg"),
+    ast.keyword: _bound("arg"),
+    ast.Global: _global,
+    ast.Nonlocal: _global,
 }
 
 
