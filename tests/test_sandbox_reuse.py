@@ -234,6 +234,24 @@ def test_escapes_of_the_rules_run_alone(allow, name: str) -> None:
     assert results["probe"].record()["train_outputs"] == [[[1, 1, 3]]]
 
 
+@pytest.mark.unit
+def test_a_program_object_in_typing_caches_does_not_outlive_it(tmp_path) -> None:
+    """`Literal[x]` keeps `x` in a cache of the (shared) `typing` module; where a child may
+    run another program, it empties those caches after each one. Run here, in-process: the
+    child's `execute` on a benign program, then no instance of its class is left."""
+    import gc
+
+    from arcjobs.sandbox.child import execute as run_in_child
+
+    code = (
+        "import typing\nclass ProgramMarker:\n    pass\n"
+        "def transform(g):\n    typing.Literal[ProgramMarker()]\n    return g\n"
+    )
+    ctx = {"reuse": True, "scratch": str(tmp_path)}
+    assert run_in_child(code, [[[1]]], ctx)["status"] == "ok"
+    assert not [o for o in gc.get_objects() if type(o).__name__ == "ProgramMarker"]
+
+
 @pytest.mark.integration
 def test_impure_program_gets_a_fresh_process_and_leaves_none_behind() -> None:
     """The process an impure program ran in is killed; closing the pool ends the kept

@@ -29,6 +29,7 @@ import re
 import resource
 import signal
 import sys
+import typing
 from typing import Any
 
 import numpy
@@ -43,6 +44,8 @@ from arcjobs.sandbox.protocol import FrameReader, decode_packed, encode_packed, 
 # private references, immune to the program's monkeypatching (see `execute`)
 __builtins__ = dict(vars(builtins))
 _exit, _getrusage, _collect, _pack = os._exit, resource.getrusage, gc.collect, Packed.of_checked
+# `typing`'s lookup caches (`Literal[x]`, `Annotated[t, x]` keep the program's `x`)
+_TYPING_CACHES = tuple(getattr(typing, "_cleanups", ()))
 PROGRAM_FILE = "<program>"
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 PR_SET_PDEATHSIG = 1
@@ -173,13 +176,16 @@ def execute(code: str, inputs: list[Any], ctx: dict[str, Any]) -> dict[str, Any]
     `protocol` hold private references to what they need, so sabotage changes only the
     program's own outputs (which the worker checks again anyway), never how it is
     classified or reported. The program's namespace is cleared (and, where this process may
-    run another program, its cyclic garbage collected) before returning, so no finalizer of
-    the program's runs after its result is written.
+    run another program, `typing`'s caches emptied and its cyclic garbage collected) before
+    returning, so none of the program's objects outlives it and no finalizer of the
+    program's runs after its result is written.
     """
     try:
         return _run(code, inputs, ctx["scratch"])
     finally:
         if ctx["reuse"]:
+            for clear in _TYPING_CACHES:
+                clear()
             _collect()
 
 

@@ -36,7 +36,8 @@ of them is not "pure" and runs alone in a fresh fork, exactly as before:
   is struck off, whatever else it also names.
 
 What remains shared is state the child resets itself around every program: the `random` and
-`numpy.random` generators (seeded per program, as in a fresh child) and the
+`numpy.random` generators (seeded per program, as in a fresh child), `typing`'s caches
+(cleared after each program: `Literal[x]` would keep the program's `x` in them) and the
 scratch directory (emptied by the worker). `tests/test_sandbox_reuse.py` scans the Python
 code behind every allowed name for attribute stores on what it is given, `setattr`, `eval`
 and their kind, and fails on any it has not been reviewed for. What the proof does not cover
