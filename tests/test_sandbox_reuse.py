@@ -93,6 +93,12 @@ IMPURE = {
     "numpy test runner": "import numpy as np\nnp.test()",
     "numpy prints and imports": "import numpy as np\nnp.show_config()",
     "the DSL's own imports": "import common\ns = common.scipy.linalg",
+    "type by another name": "import typing\nT = typing.get_origin(typing.Type)",
+    "a metaclass from typing": "import typing\nA = typing.ABCMeta('A', (), {})",
+    "a class from a dict through NamedTupleMeta": "import typing\n"
+    "A = typing.NamedTupleMeta('A', (), {'__module__': 'm', '__eq__': len})",
+    "format reads attributes by name": "s = '{0.__class__}'.format(1)",
+    "format_map reads attributes by name": "s = '{x.__class__}'.format_map({'x': 1})",
 }
 
 
@@ -134,6 +140,10 @@ def test_allowlist_strikes_names_that_denote_containers_or_foreign_modules(allow
         "final",
         "fromregex",
         "show_config",
+        "get_origin",
+        "ABCMeta",
+        "NamedTupleMeta",
+        "format",
     ):
         assert name not in allow.attributes, name
     for name in (
@@ -205,6 +215,11 @@ ESCAPES = {
     "def fake(self, n=None):\n    return [(7, 7)]\ndef transform(g):\n"
     "    functools.update_wrapper(collections.Counter.most_common, fake,\n"
     "                             assigned=('__code__',), updated=())\n    return g\n",
+    "a class with special methods from get_origin(Type)": "import typing\nimport collections\n"
+    "T = typing.get_origin(typing.Type)\n"
+    "def fake(self, n=None):\n    return [(7, 7)]\ndef transform(g):\n"
+    "    K = T('K', (collections.Counter,), {'most_common': fake})\n"
+    "    typing.Literal[K()]\n    return g\n",
     "get_type_hints evaluates": "import typing\n"
     "def f(x: \"setattr(__import__('numpy'), 'rot90', lambda *a, **k: [[7]])\"):\n"
     "    pass\ndef transform(g):\n    typing.get_type_hints(f)\n    return g\n",
@@ -234,22 +249,66 @@ def test_escapes_of_the_rules_run_alone(allow, name: str) -> None:
     assert results["probe"].record()["train_outputs"] == [[[1, 1, 3]]]
 
 
+# a pure program whose object stays in numpy's einsum cache, where the next program's
+# lookup compares keys with its inherited `UserString.__eq__`, which reads its `data`
+LEFT_IN_A_CACHE = """import collections
+import numpy as np
+def poison(self):
+    import common
+    common.Color.ALL_COLORS.reverse()
+    return "K"
+class Order(collections.UserString):
+    def __init__(self, *args):
+        pass
+    data = property(poison)
+def transform(g):
+    a = np.ones((2, 2))
+    np.einsum("ij,jk->ik", a, a, optimize=True, order=Order())
+    return g
+"""
+CACHE_PROBE = """from common import *
+import numpy as np
+# probe
+def transform(g):
+    a = np.ones((2, 2))
+    s = np.einsum("ij,jk->ik", a, a, optimize=True)
+    return [[int(s[0, 0]), Color.ALL_COLORS[0], Color.ALL_COLORS[1]]]
+"""
+
+
+@pytest.mark.integration
+def test_objects_a_program_leaves_in_shared_caches_do_not_reach_the_next(allow) -> None:
+    """The program is pure by the rules (it calls allowed functions on its own objects),
+    yet numpy's lru cache keeps its key object past its end; a kept child empties every
+    lru cache of the warm image after each program, so the probe after it never runs the
+    program's code and sees a pristine DSL."""
+    assert pure(LEFT_IN_A_CACHE, allow)
+    programs = [Program("tiny", "left", LEFT_IN_A_CACHE), Program("tiny", "probe", CACHE_PROBE)]
+    run = execute(programs, {"tiny": tiny_task()}, Limits(timeout_s=2.0), workers=1)
+    results = {r.program.sample_id: r for r in run}
+    assert run.summary()["shared_process"] == 1  # the probe did run in the same process
+    assert results["probe"].record()["train_outputs"] == [[[2, 0, 1]]]
+
+
 @pytest.mark.unit
-def test_a_program_object_in_typing_caches_does_not_outlive_it(tmp_path) -> None:
-    """`Literal[x]` keeps `x` in a cache of the (shared) `typing` module; where a child may
-    run another program, it empties those caches after each one. Run here, in-process: the
-    child's `execute` on a benign program, then no instance of its class is left."""
-    import gc
+def test_shared_caches_are_every_lru_cache_of_the_process() -> None:
+    """The worker's list, made once from its warm image, has typing's, numpy's and
+    scipy's caches, and calling it empties them."""
+    import typing
 
-    from arcjobs.sandbox.child import execute as run_in_child
+    from arcjobs.sandbox.child import shared_caches
 
-    code = (
-        "import typing\nclass ProgramMarker:\n    pass\n"
-        "def transform(g):\n    typing.Literal[ProgramMarker()]\n    return g\n"
-    )
-    ctx = {"reuse": True, "scratch": str(tmp_path)}
-    assert run_in_child(code, [[[1]]], ctx)["status"] == "ok"
-    assert not [o for o in gc.get_objects() if type(o).__name__ == "ProgramMarker"]
+    clears = shared_caches()
+    caches = [clear.__self__ for clear in clears]
+    assert {"typing", "numpy._core.einsumfunc", "scipy.fft._helper"} <= {
+        getattr(cache, "__module__", "") for cache in caches
+    }
+    assert set(typing._cleanups) <= set(clears)  # typing's own list of its caches
+    typing.Literal[12345]
+    assert sum(cache.cache_info().currsize for cache in caches) >= 1
+    for clear in clears:
+        clear()
+    assert sum(cache.cache_info().currsize for cache in caches) == 0
 
 
 @pytest.mark.integration
@@ -430,7 +489,6 @@ REVIEWED = {
     "typing.Protocol.__init_subclass__.<locals>._proto_hook": "reads the class it checks",
     "typing._no_init_or_replace_init": "sets __init__ of the instance's class, which only "
     "a program's own protocol class can have (typing's protocols refuse instances)",
-    "typing.NamedTupleMeta.__new__": "sets attributes of the class it makes",
     "typing.TypeVar.__typing_subst__": "reads a fixed name",
     "typing.TypeVarTuple.__typing_prepare_subst__": "reads a fixed name",
     "typing.get_overloads": "reads the registry that only the denied `overload` fills",

@@ -22,6 +22,7 @@ executor's process.
 from __future__ import annotations
 
 import builtins
+import functools
 import gc
 import os
 import random
@@ -29,7 +30,7 @@ import re
 import resource
 import signal
 import sys
-import typing
+from collections.abc import Callable
 from typing import Any
 
 import numpy
@@ -44,8 +45,6 @@ from arcjobs.sandbox.protocol import FrameReader, decode_packed, encode_packed, 
 # private references, immune to the program's monkeypatching (see `execute`)
 __builtins__ = dict(vars(builtins))
 _exit, _getrusage, _collect, _pack = os._exit, resource.getrusage, gc.collect, Packed.of_checked
-# `typing`'s lookup caches (`Literal[x]`, `Annotated[t, x]` keep the program's `x`)
-_TYPING_CACHES = tuple(getattr(typing, "_cleanups", ()))
 PROGRAM_FILE = "<program>"
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 PR_SET_PDEATHSIG = 1
@@ -88,6 +87,17 @@ def lock_down(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
         os.setuid(limits_mod.NOBODY)
     if ctx["audit"]:
         policy.install(ctx["scratch"], ctx["readable"], report_fd)
+
+
+def shared_caches() -> tuple[Callable[[], None], ...]:
+    """How to empty every `functools.lru_cache` in this (warm) process: numpy's, scipy's
+    and `typing`'s caches outlive a program, and keep what it passed them as keys —
+    `Literal[x]`, `np.einsum(..., order=x)` — whose Python `__eq__` or `__hash__`, even one
+    inherited from the standard library and calling a property of the program's, a later
+    program's lookup would run. Where a child may run another program, it empties them
+    after each one (~2 µs for the ~50 of them)."""
+    found = (o for o in gc.get_objects() if isinstance(o, functools._lru_cache_wrapper))
+    return tuple(cache.cache_clear for cache in found)
 
 
 def fresh_common(ctx: dict[str, Any]) -> None:
@@ -176,7 +186,7 @@ def execute(code: str, inputs: list[Any], ctx: dict[str, Any]) -> dict[str, Any]
     `protocol` hold private references to what they need, so sabotage changes only the
     program's own outputs (which the worker checks again anyway), never how it is
     classified or reported. The program's namespace is cleared (and, where this process may
-    run another program, `typing`'s caches emptied and its cyclic garbage collected) before
+    run another program, the shared caches emptied and its cyclic garbage collected) before
     returning, so none of the program's objects outlives it and no finalizer of the
     program's runs after its result is written.
     """
@@ -184,7 +194,7 @@ def execute(code: str, inputs: list[Any], ctx: dict[str, Any]) -> dict[str, Any]
         return _run(code, inputs, ctx["scratch"])
     finally:
         if ctx["reuse"]:
-            for clear in _TYPING_CACHES:
+            for clear in ctx["caches"]:
                 clear()
             _collect()
 

@@ -22,11 +22,13 @@ of them is not "pure" and runs alone in a fresh fork, exactly as before:
 - attributes read by a match pattern (`case C(attr=...)`) obey the same rules as `x.attr`;
 - no reflective or escaping builtins (`eval`, `exec`, `getattr`, `hasattr`, `vars`, `globals`,
   `open`, `memoryview`, `type` — which builds classes from a dict, special methods included
-  —, ...), no function of the allowed modules that sets attributes by a name the caller
-  chooses or flags the object it is given (`functools.update_wrapper` and `wraps`,
-  `total_ordering`, `typing.final`, `no_type_check`, ...) or evaluates a string
-  (`typing.get_type_hints`), and no numpy call that changes process-wide state (`seterr`,
-  `set_printoptions`, `errstate`, `set_bit_generator`), does file I/O or loads modules;
+  —, ...), no metaclass, no function of the allowed modules that sets attributes by a name
+  the caller chooses or flags the object it is given (`functools.update_wrapper` and
+  `wraps`, `total_ordering`, `typing.final`, `no_type_check`, ...), evaluates a string
+  (`typing.get_type_hints`), reads attributes named in a string (`str.format`) or hands
+  out `type` (`typing.get_origin`), and no numpy call that changes process-wide state
+  (`seterr`, `set_printoptions`, `errstate`, `set_bit_generator`), does file I/O or loads
+  modules;
 - every attribute name must be on an allowlist built from the warm image itself: the methods
   of the value types programs use (arrays, lists, dicts, ...), the DSL's public names (its
   `__all__`, and the attributes its objects carry), and the names of the allowed modules
@@ -36,13 +38,16 @@ of them is not "pure" and runs alone in a fresh fork, exactly as before:
   is struck off, whatever else it also names.
 
 What remains shared is state the child resets itself around every program: the `random` and
-`numpy.random` generators (seeded per program, as in a fresh child), `typing`'s caches
-(cleared after each program: `Literal[x]` would keep the program's `x` in them) and the
-scratch directory (emptied by the worker). `tests/test_sandbox_reuse.py` scans the Python
-code behind every allowed name for attribute stores on what it is given, `setattr`, `eval`
-and their kind, and fails on any it has not been reviewed for. What the proof does not cover
-is a memory-safety bug in CPython or numpy reachable from allowed calls; `Pool(reuse=False)`
-/ `--fork-per-program` rules that out too, at the fork's price.
+`numpy.random` generators (seeded per program, as in a fresh child), every `lru_cache` of
+the warm image (emptied after each program: `Literal[x]` or `np.einsum(..., order=x)` would
+keep the program's `x`, and a later lookup would call its `__eq__`) and the scratch
+directory (emptied by the worker). `tests/test_sandbox_reuse.py` scans the Python code
+behind every allowed name for attribute stores on what it is given, `setattr`, `eval` and
+their kind, and fails on any it has not been reviewed for. What the proof does not cover is
+another long-lived holder of a program's objects (none is known: a search through everything
+allowed names reach, and calls of every allowed function, found only these caches) and a
+memory-safety bug in CPython or numpy reachable from allowed calls; `Pool(reuse=False)` /
+`--fork-per-program` rules that out too, at the fork's price.
 """
 
 from __future__ import annotations
@@ -80,13 +85,16 @@ _STATEFUL = frozenset(
     }
 )  # fmt: skip
 # functions of the allowed modules that set attributes by a name the caller chooses, mark
-# the object they are given (which may be shared: `typing.final(np.sum)`) or evaluate
-# strings: found by the scan in tests/test_sandbox_reuse.py
+# the object they are given (which may be shared: `typing.final(np.sum)`), evaluate strings
+# (most found by the scan in tests/test_sandbox_reuse.py), read attributes named in a string
+# (`"{0.__globals__}".format(f)`), or hand out what no allowed name leads to
+# (`typing.get_origin(typing.Type)` is `type`, which builds classes with special methods)
 _REFLECTIVE = frozenset(
     {
         "update_wrapper", "wraps", "total_ordering", "get_type_hints", "ForwardRef", "final",
         "no_type_check", "no_type_check_decorator", "dataclass_transform", "abstractmethod",
-        "runtime_checkable", "override", "type_check_only",
+        "runtime_checkable", "override", "type_check_only", "format", "format_map",
+        "get_origin",
     }
 )  # fmt: skip
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None))
@@ -146,12 +154,15 @@ class Allowlist:
 
 
 def _safe(value: object, safe_modules: set[int], module_names: set[str]) -> bool:
-    """Modules of the set, functions, classes and plain values; a callable object only if
+    """Modules of the set, functions, classes but metaclasses (`ABCMeta("A", (), {...})`
+    would make a class with any special methods), plain values; a callable object only if
     calling it runs code of the allowed modules or C (numpy's ufuncs and dispatchers, the
     typing forms), not Python defined elsewhere (numpy's `test` runs pytest)."""
     if isinstance(value, types.ModuleType):
         return id(value) in safe_modules
-    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType, *_IMMUTABLE)):
+    if isinstance(value, type):
+        return not issubclass(value, type)
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, *_IMMUTABLE)):
         return True
     if not callable(value):
         return False

@@ -182,6 +182,7 @@ class Worker:
             "reuse": reuse,
             "dsl_path": dsl_path,
             "dsl_code": dsl_code,
+            "caches": child.shared_caches() if reuse else (),
         }
         self.allowlist = (
             purity.Allowlist.build(sys.modules["common"], dsl_source) if reuse else None
