@@ -282,6 +282,14 @@ CASES = [
         "missing_transform", "#!module\nx = 1\n", "runtime_error", error="no function `transform`"
     ),
     Case("transform_not_callable", "#!module\ntransform = 3\n", "runtime_error"),
+    # plain Python semantics, as in the reference: annotations are evaluated (the sandbox's
+    # own `from __future__ import annotations` must not reach programs)
+    Case(
+        "annotation_names_nothing",
+        "#!module\ndef transform(input_grid) -> Grid:\n    return input_grid\n",
+        "runtime_error",
+        error="NameError: name 'Grid' is not defined",
+    ),
     Case(
         "module_level_raise", "#!module\nraise ValueError('boom')\n", "runtime_error", error="boom"
     ),

@@ -200,8 +200,8 @@ def execute(code: str, inputs: list[Any], ctx: dict[str, Any]) -> dict[str, Any]
 
 
 def _run(code: str, inputs: list[Any], scratch: str) -> dict[str, Any]:
-    try:
-        compiled = compile(code, PROGRAM_FILE, "exec")
+    try:  # plain Python semantics: not this module's `from __future__` flags
+        compiled = compile(code, PROGRAM_FILE, "exec", dont_inherit=True)
     except BaseException as e:  # SyntaxError, NUL bytes, the parser's own stack limits
         return {"status": "syntax_error", "error": _describe(e, scratch), "outputs": None}
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
