@@ -226,7 +226,7 @@ def main() -> None:
         f"{(b1 / n - program_cpu) * 1000:.2f} ms are the pool's start-up, handing the job over, the result "
         f"pipe, and the worker's checks of the result and the child where they don't overlap the program",
         f"- CPU per program in (b, 1 worker): {sandbox_cpu[1] / n * 1000:.2f} ms in the worker and its children "
-        f"(start-up, the purity check, the program, the checks) + {sandbox_cpu[0] / n * 1000:.2f} ms in the executor "
+        f"(start-up, the program and its purity check, the checks) + {sandbox_cpu[0] / n * 1000:.2f} ms in the executor "
         f"(cache keys, augmentation, scoring), against {a / n * 1000:.2f} ms in (a); wall time beyond that is "
         f"waiting for a core",
         "",

@@ -30,13 +30,21 @@ def allow() -> purity.Allowlist:
 
 
 def pure(code: str, allow: purity.Allowlist) -> bool:
-    return purity.analyse(code, allow)
+    """What a child decides: the program compiled as it compiles it, checked as it checks."""
+    from arcjobs.sandbox.child import is_pure
+
+    try:
+        compiled = compile(code, "<program>", "exec", dont_inherit=True)
+    except BaseException:  # the child reports a syntax error, and no verdict
+        return False
+    return is_pure(code, compiled, allow)
 
 
 @pytest.mark.unit
 def test_every_corpus_program_is_pure(allow) -> None:
     impure = [p.stem for p in CORPUS.glob("*.py") if not pure(p.read_text(), allow)]
     assert impure == []
+    assert all(purity.analyse(p.read_text(), allow) for p in CORPUS.glob("*.py"))
 
 
 IMPURE = {
@@ -78,7 +86,7 @@ IMPURE = {
     "dunder bound by a mapping pattern": "match {}:\n    case {**__x}:\n        pass\n",
     "dunder argument": "def f(__builtins__):\n    return 1\n",
     "dunder bound by except": "try:\n    pass\nexcept Exception as __builtins__:\n    pass\n",
-    "dunder global": "def f():\n    global __builtins__\n",
+    "dunder global": "def f():\n    global __builtins__\n    __builtins__ = {}\n",
     "dunder keyword": "d = dict(__class__=1)",
     "class from a dict": "A = type('A', (), {'__eq__': lambda s, o: True})",
     "metaclass by inheritance": "class M(type):\n    pass\n",
@@ -108,6 +116,7 @@ def test_ways_to_touch_shared_state_are_impure(allow, name: str) -> None:
     code = IMPURE[name]
     ast.parse(code)  # each is valid Python: it is the rules that refuse it
     assert not pure(code, allow)
+    assert not purity.analyse(code, allow)  # on the source too
 
 
 @pytest.mark.unit
@@ -359,10 +368,10 @@ def test_a_child_that_grew_or_has_threads_is_not_fit() -> None:
 
 
 @pytest.mark.unit
-def test_worker_reads_and_checks_jobs_ahead(allow) -> None:
-    """`Jobs` decodes frames as they arrive, checks each program's purity once, keeps each
-    frame as sent (to pass on unchanged), says when reading ahead is worth it (nothing
-    ready, input not ended), and does not wait when told not to."""
+def test_worker_reads_jobs_ahead() -> None:
+    """`Jobs` decodes frames as they arrive, keeps each frame as sent (to pass on
+    unchanged), says when reading ahead is worth it (nothing ready, input not ended), and
+    does not wait when told not to."""
     import os
 
     from arcjobs.sandbox.protocol import encode
@@ -370,7 +379,7 @@ def test_worker_reads_and_checks_jobs_ahead(allow) -> None:
 
     r, w = os.pipe()
     try:
-        jobs = Jobs(r, allow)
+        jobs = Jobs(r)
         assert jobs.want() and jobs.next(wait=False) is None
         first = encode({"code": "def transform(g):\n    return g\n"})
         os.write(w, first[:3])  # half a header: nothing ready yet
@@ -379,11 +388,10 @@ def test_worker_reads_and_checks_jobs_ahead(allow) -> None:
         os.write(w, first[3:] + encode({"code": "import os\n"}))
         jobs.pull()
         assert not jobs.want() and len(jobs.ready) == 2
-        assert [pure for _, _, pure in jobs.ready] == [True, False]
         assert jobs.ready[0][1] == first
         os.close(w)
         w = -1
-        assert jobs.next(wait=False)[2] is True and jobs.next()[2] is False
+        assert jobs.next(wait=False)[0]["code"].startswith("def") and jobs.next() is not None
         assert jobs.next() is None and jobs.eof
     finally:
         os.close(r)
@@ -435,21 +443,39 @@ def test_cpu_limit_is_per_program_in_a_shared_process() -> None:
 
 
 @pytest.mark.unit
-def test_without_sharing_the_worker_checks_no_program() -> None:
-    """In fork-per-program mode (no allowlist) every job counts as impure, unparsed."""
+@pytest.mark.parametrize(
+    ("code", "verdict"),
+    [
+        ("from common import *\ndef transform(g):\n    return g\n", [{"pure": True}]),
+        ("import os\ndef transform(g):\n    return g\n", [{"pure": False}]),
+        ("def transform(g):\n    os.environ['X'] = '1'\n", [{"pure": False}]),
+        ("def transform(g:\n", []),  # no code object, no verdict: impure
+    ],
+)
+def test_the_child_reports_its_verdict_before_the_program_runs(
+    allow, tmp_path, code: str, verdict: list
+) -> None:
+    """Where it may run another program, the child's first frame for a job says whether
+    the compiled program is pure; without an allowlist (fork per program) it sends none.
+    Run here, in-process: the child's `execute` on programs that do nothing harmful."""
     import os
 
-    from arcjobs.sandbox.protocol import encode
-    from arcjobs.sandbox.worker import Jobs
+    from arcjobs.sandbox.child import execute as run_in_child
+    from arcjobs.sandbox.protocol import FrameReader
 
-    r, w = os.pipe()
-    try:
-        os.write(w, encode({"code": "def transform(g):\n    return g\n"}))
-        os.close(w)
-        jobs = Jobs(r, None)
-        assert jobs.next()[2] is False and jobs.next() is None
-    finally:
-        os.close(r)
+    for allowlist, expected in ((allow, verdict), (None, [])):
+        r, w = os.pipe()
+        try:
+            ctx = {"reuse": True, "scratch": str(tmp_path), "caches": (), "allow": allowlist}
+            run_in_child(code, [], ctx, w)
+            os.close(w)
+            w = -1
+            frames = list(FrameReader().feed(os.read(r, 1 << 16)))
+            assert [f.message for f in frames] == expected
+        finally:
+            os.close(r)
+            if w != -1:
+                os.close(w)
 
 
 # Python code behind allowed names that does something the scan below looks for, and why it

@@ -9,13 +9,17 @@ program's source is compiled, because compiling is already running it (a 10 MB s
 nesting bomb attacks the compiler).
 
 Every program gets a freshly executed `common` module and `random` / `numpy.random` seeded
-from the program and its inputs. After a program the worker proved pure (`purity`) it may
-send this child the next job; after any other it kills the child, so every other program
-runs in a fresh fork and what it changed vanishes with the process.
+from the program and its inputs. After a program this child proved pure (`is_pure`, before
+the program ran) and that ended cleanly, the worker may send it the next job; after any
+other it kills the child, so every other program runs in a fresh fork and what it changed
+vanishes with the process.
 
-The child reports through `report_fd` only: frames `{"violation": ...}` from the policy, then
-one `{"status", "error", "outputs", "cpu_s"}`, outputs packed (`grids.Packed`: shapes in the
-JSON, cells in the frame's blob). It never sees expected outputs: they stay in the
+The child reports through `report_fd` only. Where it may run another program, its first
+frame for a job is `{"pure": ...}`: whether the compiled program is pure, decided before any
+of its code runs (`bytecode`, or `purity` on the source where the bytecode rules do not
+apply). Then frames `{"violation": ...}` from the policy, then one `{"status", "error",
+"outputs", "cpu_s"}`, outputs packed (`grids.Packed`: shapes in the JSON, cells in the
+frame's blob). It never sees expected outputs: they stay in the
 executor's process.
 """
 
@@ -35,12 +39,12 @@ from typing import Any
 
 import numpy
 
+from arcjobs.sandbox import bytecode, policy, purity
 from arcjobs.sandbox import limits as limits_mod
-from arcjobs.sandbox import policy
 from arcjobs.sandbox.dsl import new_common
 from arcjobs.sandbox.grids import Packed
 from arcjobs.sandbox.outputs import InvalidOutput, to_grid
-from arcjobs.sandbox.protocol import FrameReader, decode_packed, encode_packed, write_raw
+from arcjobs.sandbox.protocol import FrameReader, decode_packed, encode, encode_packed, write_raw
 
 # private references, immune to the program's monkeypatching (see `execute`)
 __builtins__ = dict(vars(builtins))
@@ -158,7 +162,7 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
                 lock_down(job, ctx, report_fd)
                 locked = True
             seed_randomness(job)
-            result = execute(job["code"], job["inputs"].arrays(), ctx)
+            result = execute(job["code"], job["inputs"].arrays(), ctx, report_fd)
         except MemoryError:
             result = {"status": "memory", "error": "MemoryError", "outputs": None}
         except BaseException as e:  # a broken set-up is the sandbox's failure, not the program's
@@ -178,8 +182,9 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
             _exit(70)
 
 
-def execute(code: str, inputs: list[Any], ctx: dict[str, Any]) -> dict[str, Any]:
-    """Compile, exec and call `transform` on each input (a fresh int64 array, made before
+def execute(code: str, inputs: list[Any], ctx: dict[str, Any], report_fd: int) -> dict[str, Any]:
+    """Compile, report whether the program is pure (where `ctx["allow"]` says this child may
+    run another), exec and call `transform` on each input (a fresh int64 array, made before
     the program ran); status, error and outputs (uint8 grids or None).
 
     The program may monkeypatch builtins, numpy, os or json: this module, `outputs` and
@@ -191,7 +196,7 @@ def execute(code: str, inputs: list[Any], ctx: dict[str, Any]) -> dict[str, Any]
     program's runs after its result is written.
     """
     try:
-        return _run(code, inputs, ctx["scratch"])
+        return _run(code, inputs, ctx, report_fd)
     finally:
         if ctx["reuse"]:
             for clear in ctx["caches"]:
@@ -199,16 +204,27 @@ def execute(code: str, inputs: list[Any], ctx: dict[str, Any]) -> dict[str, Any]
             _collect()
 
 
-def _run(code: str, inputs: list[Any], scratch: str) -> dict[str, Any]:
+def _run(code: str, inputs: list[Any], ctx: dict[str, Any], report_fd: int) -> dict[str, Any]:
+    scratch = ctx["scratch"]
     try:  # plain Python semantics: not this module's `from __future__` flags
         compiled = compile(code, PROGRAM_FILE, "exec", dont_inherit=True)
     except BaseException as e:  # SyntaxError, NUL bytes, the parser's own stack limits
         return {"status": "syntax_error", "error": _describe(e, scratch), "outputs": None}
+    if ctx["allow"] is not None:
+        write_raw(report_fd, encode({"pure": is_pure(code, compiled, ctx["allow"])}))
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     try:
         return _call(compiled, namespace, inputs, scratch)
     finally:
         namespace.clear()  # breaks the cycle transform <-> its globals
+
+
+def is_pure(code: str, compiled: Any, allow: purity.Allowlist) -> bool:
+    """Whether the program may share this process with the next: read from its code
+    objects where the bytecode rules apply (this Python), else from its source."""
+    if bytecode.SUPPORTED:
+        return bytecode.is_pure(compiled, len(code), allow)
+    return purity.analyse(code, allow)
 
 
 def _call(

@@ -6,8 +6,10 @@ run (a fork, its exit and the copy-on-write faults of the numpy/scipy image: 3-5
 against ~2 ms for a corpus program). Most model programs, though, only call DSL, numpy and
 standard-library functions on their own arrays. For those the child may run the next such
 program too, as long as it can be *shown before running* that the program cannot alter
-anything the next one would see. The rules below are that proof; a program that breaks any
-of them is not "pure" and runs alone in a fresh fork, exactly as before:
+anything the next one would see. The rules below are that proof (checked here on the
+syntax tree, and by `bytecode` on the compiled code, which the child uses where it can); a
+program that breaks any of them is not "pure" and runs alone in a fresh fork, exactly as
+before:
 
 - imports only of modules already loaded in the warm image (`IMPORTABLE`), and star imports
   only of `common` and `typing` (the DSL itself is loaded afresh for every program);
@@ -211,7 +213,7 @@ def _import_from(node: ast.ImportFrom, allow: Allowlist) -> bool:
     return (
         node.level == 0
         and _module_ok(module)
-        and _names_ok(module, (a.name for a in node.names), allow)
+        and import_names_ok(module, (a.name for a in node.names), allow)
     )
 
 
@@ -270,7 +272,7 @@ def _module_ok(name: str) -> bool:
     return name in IMPORTABLE
 
 
-def _names_ok(module: str, names: Iterable[str], allow: Allowlist) -> bool:
+def import_names_ok(module: str, names: Iterable[str], allow: Allowlist) -> bool:
     """`from module import names`: a star only from `STAR_IMPORTABLE`; names of the DSL
     and typing as they are, those of other modules only if allowed as attributes."""
     for name in names:
@@ -287,9 +289,10 @@ def _names_ok(module: str, names: Iterable[str], allow: Allowlist) -> bool:
 def analyse(code: str, allow: Allowlist) -> bool:
     """Whether the program `code` is pure; False if it is too long to analyse or does not parse.
 
-    Runs in the worker, on untrusted text: the length is checked before parsing, parsing
-    never executes anything, and the walk over the tree is iterative (no recursion limit).
-    """
+    The reference for the same rules on compiled code (`bytecode`), and what a child uses
+    where those do not apply. On untrusted text: the length is checked before parsing,
+    parsing never executes anything, and the walk over the tree is iterative (no recursion
+    limit)."""
     if len(code) > MAX_SOURCE:
         return False
     try:

@@ -3,8 +3,9 @@
 Started by the pool as `python -m arcjobs.sandbox.worker SCRATCH DSL_PATH` with a scrubbed
 environment. It imports numpy, scipy and the DSL once, freezes its heap, and then for every
 job on stdin hands the job to a child (`arcjobs.sandbox.child`) forked from that pristine
-copy-on-write image. A child whose program `purity` proved harmless to shared state, and
-which ended cleanly, is kept for the next job (a fork, its exit and its copy-on-write faults
+copy-on-write image. A child whose program was proved harmless to shared state (the
+child's verdict, sent before the program runs: `child.is_pure`), and which ended cleanly,
+is kept for the next job (a fork, its exit and its copy-on-write faults
 cost more than a typical program); every other child is killed after its one program, so
 what that program changed vanishes with it.
 
@@ -86,23 +87,22 @@ class Running:
 
     child: Child
     job: dict[str, Any]
-    pure: bool
     started: float
+    # the child's verdict, its first frame for the job; none (syntax error, crash) is impure
+    pure: bool = False
 
 
 class Jobs:
-    """The worker's input: job frames from the pool, each with whether its program is pure.
+    """The worker's input: job frames from the pool, decoded as they arrive.
 
-    The purity check (`purity.analyse`) runs here, in the warden, before the program ever
-    reaches a child; a job that arrives while a program runs is read and checked then
-    (`pull`), so on a busy worker the check costs no wall time between two programs.
+    A job that arrives while a program runs is read then (`pull`), so on a busy worker
+    reading it costs no wall time between two programs.
     """
 
-    def __init__(self, fd: int, allow: purity.Allowlist | None) -> None:
-        """`allow` None: no program will share a process, so none is checked (all impure)."""
-        self.fd, self.allow = fd, allow
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
         self.reader = FrameReader()
-        self.ready: deque[tuple[dict[str, Any], bytes, bool]] = deque()
+        self.ready: deque[tuple[dict[str, Any], bytes]] = deque()
         self.eof = False
 
     def want(self) -> bool:
@@ -110,19 +110,17 @@ class Jobs:
         return not self.ready and not self.eof
 
     def pull(self) -> None:
-        """Read what the pool sent (blocks until some bytes or the end) and check it."""
+        """Read what the pool sent (blocks until some bytes or the end)."""
         data = os.read(self.fd, 1 << 16)
         if not data:
             self.eof = True
         for frame in self.reader.feed(data):
-            job = decode_packed(frame, "inputs")
-            pure = self.allow is not None and purity.analyse(job["code"], self.allow)
-            self.ready.append((job, frame.raw, pure))
+            self.ready.append((decode_packed(frame, "inputs"), frame.raw))
 
-    def next(self, wait: bool = True) -> tuple[dict[str, Any], bytes, bool] | None:
-        """The next job, its frame as the pool sent it (passed on to a child unchanged) and
-        its purity, or None at the end of input; with `wait` False, None also when no
-        whole job has arrived yet (the pool may be waiting for a result)."""
+    def next(self, wait: bool = True) -> tuple[dict[str, Any], bytes] | None:
+        """The next job and its frame as the pool sent it (passed on to a child unchanged),
+        or None at the end of input; with `wait` False, None also when no whole job has
+        arrived yet (the pool may be waiting for a result)."""
         if not wait and self.want() and select.select([self.fd], [], [], 0)[0]:
             self.pull()
         while wait and self.want():
@@ -183,10 +181,9 @@ class Worker:
             "dsl_path": dsl_path,
             "dsl_code": dsl_code,
             "caches": child.shared_caches() if reuse else (),
+            # what a child checks programs against, built once from this warm image
+            "allow": purity.Allowlist.build(sys.modules["common"], dsl_source) if reuse else None,
         }
-        self.allowlist = (
-            purity.Allowlist.build(sys.modules["common"], dsl_source) if reuse else None
-        )
         self.jobs: Jobs | None = None
         self.children_file = f"/proc/self/task/{os.getpid()}/children"
         self.spare: Child | None = None
@@ -198,7 +195,7 @@ class Worker:
 
     def serve(self, jobs_fd: int, results_fd: int) -> None:
         write_frame(results_fd, {"hello": self.layers, "pid": os.getpid()})
-        self.jobs = Jobs(jobs_fd, self.allowlist)
+        self.jobs = Jobs(jobs_fd)
         try:
             running = self._start_next(wait=True)
             while running is not None:
@@ -258,7 +255,7 @@ class Worker:
         item = self.jobs.next(wait) if self.jobs is not None else None
         return None if item is None else self.start(*item)
 
-    def start(self, job: dict[str, Any], frame: bytes, pure: bool) -> Running:
+    def start(self, job: dict[str, Any], frame: bytes) -> Running:
         """Hand `job` to the kept child or the spare; the next spare is forked while this
         program runs, so no fork sits between two programs when there is a core for it."""
         c = self._take_kept(job)
@@ -275,7 +272,7 @@ class Worker:
         if not self.reuse:
             os.close(c.job_w)
             c.job_w = -1
-        return Running(c, job, pure, started)
+        return Running(c, job, started)
 
     def finish(self, r: Running) -> dict[str, Any]:
         """Enforce the job's deadline and return its checked result; keep the child for the
@@ -283,7 +280,7 @@ class Worker:
         `cleanup`, so its exit does not sit between two programs either)."""
         c, job = r.child, r.job
         deadline = r.started + job["limits"]["timeout_s"]
-        violation, result, timed_out = self._collect(c.report_r, deadline)
+        violation, result, timed_out = self._collect(r, deadline)
         if result is None and not timed_out:  # closed its pipe: let it finish dying, so the
             timed_out = not _wait_exit(c.pid, deadline)  # verdict doesn't depend on a race
         wall = time.monotonic() - r.started
@@ -344,11 +341,13 @@ class Worker:
             c.cpu_before = now["cpu"]
         return fits(c.base, now)
 
-    def _collect(self, fd: int, deadline: float) -> tuple[str | None, Any, bool]:
-        """Read the child's frames until its result, end of file or the deadline; meanwhile
-        read and check the next job if the pool sends it."""
+    def _collect(self, r: Running, deadline: float) -> tuple[str | None, Any, bool]:
+        """Read the child's frames until its result, end of file or the deadline, taking its
+        verdict on purity from the first; meanwhile read the next job if the pool sends it."""
+        fd = r.child.report_r
         reader = FrameReader(MAX_RESULT)
         violation = None
+        first = True
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         ahead = self.jobs is not None and self.jobs.want()
@@ -376,10 +375,14 @@ class Worker:
             except ProtocolError as e:
                 return violation, {"malformed": str(e)}, False
             for frame in messages:
-                if isinstance(frame.message, dict) and "violation" in frame.message:
-                    violation = violation or str(frame.message["violation"])[:300]
+                message = frame.message
+                if first and isinstance(message, dict) and "pure" in message:
+                    r.pure = message["pure"] is True
+                elif isinstance(message, dict) and "violation" in message:
+                    violation = violation or str(message["violation"])[:300]
                 else:
                     return violation, decode_packed(frame, "outputs"), False
+                first = False
 
     def _kill_group(self, pid: int) -> None:
         for target in (
