@@ -100,8 +100,10 @@ def shared_caches() -> tuple[Callable[[], None], ...]:
     inherited from the standard library and calling a property of the program's, a later
     program's lookup would run. Where a child may run another program, it empties them
     after each one (~2 µs for the ~50 of them)."""
-    found = (o for o in gc.get_objects() if isinstance(o, functools._lru_cache_wrapper))
-    return tuple(cache.cache_clear for cache in found)
+    # the exact type, and its own method: `isinstance` believes any object that claims the
+    # class (a mock), and a wrapper's `__dict__` may hold another `cache_clear`
+    lru = functools._lru_cache_wrapper
+    return tuple(lru.cache_clear.__get__(o) for o in gc.get_objects() if type(o) is lru)
 
 
 def fresh_common(ctx: dict[str, Any]) -> None:
