@@ -22,7 +22,7 @@ ratios are also given for the steady state, from the 20th result of each run on.
 
 `--quick` (for CI) runs one repetition, one round and only 5 programs for (c); it still
 appends. (a) and (b) run in interleaved rounds and the best of each counts, because the
-machine may be shared.
+machine may be shared; the median of each round's own ratios is reported too.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -166,18 +167,27 @@ def main() -> None:
 
     # (a), (b1), (b2) interleaved over rounds, best of each: the machine may be shared, and
     # a burst of someone else's load should not land on one mode only
+    # The ratios of each round, whose modes ran back to back, are also kept: their median
+    # pairs every (b) with the (a) measured under the same load, where the best of each may
+    # come from different minutes of a machine whose speed drifts
     best = dict.fromkeys(("a", "b1", "b2", "bf", "s1", "s2"), float("inf"))
+    paired: list[tuple[float, float, float, float]] = []
     for _ in range(args.rounds):
-        best["a"] = min(best["a"], unprotected(programs, tasks))
+        round_a = unprotected(programs, tasks)
+        best["a"] = min(best["a"], round_a)
         before = _cpu()
-        seconds, round_results, round_summary, steady = sandboxed(programs, tasks, workers=1)
-        if seconds < best["b1"]:
+        round_b1, round_results, round_summary, round_s1 = sandboxed(programs, tasks, workers=1)
+        if round_b1 < best["b1"]:
             sandbox_cpu = [after - start for after, start in zip(_cpu(), before, strict=True)]
             results, summary = round_results, round_summary
-        best["b1"], best["s1"] = min(best["b1"], seconds), min(best["s1"], steady)
-        seconds, _, _, steady = sandboxed(programs, tasks, workers=2)
-        best["b2"], best["s2"] = min(best["b2"], seconds), min(best["s2"], steady)
+        best["b1"], best["s1"] = min(best["b1"], round_b1), min(best["s1"], round_s1)
+        round_b2, _, _, round_s2 = sandboxed(programs, tasks, workers=2)
+        best["b2"], best["s2"] = min(best["b2"], round_b2), min(best["s2"], round_s2)
         best["bf"] = min(best["bf"], sandboxed(programs, tasks, workers=1, reuse=False)[0])
+        paired.append(
+            (round_a / round_b1, round_b1 / round_b2, round_a / n / round_s1, round_s1 / round_s2)
+        )
+    median = [statistics.median(column) for column in zip(*paired, strict=True)]
     a, b1, b2, bf = best["a"], best["b1"], best["b2"], best["bf"]
     startup = pool_startup(tasks)
     sub_n = 5 if args.quick else min(n, 40)
@@ -209,6 +219,9 @@ def main() -> None:
         f"the {startup:.2f} s start-up is nothing): (b, 1 worker) {rate['s1']:.1f} programs/s = "
         f"{rate['s1'] / rate['a']:.2f}× (a); (b, 2 workers) {rate['s2']:.1f} programs/s = "
         f"{rate['s2'] / rate['s1']:.2f}× (b, 1 worker)",
+        f"- each round's own ratios, (a) and (b) back to back, median of {len(paired)}: "
+        f"(b, 1 worker) {median[0]:.2f}× (a), (b, 2 workers) {median[1]:.2f}× (b, 1 worker); "
+        f"steady state {median[2]:.2f}× and {median[3]:.2f}×",
         f"- (b) executor, 1 worker, a fresh fork for every program: {rate['bf']:.1f} programs/s = "
         f"{rate['bf'] / rate['a']:.2f}× (a); sharing a process between pure programs gives "
         f"{rate['b1'] / rate['bf']:.2f}× that",
