@@ -19,8 +19,7 @@ frame for a job is `{"pure": ...}`: whether the compiled program is pure, decide
 of its code runs (`bytecode`, or `purity` on the source where the bytecode rules do not
 apply). Then frames `{"violation": ...}` from the policy, then one `{"status", "error",
 "outputs", "cpu_s"}`, outputs packed (`grids.Packed`: shapes in the JSON, cells in the
-frame's blob). It never sees expected outputs: they stay in the
-executor's process.
+frame's blob). It never sees expected outputs: they stay in the executor's process.
 """
 
 from __future__ import annotations
