@@ -11,6 +11,7 @@ the tree rules too, and the syntax programs use is not refused by either.
 from __future__ import annotations
 
 import sys
+import types
 
 import pytest
 import test_sandbox_adversarial as adversarial
@@ -176,7 +177,8 @@ def transform(g):
 }
 
 
-def compiled(code: str):
+def compiled(code: str) -> types.CodeType:
+    """The program's code as the child compiles it."""
     return compile(code, "<program>", "exec", dont_inherit=True)
 
 
