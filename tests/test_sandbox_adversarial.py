@@ -31,13 +31,14 @@ class Case:
     error: str | None = None  # a substring of the error message
 
 
-def source(case: Case) -> str:
+def source(case: Case, imports: str = "import os, sys, time, signal\n") -> str:
+    """The case as a program: a whole module as written, or its body as `transform`'s, under
+    the DSL, numpy and `imports`."""
     if "def transform" in case.body or case.body.startswith("#!module"):
         return case.body
     body = "\n".join("    " + line for line in case.body.strip("\n").splitlines())
     return (
-        "from common import *\nimport numpy as np\nimport os, sys, time, signal\n\n"
-        f"def transform(input_grid):\n{body}\n"
+        f"from common import *\nimport numpy as np\n{imports}\ndef transform(input_grid):\n{body}\n"
     )
 
 
