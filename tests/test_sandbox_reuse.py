@@ -458,8 +458,8 @@ def test_cpu_limit_is_per_program_in_a_shared_process() -> None:
 def test_the_child_reports_its_verdict_before_the_program_runs(
     allow, tmp_path, code: str, verdict: list
 ) -> None:
-    """Where it may run another program, the child's first frame for a job says whether
-    the compiled program is pure; without an allowlist (fork per program) it sends none.
+    """Where it may run another program, the child writes to its verdict pipe whether the
+    compiled program is pure; without an allowlist (fork per program) it writes nothing.
     Run here, in-process: the child's `execute` on programs that do nothing harmful."""
     import os
 
@@ -479,6 +479,37 @@ def test_the_child_reports_its_verdict_before_the_program_runs(
             os.close(r)
             if w != -1:
                 os.close(w)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("written", "pure"),
+    [
+        ([{"pure": True}], True),
+        ([], False),  # a syntax error, or a child that died first
+        ([{"pure": False}], False),
+        ([{"pure": True}, {"pure": True}], False),  # not what a child fit to keep writes
+        ([{"pure": "yes"}], False),
+    ],
+)
+def test_the_worker_keeps_a_child_only_on_its_one_pure_verdict(written: list, pure: bool) -> None:
+    """The worker reads the verdict pipe once the result is in, without waiting on it."""
+    import os
+
+    from arcjobs.sandbox.protocol import encode
+    from arcjobs.sandbox.worker import read_verdict
+
+    r, w = os.pipe()
+    try:
+        os.set_blocking(r, False)
+        for message in written:
+            os.write(w, encode(message))
+        assert read_verdict(r) is pure
+        os.write(w, encode({"pure": True})[:-1])  # a frame cut short
+        assert read_verdict(r) is False
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 # Python code behind allowed names that does something the scan below looks for, and why it

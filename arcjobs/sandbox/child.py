@@ -14,10 +14,11 @@ the program ran) and that ended cleanly, the worker may send it the next job; af
 other it kills the child, so every other program runs in a fresh fork and what it changed
 vanishes with the process.
 
-The child reports through `report_fd` only. Where it may run another program, its first
-frame for a job is `{"pure": ...}`: whether the compiled program is pure, decided before any
-of its code runs (`bytecode`, or `purity` on the source where the bytecode rules do not
-apply). Then frames `{"violation": ...}` from the policy, then one `{"status", "error",
+The child reports through two pipes. Where it may run another program, it writes
+`{"pure": ...}` to `verdict_fd`: whether the compiled program is pure, decided before any of
+its code runs (`bytecode`, or `purity` on the source where the bytecode rules do not apply).
+The worker reads it only with the result, so it costs no wake-up of the worker. On
+`report_fd` come frames `{"violation": ...}` from the policy, then one `{"status", "error",
 "outputs", "cpu_s"}`, outputs packed (`grids.Packed`: shapes in the JSON, cells in the
 frame's blob). It never sees expected outputs: they stay in the executor's process.
 """
@@ -137,7 +138,7 @@ def _seeded_default_rng(default_rng: Any, seed: int) -> Any:
     return seeded
 
 
-def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
+def serve(ctx: dict[str, Any], report_fd: int, job_fd: int, verdict_fd: int) -> None:
     """Be the worker's spare, then run jobs until the worker stops sending; never returns.
 
     Without `ctx["reuse"]` it exits after one job; with it, it waits for another, which the
@@ -163,7 +164,7 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
                 lock_down(job, ctx, report_fd)
                 locked = True
             seed_randomness(job)
-            result = execute(job["code"], job["inputs"].arrays(), ctx, report_fd)
+            result = execute(job["code"], job["inputs"].arrays(), ctx, verdict_fd)
         except MemoryError:
             result = {"status": "memory", "error": "MemoryError", "outputs": None}
         except BaseException as e:  # a broken set-up is the sandbox's failure, not the program's
@@ -183,10 +184,10 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int) -> None:
             _exit(70)
 
 
-def execute(code: str, inputs: list[Any], ctx: dict[str, Any], report_fd: int) -> dict[str, Any]:
-    """Compile, report whether the program is pure (where `ctx["allow"]` says this child may
-    run another), exec and call `transform` on each input (a fresh int64 array, made before
-    the program ran); status, error and outputs (uint8 grids or None).
+def execute(code: str, inputs: list[Any], ctx: dict[str, Any], verdict_fd: int) -> dict[str, Any]:
+    """Compile, write to `verdict_fd` whether the program is pure (where `ctx["allow"]` says
+    this child may run another), exec and call `transform` on each input (a fresh int64
+    array, made before the program ran); status, error and outputs (uint8 grids or None).
 
     The program may monkeypatch builtins, numpy, os or json: this module, `outputs` and
     `protocol` hold private references to what they need, so sabotage changes only the
@@ -197,7 +198,7 @@ def execute(code: str, inputs: list[Any], ctx: dict[str, Any], report_fd: int) -
     program's runs after its result is written.
     """
     try:
-        return _run(code, inputs, ctx, report_fd)
+        return _run(code, inputs, ctx, verdict_fd)
     finally:
         if ctx["reuse"]:
             for clear in ctx["caches"]:
@@ -205,14 +206,14 @@ def execute(code: str, inputs: list[Any], ctx: dict[str, Any], report_fd: int) -
             _collect()
 
 
-def _run(code: str, inputs: list[Any], ctx: dict[str, Any], report_fd: int) -> dict[str, Any]:
+def _run(code: str, inputs: list[Any], ctx: dict[str, Any], verdict_fd: int) -> dict[str, Any]:
     scratch = ctx["scratch"]
     try:  # plain Python semantics: not this module's `from __future__` flags
         compiled = compile(code, PROGRAM_FILE, "exec", dont_inherit=True)
     except BaseException as e:  # SyntaxError, NUL bytes, the parser's own stack limits
         return {"status": "syntax_error", "error": _describe(e, scratch), "outputs": None}
     if ctx["allow"] is not None:
-        write_raw(report_fd, encode({"pure": is_pure(code, compiled, ctx["allow"])}))
+        write_raw(verdict_fd, encode({"pure": is_pure(code, compiled, ctx["allow"])}))
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     try:
         return _call(compiled, namespace, inputs, scratch)

@@ -4,7 +4,8 @@ Started by the pool as `python -m arcjobs.sandbox.worker SCRATCH DSL_PATH` with 
 environment. It imports numpy, scipy and the DSL once, freezes its heap, and then for every
 job on stdin hands the job to a child (`arcjobs.sandbox.child`) forked from that pristine
 copy-on-write image. A child whose program was proved harmless to shared state (the child's
-verdict, sent before the program runs: `child.is_pure`), and which ended cleanly, is kept
+verdict, written to a pipe of its own before the program runs: `child.is_pure`, read with
+the result so that it wakes nobody), and which ended cleanly, is kept
 for the next job (a fork, its exit and its copy-on-write faults cost more than a typical
 program); every other child is killed after its one program, so what that program changed
 vanishes with it.
@@ -49,7 +50,7 @@ from arcjobs.sandbox.protocol import (
 )
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
-REPORT_FD, JOB_FD = 3, 4
+REPORT_FD, JOB_FD, VERDICT_FD = 3, 4, 5
 MAX_RESULT = 8 * 1024 * 1024
 # modules BARC programs import themselves: loaded once here, not once per program
 PRELOAD = ("typing", "random", "math", "itertools", "collections", "functools", "copy", "re")
@@ -62,11 +63,12 @@ GROWTH_LIMIT = 32 * 2**20
 
 @dataclass
 class Child:
-    """A forked child and its two pipes, and what the worker knows of its history."""
+    """A forked child and its three pipes, and what the worker knows of its history."""
 
     pid: int
     job_w: int
     report_r: int
+    verdict_r: int  # non-blocking: read once its result is in, never waited on
     stat_fd: int  # its /proc/PID/stat, open for `proc_status` (a pread, not an open, per job)
     base: dict[str, Any] = field(default_factory=dict)  # `proc_status` before its first job
     limits: dict[str, Any] | None = None  # those it locked itself down with
@@ -76,7 +78,7 @@ class Child:
     cpu_hard: int | None = None
 
     def close(self) -> None:
-        for fd in (self.job_w, self.report_r, self.stat_fd):
+        for fd in (self.job_w, self.report_r, self.verdict_r, self.stat_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -88,8 +90,6 @@ class Running:
     child: Child
     job: dict[str, Any]
     started: float
-    # the child's verdict, its first frame for the job; none (syntax error, crash) is impure
-    pure: bool = False
 
 
 class Jobs:
@@ -223,6 +223,8 @@ class Worker:
         """
         job_r, job_w = os.pipe()
         report_r, report_w = os.pipe()
+        verdict_r, verdict_w = os.pipe()
+        pipes = (job_r, job_w, report_r, report_w, verdict_r, verdict_w)
         try:
             try:
                 pid = os.fork()
@@ -232,24 +234,26 @@ class Worker:
                 self._reap_all(keep={self.running})
                 pid = os.fork()
         except OSError:
-            for fd in (job_r, job_w, report_r, report_w):
+            for fd in pipes:
                 os.close(fd)
             raise
-        if pid == 0:  # the child: keep only its two pipes, on fixed numbers
+        if pid == 0:  # the child: keep only its three pipes, on fixed numbers
             try:
-                os.dup2(report_w, 1000)
-                os.dup2(job_r, 1001)
-                os.dup2(1000, REPORT_FD)
-                os.dup2(1001, JOB_FD)
-                os.closerange(JOB_FD + 1, 1 << 16)
-                child.serve(self.ctx, REPORT_FD, JOB_FD)
+                for high, fd in enumerate((report_w, job_r, verdict_w), 1000):
+                    os.dup2(fd, high)
+                for high, fd in enumerate((REPORT_FD, JOB_FD, VERDICT_FD), 1000):
+                    os.dup2(high, fd)
+                os.closerange(VERDICT_FD + 1, 1 << 16)
+                child.serve(self.ctx, REPORT_FD, JOB_FD, VERDICT_FD)
             finally:
                 os._exit(70)
-        os.close(job_r)
-        os.close(report_w)
+        for fd in (job_r, report_w, verdict_w):
+            os.close(fd)
+        os.set_blocking(verdict_r, False)
         with contextlib.suppress(OSError):  # also here: the child may not have run it yet
             os.setpgid(pid, pid)
-        return Child(pid, job_w, report_r, os.open(f"/proc/{pid}/stat", os.O_RDONLY))
+        stat_fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+        return Child(pid, job_w, report_r, verdict_r, stat_fd)
 
     def _start_next(self, wait: bool) -> Running | None:
         item = self.jobs.next(wait) if self.jobs is not None else None
@@ -288,7 +292,8 @@ class Worker:
         cpu = result.get("cpu_s") if isinstance(result, dict) else None
         if violation is None and result is not None:
             outcome = verdict.checked(result, len(job["inputs"]))
-            if r.pure and outcome["status"] in REUSABLE and self._fit(c):
+            pure = read_verdict(c.verdict_r)
+            if pure and outcome["status"] in REUSABLE and self._fit(c):
                 self.kept = c
             else:
                 self._retire(c)
@@ -342,12 +347,11 @@ class Worker:
         return fits(c.base, now)
 
     def _collect(self, r: Running, deadline: float) -> tuple[str | None, Any, bool]:
-        """Read the child's frames until its result, end of file or the deadline, taking its
-        verdict on purity from the first; meanwhile read the next job if the pool sends it."""
+        """Read the child's frames until its result, end of file or the deadline; meanwhile
+        read the next job if the pool sends it."""
         fd = r.child.report_r
         reader = FrameReader(MAX_RESULT)
         violation = None
-        first = True
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         ahead = self.jobs is not None and self.jobs.want()
@@ -376,13 +380,10 @@ class Worker:
                 return violation, {"malformed": str(e)}, False
             for frame in messages:
                 message = frame.message
-                if first and isinstance(message, dict) and "pure" in message:
-                    r.pure = message["pure"] is True
-                elif isinstance(message, dict) and "violation" in message:
+                if isinstance(message, dict) and "violation" in message:
                     violation = violation or str(message["violation"])[:300]
                 else:
                     return violation, decode_packed(frame, "outputs"), False
-                first = False
 
     def _kill_group(self, pid: int) -> None:
         for target in (
@@ -458,6 +459,23 @@ class Worker:
                     except (OSError, IndexError, ValueError):
                         pass
             return found
+
+
+def read_verdict(fd: int) -> bool:
+    """Whether the child's verdict pipe holds exactly one frame, `{"pure": true}`: what a
+    child writes before a pure program runs (nothing for a syntax error, `false` for an
+    impure program, and a child that writes more is not one to keep). Read after the
+    program's result, so the verdict's bytes are there if the child wrote it; reading all
+    of them leaves the pipe empty for the next job."""
+    data = b""
+    with contextlib.suppress(OSError):  # BlockingIOError: all read
+        while chunk := os.read(fd, 1 << 12):
+            data += chunk
+    try:
+        frames = FrameReader().feed(data)
+    except ProtocolError:
+        return False
+    return len(frames) == 1 and frames[0].message == {"pure": True}
 
 
 def fits(base: dict[str, Any], now: dict[str, Any] | None) -> bool:
