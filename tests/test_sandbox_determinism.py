@@ -83,3 +83,22 @@ def test_seeds_differ_between_programs_and_tasks(batch) -> None:
         )
     }
     assert len({str(v) for v in results.values()}) == 3
+
+
+def test_batches_through_one_running_pool_match_a_pool_per_batch(batch) -> None:
+    """A caller with many batches may keep one pool: it is started once, left running by
+    every batch, and changes no result."""
+    from arcjobs.sandbox.dsl import DSL_PATH
+    from arcjobs.sandbox.pool import Pool
+
+    programs, tasks = batch
+    reference = records(programs, tasks, workers=1)
+    got: dict = {}
+    with Pool(2, str(DSL_PATH)) as pool:
+        for start in range(0, len(programs), 4):
+            run = execute(programs[start : start + 4], tasks, Limits(timeout_s=5), pool=pool)
+            got.update({(r.program.task_id, r.program.sample_id): r.record() for r in run})
+            assert run.summary()["workers"] == 2
+        assert pool.spawned == 2
+        assert all(w.proc.poll() is None for w in pool.workers)
+    assert got == reference

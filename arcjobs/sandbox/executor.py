@@ -23,13 +23,16 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arcjobs.arc.grids import outputs_fingerprint
 from arcjobs.arc.statuses import STATUSES
 from arcjobs.sandbox.cache import ResultCache, cache_key
 from arcjobs.sandbox.grids import Packed
 from arcjobs.sandbox.limits import Limits
+
+if TYPE_CHECKING:
+    from arcjobs.sandbox.pool import Pool
 
 # bump whenever a change can alter a result or its cached form (policy, validation, limits,
 # how outputs are stored): it is in every cache key
@@ -116,6 +119,7 @@ class SandboxRun:
     cache: ResultCache | None = None
     dsl_path: Path | None = None
     reuse: bool = True  # pure programs may share a process (see `arcjobs.sandbox.purity`)
+    pool: Pool | None = None  # a running pool to use and leave running, instead of a new one
     layers: dict[str, Any] | None = None
     counts: Counter = field(default_factory=Counter)
     stats: dict[str, Any] = field(default_factory=dict)
@@ -127,7 +131,7 @@ class SandboxRun:
         from arcjobs.sandbox.pool import Pool
 
         started = time.monotonic()
-        dsl_path = Path(self.dsl_path or DSL_PATH)
+        dsl_path = Path(self.pool.dsl_path if self.pool else self.dsl_path or DSL_PATH)
         limits = self.limits.to_dict()
         version = [EXECUTOR_VERSION, DSL_VERSION, _file_hash(dsl_path), limits]
         prepared: dict[tuple[str, str], _Prepared] = {}
@@ -159,7 +163,9 @@ class SandboxRun:
                 seed_text = f"{program.code}\0{prep.inputs_json}".encode("utf-8", "surrogatepass")
                 seed = int(hashlib.sha256(seed_text).hexdigest()[:16], 16)
                 waiting[key] = [index]
-                if pool is None:
+                if pool is None and self.pool is not None:
+                    pool = self.pool
+                elif pool is None:
                     n = min(self.workers or default_workers(), len(self.programs) - index)
                     pool = stack.enter_context(
                         Pool(n, str(dsl_path), self.limits.max_procs, reuse=self.reuse)
@@ -346,11 +352,20 @@ def execute(
     cache: ResultCache | None = None,
     dsl_path: Path | None = None,
     reuse: bool = True,
+    pool: Pool | None = None,
 ) -> SandboxRun:
     """Execute `programs` on `tasks` (id → `arcjobs.arc.tasks.Task`); iterate for results.
 
     Results come in completion order, each with `.index` into `programs`. `workers`
     defaults to the CPUs this process may use. Nothing starts until iteration does.
     `reuse=False` runs every program in a fresh fork, even those proven pure.
+
+    `pool`, a running `arcjobs.sandbox.pool.Pool`, runs the batch instead of a pool started
+    for it (and closed after it): a caller that executes many batches pays the workers'
+    start-up once. Its own worker count, DSL (also in the cache keys), process limit and
+    fork policy then apply, not `workers`, `dsl_path`, `limits.max_procs` or `reuse`; the
+    caller closes it.
     """
-    return SandboxRun(list(programs), tasks, limits or Limits(), workers, cache, dsl_path, reuse)
+    return SandboxRun(
+        list(programs), tasks, limits or Limits(), workers, cache, dsl_path, reuse, pool=pool
+    )
