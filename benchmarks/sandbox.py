@@ -18,9 +18,12 @@ CPU time and the rest (fork, copy-on-write faults, exit, pipes, checks), to say 
 The default 40 repetitions (2,000 programs, a few seconds per mode) include the pool's
 start-up (a worker importing numpy, scipy and the DSL: reported on its own line), which
 weighs 10-15% here and nothing in a real execute step of 100,000s of programs; so the
-ratios are also given for the steady state, from the 20th result of each run on.
+ratios are also given for the steady state, from the 20th result of each run on, and
+measured a second way that pairs (a) and (b) within seconds (`--chunk-rounds`, see
+`interleaved`): this VM's speed swings by up to 1.8x between quarter-seconds.
 
-`--quick` (for CI) runs one repetition, one round and only 5 programs for (c); it still
+`--quick` (for CI) runs one repetition, one round (two paired ones) and only 5 programs
+for (c); it still
 appends. (a) and (b) run in interleaved rounds and the best of each counts, because the
 machine may be shared; the median of each round's own ratios is reported too.
 """
@@ -37,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +128,39 @@ def pool_startup(tasks: dict) -> float:
     return time.perf_counter() - started
 
 
+def interleaved(
+    programs: list[Program], tasks: dict, rounds: int, size: int
+) -> list[tuple[float, float]]:
+    """The steady state again, paired closely enough for a machine whose speed swings by
+    ~1.5x within seconds (as this VM's does): one running pool of 1 and one of 2 workers
+    (`execute(..., pool=...)`: no start-up in it), and per round the same chunk of `size`
+    programs through (a), (b, 1) and (b, 2) back to back, in an order that rotates.
+    Returns each round's (b1/a, b2/b1)."""
+    from arcjobs.sandbox.pool import Pool
+
+    chunks = [programs[i : i + size] for i in range(0, len(programs), size)]
+    with Pool(1, str(DSL_PATH)) as one, Pool(2, str(DSL_PATH)) as two:
+
+        def through(pool: Pool) -> Callable[[list[Program]], float]:
+            def run(chunk: list[Program]) -> float:
+                started = time.perf_counter()
+                for _ in execute(chunk, tasks, LIMITS, pool=pool):
+                    pass
+                return time.perf_counter() - started
+
+            return run
+
+        modes = {"a": lambda c: unprotected(c, tasks), "b1": through(one), "b2": through(two)}
+        for mode in ("b1", "b2"):  # both pools up and warm before anything counts
+            modes[mode](chunks[0])
+        ratios = []
+        for r in range(rounds):
+            names = list(modes)[r % 3 :] + list(modes)[: r % 3]
+            seconds = {name: modes[name](chunks[r % len(chunks)]) for name in names}
+            ratios.append((seconds["a"] / seconds["b1"], seconds["b1"] / seconds["b2"]))
+    return ratios
+
+
 def fresh_subprocess(programs: list[Program], tasks: dict) -> float:
     """(c): `python -I` per program, importing numpy, scipy and the DSL every time."""
     started = time.perf_counter()
@@ -156,11 +193,16 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="one repetition and round, 5 subprocesses"
     )
+    parser.add_argument(
+        "--chunk-rounds", type=int, default=20, help="rounds of the paired steady state (>= 2)"
+    )
     parser.add_argument("--no-append", action="store_true", help="print only")
     args = parser.parse_args()
+    if args.chunk_rounds < 2:
+        parser.error("--chunk-rounds must be at least 2 (quartiles need two rounds)")
     reps = 1 if args.quick else args.reps
     if args.quick:
-        args.rounds = 1
+        args.rounds, args.chunk_rounds = 1, 2
     programs, tasks = workload(reps)
     n = len(programs)
     print(f"{n} programs ({n // reps} corpus programs x {reps})", file=sys.stderr)
@@ -189,6 +231,9 @@ def main() -> None:
         )
     median = [statistics.median(column) for column in zip(*paired, strict=True)]
     a, b1, b2, bf = best["a"], best["b1"], best["b2"], best["bf"]
+    chunk = min(n, 200)
+    close = interleaved(programs, tasks, args.chunk_rounds, chunk)
+    close_q = [statistics.quantiles(col, n=4) for col in zip(*close, strict=True)]
     startup = pool_startup(tasks)
     sub_n = 5 if args.quick else min(n, 40)
     c = fresh_subprocess(programs[:sub_n], tasks) * n / sub_n
@@ -222,6 +267,10 @@ def main() -> None:
         f"- each round's own ratios, (a) and (b) back to back, median of {len(paired)}: "
         f"(b, 1 worker) {median[0]:.2f}× (a), (b, 2 workers) {median[1]:.2f}× (b, 1 worker); "
         f"steady state {median[2]:.2f}× and {median[3]:.2f}×",
+        f"- steady state, paired closely (running pools, no start-up; per round one chunk of {chunk} programs "
+        f"through (a), (b, 1) and (b, 2) back to back, rotating the order), median [quartiles] of "
+        f"{len(close)} rounds: (b, 1 worker) {close_q[0][1]:.2f}× (a) [{close_q[0][0]:.2f}-{close_q[0][2]:.2f}], "
+        f"(b, 2 workers) {close_q[1][1]:.2f}× (b, 1 worker) [{close_q[1][0]:.2f}-{close_q[1][2]:.2f}]",
         f"- (b) executor, 1 worker, a fresh fork for every program: {rate['bf']:.1f} programs/s = "
         f"{rate['bf'] / rate['a']:.2f}× (a); sharing a process between pure programs gives "
         f"{rate['b1'] / rate['bf']:.2f}× that",
