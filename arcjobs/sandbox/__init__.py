@@ -10,7 +10,8 @@ server), `protocol` (JSON frames), `pool` (workers and pipes), `cache` (sqlite r
 `executor` (the batch), `files` (the CLI/step file formats).
 The DSL programs import as `common` lives in `dsl/`; `corpus/` holds BARC-style programs.
 
-Importing this package is light (no numpy): the launcher imports the `execute` step's schema.
+Importing this package imports the executor, and with it numpy: the launcher's commands
+and steps import what they need from it inside the functions that run the sandbox.
 """
 
 from __future__ import annotations
