@@ -5,10 +5,9 @@ environment. It imports numpy, scipy and the DSL once, freezes its heap, and the
 job on stdin hands the job to a child (`arcjobs.sandbox.child`) forked from that pristine
 copy-on-write image. A child whose program was proved harmless to shared state (the child's
 verdict, written to a pipe of its own before the program runs: `child.is_pure`, read with
-the result so that it wakes nobody), and which ended cleanly, is kept
-for the next job (a fork, its exit and its copy-on-write faults cost more than a typical
-program); every other child is killed after its one program, so what that program changed
-vanishes with it.
+the result so that it wakes nobody), and which ended cleanly, is kept for the next job (a
+fork, its exit and its copy-on-write faults cost more than a typical program); every other
+child is killed after its one program, so what that program changed vanishes with it.
 
 The worker is the program's warden: it waits on the child's result pipe with a wall-clock
 deadline, then SIGKILLs the child's process group, reaps the child (rusage tells CPU time and
