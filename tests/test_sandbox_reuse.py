@@ -446,6 +446,45 @@ def test_cpu_limit_is_per_program_in_a_shared_process() -> None:
 
 
 @pytest.mark.unit
+def test_a_fresh_common_is_frozen_and_the_one_before_emptied() -> None:
+    """So the collection after each program walks only what that program made. Run in a
+    subprocess: freezing pytest's own heap would keep its garbage for the whole session."""
+    import subprocess
+    import sys
+
+    script = """
+import gc, sys
+from arcjobs.sandbox import child, dsl
+gc.collect(); gc.freeze()
+ctx = {"dsl_code": dsl.compile_common()[1], "dsl_path": str(dsl.DSL_PATH)}
+first = child.fresh_common(ctx, None)
+second = child.fresh_common(ctx, first)
+assert sys.modules["common"] is second and len(vars(first)) == 0, len(vars(first))
+seen = {id(o) for o in gc.get_objects()}
+assert id(second.flood_fill) not in seen and id(vars(second)) not in seen
+assert gc.collect() == 0
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.integration
+def test_a_kept_child_runs_a_long_series_without_growing_out_of_reuse() -> None:
+    """What a fresh `common` leaves behind once frozen (its classes) must stay small
+    enough that a long series of pure programs keeps one process (a child is retired at
+    GROWTH_LIMIT of growth)."""
+    from arcjobs.sandbox.worker import GROWTH_LIMIT
+
+    n = 1000
+    code = "from common import *\ndef transform(g):\n    return flood_fill  # {}\n"
+    programs = [Program("tiny", i, code.format(i)) for i in range(n)]
+    run = execute(programs, {"tiny": tiny_task()}, Limits(timeout_s=2.0), workers=1)
+    assert {r.status for r in run} == {"invalid_output"}  # a function is not a grid
+    assert run.summary()["shared_process"] == n - 1, GROWTH_LIMIT
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("code", "verdict"),
     [

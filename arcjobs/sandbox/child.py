@@ -35,6 +35,7 @@ import resource
 import signal
 import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import numpy
@@ -48,7 +49,8 @@ from arcjobs.sandbox.protocol import FrameReader, decode_packed, encode, encode_
 
 # private references, immune to the program's monkeypatching (see `execute`)
 __builtins__ = dict(vars(builtins))
-_exit, _getrusage, _collect, _pack = os._exit, resource.getrusage, gc.collect, Packed.of_checked
+_exit, _getrusage, _pack = os._exit, resource.getrusage, Packed.of_checked
+_collect, _freeze = gc.collect, gc.freeze
 PROGRAM_FILE = "<program>"
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 PR_SET_PDEATHSIG = 1
@@ -106,11 +108,23 @@ def shared_caches() -> tuple[Callable[[], None], ...]:
     return tuple(lru.cache_clear.__get__(o) for o in gc.get_objects() if type(o) is lru)
 
 
-def fresh_common(ctx: dict[str, Any]) -> None:
+def fresh_common(ctx: dict[str, Any], previous: ModuleType | None) -> ModuleType:
     """A newly executed `common` for the next program. A child's first program gets the
     worker's, which no program has touched; a kept child makes the next one right after
-    reporting, while the worker handles its result, not while the next program waits."""
-    sys.modules["common"] = new_common(ctx["dsl_code"], ctx["dsl_path"])
+    reporting, while the worker handles its result, not while the next program waits.
+
+    The new module is frozen out of the garbage collector's sight (`gc.freeze`, as the
+    worker froze its whole image), so the collection after the next program walks only
+    what that program made (~30 µs less per program). `previous`, the module this child
+    made for the program before, is emptied: its functions, in a cycle with its globals,
+    are freed now. Only its five classes, cycles of their own, stay frozen (~15 KB a
+    program), and the worker retires a child that has grown by GROWTH_LIMIT."""
+    if previous is not None:
+        vars(previous).clear()
+    module = new_common(ctx["dsl_code"], ctx["dsl_path"])
+    sys.modules["common"] = module
+    _freeze()
+    return module
 
 
 def seed_randomness(job: dict[str, Any]) -> None:
@@ -146,6 +160,7 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int, verdict_fd: int) -> 
     """
     reader = FrameReader()
     locked = False
+    made: ModuleType | None = None  # the `common` this child made last
     try:
         prepare(ctx)
     except BaseException:
@@ -179,7 +194,7 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int, verdict_fd: int) -> 
         if not ctx["reuse"]:
             _exit(0)
         try:
-            fresh_common(ctx)
+            made = fresh_common(ctx, made)
         except BaseException:
             _exit(70)
 
