@@ -283,7 +283,7 @@ class Worker:
         `cleanup`, so its exit does not sit between two programs either)."""
         c, job = r.child, r.job
         deadline = r.started + job["limits"]["timeout_s"]
-        violation, result, timed_out = self._collect(r, deadline)
+        violation, result, timed_out = self._collect(c.report_r, deadline)
         if result is None and not timed_out:  # closed its pipe: let it finish dying, so the
             timed_out = not _wait_exit(c.pid, deadline)  # verdict doesn't depend on a race
         wall = time.monotonic() - r.started
@@ -345,10 +345,9 @@ class Worker:
             c.cpu_before = now["cpu"]
         return fits(c.base, now)
 
-    def _collect(self, r: Running, deadline: float) -> tuple[str | None, Any, bool]:
+    def _collect(self, fd: int, deadline: float) -> tuple[str | None, Any, bool]:
         """Read the child's frames until its result, end of file or the deadline; meanwhile
         read the next job if the pool sends it."""
-        fd = r.child.report_r
         reader = FrameReader(MAX_RESULT)
         violation = None
         poller = select.poll()
@@ -378,9 +377,8 @@ class Worker:
             except ProtocolError as e:
                 return violation, {"malformed": str(e)}, False
             for frame in messages:
-                message = frame.message
-                if isinstance(message, dict) and "violation" in message:
-                    violation = violation or str(message["violation"])[:300]
+                if isinstance(frame.message, dict) and "violation" in frame.message:
+                    violation = violation or str(frame.message["violation"])[:300]
                 else:
                     return violation, decode_packed(frame, "outputs"), False
 
