@@ -140,7 +140,7 @@ class SandboxRun:
         stats = Counter()
         # workers start at the first miss, so their imports overlap preparing the rest
         with contextlib.ExitStack() as stack:
-            pool = None
+            pool = self.pool
             for index, program in enumerate(self.programs):
                 if program.task_id not in self.tasks:
                     raise ValueError(f"program {index}: unknown task id {program.task_id!r}")
@@ -163,9 +163,7 @@ class SandboxRun:
                 seed_text = f"{program.code}\0{prep.inputs_json}".encode("utf-8", "surrogatepass")
                 seed = int(hashlib.sha256(seed_text).hexdigest()[:16], 16)
                 waiting[key] = [index]
-                if pool is None and self.pool is not None:
-                    pool = self.pool
-                elif pool is None:
+                if pool is None:
                     n = min(self.workers or default_workers(), len(self.programs) - index)
                     pool = stack.enter_context(
                         Pool(n, str(dsl_path), self.limits.max_procs, reuse=self.reuse)
@@ -177,9 +175,9 @@ class SandboxRun:
                     "limits": limits,
                 }
             stats["executed"] = len(jobs)
-            stats["workers"] = pool.size if pool is not None else 0
+            stats["workers"] = pool.size if jobs else 0
             run_started = time.monotonic()
-            if pool is not None:
+            if jobs:
                 for key, result in pool.run(list(jobs.items())):
                     self.layers = self.layers or pool.layers
                     stats["shared_process"] += bool(result.pop("shared_process", False))
