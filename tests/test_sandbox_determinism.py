@@ -46,9 +46,14 @@ def batch() -> tuple[list[Program], dict]:
     return programs, tasks
 
 
-def records(programs: list[Program], tasks: dict, workers: int, reuse: bool = True) -> dict:
-    results = execute(programs, tasks, Limits(timeout_s=5), workers=workers, reuse=reuse)
-    return {(r.program.task_id, r.program.sample_id): r.record() for r in results}
+def records(
+    programs: list[Program], tasks: dict, workers: int = 1, reuse: bool = True, pool=None
+) -> dict:
+    run = execute(programs, tasks, Limits(timeout_s=5), workers=workers, reuse=reuse, pool=pool)
+    found = {(r.program.task_id, r.program.sample_id): r.record() for r in run}
+    if pool is not None:
+        assert run.summary()["workers"] == pool.size
+    return found
 
 
 def test_any_order_batch_size_and_worker_count(batch) -> None:
@@ -96,9 +101,7 @@ def test_batches_through_one_running_pool_match_a_pool_per_batch(batch) -> None:
     got: dict = {}
     with Pool(2, str(DSL_PATH)) as pool:
         for start in range(0, len(programs), 4):
-            run = execute(programs[start : start + 4], tasks, Limits(timeout_s=5), pool=pool)
-            got.update({(r.program.task_id, r.program.sample_id): r.record() for r in run})
-            assert run.summary()["workers"] == 2
-        assert pool.spawned == 2
+            got.update(records(programs[start : start + 4], tasks, pool=pool))
+        assert pool.size == 2 and pool.spawned == 2
         assert all(w.proc.poll() is None for w in pool.workers)
     assert got == reference
