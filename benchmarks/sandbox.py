@@ -23,9 +23,9 @@ measured a second way that pairs (a) and (b) within seconds (`--chunk-rounds`, s
 `interleaved`): this VM's speed swings by up to 1.8x between quarter-seconds.
 
 `--quick` (for CI) runs one repetition, one round (two paired ones) and only 5 programs
-for (c); it still
-appends. (a) and (b) run in interleaved rounds and the best of each counts, because the
-machine may be shared; the median of each round's own ratios is reported too.
+for (c); it still appends. (a) and (b) run in interleaved rounds and the best of each
+counts, because the machine may be shared; the median of each round's own ratios is
+reported too.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,12 +97,13 @@ def unprotected(programs: list[Program], tasks: dict) -> float:
 
 
 def sandboxed(
-    programs: list[Program], tasks: dict, workers: int, cache=None, reuse: bool = True
+    programs: list[Program], tasks: dict, workers: int, cache=None, reuse: bool = True, pool=None
 ) -> tuple[float, list, dict, float]:
-    """(b)/(d): the executor; returns seconds, the results, the run's summary and the
-    steady-state seconds per program (from the WARM-th result on: no start-up in it)."""
+    """(b)/(d): the executor (on `pool` if given); returns seconds, the results, the run's
+    summary and the steady-state seconds per program (from the WARM-th result on: no
+    start-up in it)."""
     started = time.perf_counter()
-    run = execute(programs, tasks, LIMITS, workers=workers, cache=cache, reuse=reuse)
+    run = execute(programs, tasks, LIMITS, workers=workers, cache=cache, reuse=reuse, pool=pool)
     results, stamps = [], []
     for result in run:
         results.append(result)
@@ -132,7 +132,7 @@ def interleaved(
     programs: list[Program], tasks: dict, rounds: int, size: int
 ) -> list[tuple[float, float]]:
     """The steady state again, paired closely enough for a machine whose speed swings by
-    ~1.5x within seconds (as this VM's does): one running pool of 1 and one of 2 workers
+    up to 1.8x within seconds (as this VM's does): one running pool of 1 and one of 2 workers
     (`execute(..., pool=...)`: no start-up in it), and per round the same chunk of `size`
     programs through (a), (b, 1) and (b, 2) back to back, in an order that rotates.
     Returns each round's (b1/a, b2/b1)."""
@@ -140,17 +140,11 @@ def interleaved(
 
     chunks = [programs[i : i + size] for i in range(0, len(programs), size)]
     with Pool(1, str(DSL_PATH)) as one, Pool(2, str(DSL_PATH)) as two:
-
-        def through(pool: Pool) -> Callable[[list[Program]], float]:
-            def run(chunk: list[Program]) -> float:
-                started = time.perf_counter()
-                for _ in execute(chunk, tasks, LIMITS, pool=pool):
-                    pass
-                return time.perf_counter() - started
-
-            return run
-
-        modes = {"a": lambda c: unprotected(c, tasks), "b1": through(one), "b2": through(two)}
+        modes = {
+            "a": lambda c: unprotected(c, tasks),
+            "b1": lambda c: sandboxed(c, tasks, one.size, pool=one)[0],
+            "b2": lambda c: sandboxed(c, tasks, two.size, pool=two)[0],
+        }
         for mode in ("b1", "b2"):  # both pools up and warm before anything counts
             modes[mode](chunks[0])
         ratios = []
