@@ -13,15 +13,6 @@ import pytest
 from arcjobs.sandbox import policy
 
 
-@pytest.fixture
-def hook(tmp_path):
-    recorded: list[str] = []
-    h = policy.make_hook(str(tmp_path), (os.path.dirname(os.__file__),), recorded.append)
-    h.recorded = recorded
-    h.scratch = tmp_path
-    return h
-
-
 @pytest.mark.unit
 def test_unchecked_events_are_ones_the_hook_checks_nowhere() -> None:
     checked = policy._ALWAYS_REFUSED | policy._WRITE_EVENTS | {"import", "open"}
@@ -32,7 +23,9 @@ def test_unchecked_events_are_ones_the_hook_checks_nowhere() -> None:
 
 
 @pytest.mark.unit
-def test_hook_lets_the_frequent_events_through_and_refuses_the_rest(hook) -> None:
+def test_hook_lets_the_frequent_events_through_and_refuses_the_rest(tmp_path) -> None:
+    recorded: list[str] = []
+    hook = policy.make_hook(str(tmp_path), (os.path.dirname(os.__file__),), recorded.append)
     for event in sorted(policy._UNCHECKED):
         assert hook(event, (object(),)) is None
     for event, args in [
@@ -45,6 +38,6 @@ def test_hook_lets_the_frequent_events_through_and_refuses_the_rest(hook) -> Non
     ]:
         with pytest.raises(policy.Violation):
             hook(event, args)
-    assert len(hook.recorded) == 6
-    assert hook("open", (str(hook.scratch / "out.txt"), "w", 0)) is None
+    assert len(recorded) == 6
+    assert hook("open", (str(tmp_path / "out.txt"), "w", 0)) is None
     assert hook("open", (os.__file__, "r", 0)) is None
