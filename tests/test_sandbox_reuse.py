@@ -486,28 +486,31 @@ def test_a_kept_child_runs_a_long_series_without_growing_out_of_reuse() -> None:
 @pytest.mark.parametrize(
     ("code", "verdict"),
     [
-        ("from common import *\ndef transform(g):\n    return g\n", [{"pure": True}]),
-        ("import os\ndef transform(g):\n    return g\n", [{"pure": False}]),
-        ("def transform(g):\n    os.environ['X'] = '1'\n", [{"pure": False}]),
-        ("def transform(g:\n", []),  # no code object, no verdict: impure
+        ("from common import *\ndef transform(g):\n    return g\n", True),
+        ("import os\ndef transform(g):\n    return g\n", False),
+        ("def transform(g):\n    os.environ['X'] = '1'\n", False),
+        ("def transform(g:\n", False),  # no code object: not kept for
     ],
 )
 def test_the_child_reports_its_verdict_before_the_program_runs(
-    allow, tmp_path, code: str, verdict: list
+    allow, tmp_path, code: str, verdict: bool
 ) -> None:
     """Where it may run another program, the child writes to its verdict pipe whether the
-    compiled program is pure; without an allowlist (fork per program) it writes nothing.
-    Run here, in-process: the child's `execute` on programs that do nothing harmful."""
+    compiled program is pure, naming the program by its number in this child, and goes on
+    to the next job only then; without an allowlist (fork per program) it writes nothing
+    and never goes on. Run here, in-process: the child's `execute` on programs that do
+    nothing harmful."""
     import os
 
     from arcjobs.sandbox.child import execute as run_in_child
     from arcjobs.sandbox.protocol import FrameReader
 
-    for allowlist, expected in ((allow, verdict), (None, [])):
+    for allowlist, expected in ((allow, [{"pure": verdict, "job": 3}]), (None, [])):
         r, w = os.pipe()
         try:
             ctx = {"reuse": True, "scratch": str(tmp_path), "caches": (), "allow": allowlist}
-            run_in_child(code, [], ctx, w)
+            _, goes_on = run_in_child(code, [], ctx, w, 3)
+            assert goes_on is (verdict and allowlist is not None)
             os.close(w)
             w = -1
             frames = list(FrameReader().feed(os.read(r, 1 << 16)))
@@ -522,28 +525,36 @@ def test_the_child_reports_its_verdict_before_the_program_runs(
 @pytest.mark.parametrize(
     ("written", "pure"),
     [
-        ([{"pure": True}], True),
-        ([], False),  # a syntax error, or a child that died first
-        ([{"pure": False}], False),
-        ([{"pure": True}, {"pure": True}], False),  # not what a child fit to keep writes
-        ([{"pure": "yes"}], False),
+        ([{"pure": True, "job": 0}], [True]),
+        ([], [False]),  # a child that died first
+        ([{"pure": False, "job": 0}], [False]),
+        ([{"pure": True, "job": 1}], [False]),  # another program's verdict
+        ([{"pure": True}], [False]),  # names no program
+        ([{"pure": "yes", "job": 0}], [False]),
+        # the next program's verdict is there too, from a child that holds its next job
+        ([{"pure": True, "job": 0}, {"pure": True, "job": 1}], [True, True]),
+        ([{"pure": True, "job": 0}, {"pure": True, "job": 0}], [True, False]),
     ],
 )
-def test_the_worker_keeps_a_child_only_on_its_one_pure_verdict(written: list, pure: bool) -> None:
-    """The worker reads the verdict pipe once the result is in, without waiting on it."""
+def test_the_worker_keeps_a_child_only_on_the_pure_verdict_of_that_program(
+    written: list, pure: list
+) -> None:
+    """The worker reads the verdict pipe once a result is in, without waiting on it, one
+    verdict per result, and believes only one that names the program it asks about."""
     import os
 
     from arcjobs.sandbox.protocol import encode
-    from arcjobs.sandbox.worker import read_verdict
+    from arcjobs.sandbox.worker import Verdicts
 
     r, w = os.pipe()
     try:
         os.set_blocking(r, False)
+        verdicts = Verdicts(r)
         for message in written:
             os.write(w, encode(message))
-        assert read_verdict(r) is pure
-        os.write(w, encode({"pure": True})[:-1])  # a frame cut short
-        assert read_verdict(r) is False
+        assert [verdicts.pure(job) for job in range(len(pure))] == pure
+        os.write(w, encode({"pure": True, "job": len(pure)})[:-1])  # a frame cut short
+        assert verdicts.pure(len(pure)) is False
     finally:
         os.close(r)
         os.close(w)

@@ -10,14 +10,16 @@ nesting bomb attacks the compiler).
 
 Every program gets a freshly executed `common` module and `random` / `numpy.random` seeded
 from the program and its inputs. After a program this child proved pure (`is_pure`, before
-the program ran) and that ended cleanly, the worker may send it the next job; after any
-other it kills the child, so every other program runs in a fresh fork and what it changed
-vanishes with the process.
+the program ran) and that ended cleanly, it takes the next job the worker sent, and the
+worker keeps what it reports only if its own checks of that program and of the child
+agree; after any other program the child exits (and the worker kills what is left), so
+every other program runs in a fresh fork and what it changed vanishes with the process.
 
 The child reports through two pipes. Where it may run another program, it writes
-`{"pure": ...}` to `verdict_fd`: whether the compiled program is pure, decided before any of
-its code runs (`bytecode`, or `purity` on the source where the bytecode rules do not apply).
-The worker reads it only with the result, so it costs no wake-up of the worker. On
+`{"pure": ..., "job": N}` to `verdict_fd` for its Nth program: whether the compiled program
+is pure, decided before any of its code runs (`bytecode`, or `purity` on the source where
+the bytecode rules do not apply). The worker reads it only with the result, so it costs no
+wake-up of the worker. On
 `report_fd` come frames `{"violation": ...}` from the policy, then one `{"status", "error",
 "outputs", "cpu_s"}`, outputs packed (`grids.Packed`: shapes in the JSON, cells in the
 frame's blob). It never sees expected outputs: they stay in the executor's process.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import builtins
 import functools
 import gc
+import itertools
 import os
 import random
 import re
@@ -46,6 +49,7 @@ from arcjobs.sandbox.dsl import new_common
 from arcjobs.sandbox.grids import Packed
 from arcjobs.sandbox.outputs import InvalidOutput, to_grid
 from arcjobs.sandbox.protocol import FrameReader, decode_packed, encode, encode_packed, write_raw
+from arcjobs.sandbox.verdict import REUSABLE
 
 # private references, immune to the program's monkeypatching (see `execute`)
 __builtins__ = dict(vars(builtins))
@@ -142,8 +146,6 @@ _DEFAULT_RNG = numpy.random.default_rng
 def _seeded_default_rng(default_rng: Any, seed: int) -> Any:
     """`np.random.default_rng()` without a seed would draw OS entropy: derive it instead
     from the program's seed (and a call counter), like the legacy global generator."""
-    import itertools
-
     calls = itertools.count()
 
     def seeded(seed_arg: Any = None) -> Any:
@@ -155,8 +157,12 @@ def _seeded_default_rng(default_rng: Any, seed: int) -> Any:
 def serve(ctx: dict[str, Any], report_fd: int, job_fd: int, verdict_fd: int) -> None:
     """Be the worker's spare, then run jobs until the worker stops sending; never returns.
 
-    Without `ctx["reuse"]` it exits after one job; with it, it waits for another, which the
-    worker sends only after a pure program that ended cleanly (it kills the child otherwise).
+    Without `ctx["reuse"]` it exits after one job; with it, after every program it proved
+    pure and that ended cleanly, it takes the next job from its pipe, where the worker may
+    have written it while this program ran (`Worker.send_ahead`). After any other program
+    it exits: what that program changed must not meet another. The worker, which kills a
+    child whose result or verdict it does not like, discards whatever such a child went on
+    to do.
     """
     reader = FrameReader()
     locked = False
@@ -165,7 +171,7 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int, verdict_fd: int) -> 
         prepare(ctx)
     except BaseException:
         _exit(70)
-    while True:
+    for ran in itertools.count():
         try:
             frame = reader.next(job_fd)
             if frame is None:  # the worker is shutting down
@@ -174,12 +180,13 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int, verdict_fd: int) -> 
         except BaseException:
             _exit(70)
         cpu_before = _cpu()
+        pure = False
         try:
             if not locked:
                 lock_down(job, ctx, report_fd)
                 locked = True
             seed_randomness(job)
-            result = execute(job["code"], job["inputs"].arrays(), ctx, verdict_fd)
+            result, pure = execute(job["code"], job["inputs"].arrays(), ctx, verdict_fd, ran)
         except MemoryError:
             result = {"status": "memory", "error": "MemoryError", "outputs": None}
         except BaseException as e:  # a broken set-up is the sandbox's failure, not the program's
@@ -191,7 +198,7 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int, verdict_fd: int) -> 
             write_raw(report_fd, encode_packed(result, "outputs"))
         except BaseException:
             _exit(0)
-        if not ctx["reuse"]:
+        if not (ctx["reuse"] and pure and result["status"] in REUSABLE):
             _exit(0)
         try:
             made = fresh_common(ctx, made)
@@ -199,10 +206,14 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int, verdict_fd: int) -> 
             _exit(70)
 
 
-def execute(code: str, inputs: list[Any], ctx: dict[str, Any], verdict_fd: int) -> dict[str, Any]:
+def execute(
+    code: str, inputs: list[Any], ctx: dict[str, Any], verdict_fd: int, job: int = 0
+) -> tuple[dict[str, Any], bool]:
     """Compile, write to `verdict_fd` whether the program is pure (where `ctx["allow"]` says
-    this child may run another), exec and call `transform` on each input (a fresh int64
-    array, made before the program ran); status, error and outputs (uint8 grids or None).
+    this child may run another: `{"pure": ..., "job": job}`, `job` counting this child's
+    programs from 0, so the worker never takes one program's verdict for another's), exec
+    and call `transform` on each input (a fresh int64 array, made before the program ran).
+    Returns status, error and outputs (uint8 grids or None), and the verdict.
 
     The program may monkeypatch builtins, numpy, os or json: this module, `outputs` and
     `protocol` hold private references to what they need, so sabotage changes only the
@@ -213,7 +224,7 @@ def execute(code: str, inputs: list[Any], ctx: dict[str, Any], verdict_fd: int) 
     program's runs after its result is written.
     """
     try:
-        return _run(code, inputs, ctx, verdict_fd)
+        return _run(code, inputs, ctx, verdict_fd, job)
     finally:
         if ctx["reuse"]:
             for clear in ctx["caches"]:
@@ -221,17 +232,25 @@ def execute(code: str, inputs: list[Any], ctx: dict[str, Any], verdict_fd: int) 
             _collect()
 
 
-def _run(code: str, inputs: list[Any], ctx: dict[str, Any], verdict_fd: int) -> dict[str, Any]:
+def _run(
+    code: str, inputs: list[Any], ctx: dict[str, Any], verdict_fd: int, job: int
+) -> tuple[dict[str, Any], bool]:
     scratch = ctx["scratch"]
     try:  # plain Python semantics: not this module's `from __future__` flags
         compiled = compile(code, PROGRAM_FILE, "exec", dont_inherit=True)
     except BaseException as e:  # SyntaxError, NUL bytes, the parser's own stack limits
-        return {"status": "syntax_error", "error": _describe(e, scratch), "outputs": None}
-    if ctx["allow"] is not None:
-        write_raw(verdict_fd, encode({"pure": is_pure(code, compiled, ctx["allow"])}))
+        compiled, error = None, _describe(e, scratch)
+    pure = False
+    if ctx["allow"] is not None:  # this child may run another program
+        # not after a source that did not compile: what the compiler did with a hostile
+        # one (a nesting bomb at the stack's edge) is not worth reasoning about
+        pure = compiled is not None and is_pure(code, compiled, ctx["allow"])
+        write_raw(verdict_fd, encode({"pure": pure, "job": job}))
+    if compiled is None:
+        return {"status": "syntax_error", "error": error, "outputs": None}, False
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     try:
-        return _call(compiled, namespace, inputs, scratch)
+        return _call(compiled, namespace, inputs, scratch), pure
     finally:
         namespace.clear()  # breaks the cycle transform <-> its globals
 

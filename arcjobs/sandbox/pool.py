@@ -2,10 +2,10 @@
 
 Each worker (`arcjobs.sandbox.worker`) is a separate Python process in its own session, with
 a scrubbed environment (no secrets for a program to read; PYTHONHASHSEED fixed). The pool
-keeps up to `depth` jobs in flight per worker (three: the running one and two behind it) so
-a worker never waits for the pool between two programs, and a job the pool sends lands in a
-pipe the worker is not waiting on (it reads jobs ahead only when it holds none): no wake-up
-per job. It multiplexes all pipes with one selector (non-blocking writes, so a big source
+keeps up to `depth` jobs in flight per worker (four: the running one, the one the worker has
+sent ahead to a kept child, and two behind them) so a worker never waits for the pool between
+two programs, and a job the pool sends lands in a pipe the worker is not waiting on (it reads
+jobs ahead only when it holds none): no wake-up per job. It multiplexes all pipes with one selector (non-blocking writes, so a big source
 and a big result can never deadlock), and yields results as they arrive.
 
 If a worker dies or stops answering (its own deadline plus a grace period), its session is
@@ -139,7 +139,7 @@ class Pool:
         workers: int,
         dsl_path: str,
         max_procs: int = 64,
-        depth: int = 3,
+        depth: int = 4,
         audit: bool = True,
         reuse: bool = True,
     ) -> None:

@@ -14,6 +14,8 @@ import signal
 from typing import Any
 
 STATUSES = ("ok", "syntax_error", "runtime_error", "timeout", "memory", "invalid_output")
+# endings after which a pure program's process may run the next program
+REUSABLE = frozenset({"ok", "syntax_error", "runtime_error", "invalid_output"})
 
 
 def checked(result: Any, n_inputs: int) -> dict[str, Any]:

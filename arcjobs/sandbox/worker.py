@@ -7,13 +7,17 @@ copy-on-write image. A child whose program was proved harmless to shared state (
 verdict, written to a pipe of its own before the program runs: `child.is_pure`, read with
 the result so that it wakes nobody), and which ended cleanly, is kept for the next job (a
 fork, its exit and its copy-on-write faults cost more than a typical program); every other
-child is killed after its one program, so what that program changed vanishes with it.
+child is killed after its one program, so what that program changed vanishes with it. While
+a kept child runs a program, the worker writes the next job into its pipe, so the child goes
+on without waiting to be judged (`Worker._send_ahead`); the worker takes that next result only
+if the one before passed its checks, and otherwise runs the job again in a fresh child.
 
 The worker is the program's warden: it waits on the child's result pipe with a wall-clock
 deadline, then SIGKILLs the child's process group, reaps the child (rusage tells CPU time and
 peak memory) and, as a child subreaper, kills every descendant that escaped the group
-(`setsid`, double fork) before taking the next job. Before it reuses a child it checks from
-outside that the child has one thread and has not grown, and re-arms its CPU limit. It
+(`setsid`, double fork) before taking the next job. Before it takes another program's result
+from a kept child it checks from outside that the child has one thread and has not grown,
+and it re-arms the child's CPU limit for each program. It
 answers each job with one frame on stdout and exits at end of input, or when the pool dies
 (PR_SET_PDEATHSIG).
 
@@ -26,13 +30,16 @@ filesystem's permissions apply).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import math
 import os
 import resource
 import select
 import signal
+import struct
 import sys
+import termios
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -53,11 +60,36 @@ REPORT_FD, JOB_FD, VERDICT_FD = 3, 4, 5
 MAX_RESULT = 8 * 1024 * 1024
 # modules BARC programs import themselves: loaded once here, not once per program
 PRELOAD = ("typing", "random", "math", "itertools", "collections", "functools", "copy", "re")
-# endings after which a pure program's process may run the next program
-REUSABLE = frozenset({"ok", "syntax_error", "runtime_error", "invalid_output"})
 # how much a kept child may grow (size and peak resident memory) before it is retired: a
 # later program's memory limit must not depend on which programs ran before it
 GROWTH_LIMIT = 32 * 2**20
+
+
+class Verdicts:
+    """A child's verdict pipe (non-blocking), read once a result is in, never waited on.
+
+    The child writes `{"pure": ..., "job": N}` before its Nth program runs (N from 0). By
+    the time a result arrives, the next program's verdict may be there too (a kept child
+    holds its next job), so frames are taken one per result, and a frame that does not
+    name the job it is asked about says "impure"."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.reader = FrameReader()
+        self.frames: deque[Any] = deque()
+
+    def pure(self, job: int) -> bool:
+        """Whether the child's verdict on its program number `job` is `pure`. False also
+        for a malformed pipe (then the child is not kept, and not asked again)."""
+        data = b""
+        with contextlib.suppress(OSError):  # BlockingIOError: all read
+            while chunk := os.read(self.fd, 1 << 12):
+                data += chunk
+        try:
+            self.frames.extend(frame.message for frame in self.reader.feed(data))
+        except ProtocolError:
+            return False
+        return bool(self.frames) and self.frames.popleft() == {"pure": True, "job": job}
 
 
 @dataclass
@@ -67,8 +99,14 @@ class Child:
     pid: int
     job_w: int
     report_r: int
-    verdict_r: int  # non-blocking: read once its result is in, never waited on
+    verdicts: Verdicts
     stat_fd: int  # its /proc/PID/stat, open for `proc_status` (a pread, not an open, per job)
+    pipe_size: int  # its job pipe's capacity in bytes
+    # its report pipe's frames: a kept child may report its next program before the worker
+    # has taken this one's result
+    reader: FrameReader = field(default_factory=lambda: FrameReader(MAX_RESULT))
+    frames: deque[Any] = field(default_factory=deque)
+    ahead: tuple[dict[str, Any], bytes] | None = None  # its next job, sent while one runs
     base: dict[str, Any] = field(default_factory=dict)  # `proc_status` before its first job
     limits: dict[str, Any] | None = None  # those it locked itself down with
     jobs: int = 0  # programs it ran
@@ -77,7 +115,7 @@ class Child:
     cpu_hard: int | None = None
 
     def close(self) -> None:
-        for fd in (self.job_w, self.report_r, self.verdict_r, self.stat_fd):
+        for fd in (self.job_w, self.report_r, self.verdicts.fd, self.stat_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -115,6 +153,10 @@ class Jobs:
             self.eof = True
         for frame in self.reader.feed(data):
             self.ready.append((decode_packed(frame, "inputs"), frame.raw))
+
+    def put_back(self, item: tuple[dict[str, Any], bytes]) -> None:
+        """Return a job taken but not run here, to be the next one again."""
+        self.ready.appendleft(item)
 
     def next(self, wait: bool = True) -> tuple[dict[str, Any], bytes] | None:
         """The next job and its frame as the pool sent it (passed on to a child unchanged),
@@ -199,15 +241,16 @@ class Worker:
             running = self._start_next(wait=True)
             while running is not None:
                 outcome = self.finish(running)
-                # a kept child takes the next job at once when it is already here: reporting
+                # a kept child goes on with the job it holds, or one already here: reporting
                 # this result and reaping then overlap that program instead of delaying it
-                running = self._start_next(wait=False) if self.kept is not None else None
+                running = self._resume() if self.kept is not None else None
                 write_raw(results_fd, encode_packed(outcome, "outputs"))
                 if running is None:
                     self.cleanup()
                     running = self._start_next(wait=True)
                 else:
                     self._reap_exited()
+                self._send_ahead(running)
         finally:
             for c in (self.spare, self.kept):
                 if c is not None:
@@ -252,7 +295,8 @@ class Worker:
         with contextlib.suppress(OSError):  # also here: the child may not have run it yet
             os.setpgid(pid, pid)
         stat_fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
-        return Child(pid, job_w, report_r, verdict_r, stat_fd)
+        pipe_size = fcntl.fcntl(job_w, fcntl.F_GETPIPE_SZ)
+        return Child(pid, job_w, report_r, Verdicts(verdict_r), stat_fd, pipe_size)
 
     def _start_next(self, wait: bool) -> Running | None:
         item = self.jobs.next(wait) if self.jobs is not None else None
@@ -283,7 +327,7 @@ class Worker:
         `cleanup`, so its exit does not sit between two programs either)."""
         c, job = r.child, r.job
         deadline = r.started + job["limits"]["timeout_s"]
-        violation, result, timed_out = self._collect(c.report_r, deadline)
+        violation, result, timed_out = self._collect(c, deadline)
         if result is None and not timed_out:  # closed its pipe: let it finish dying, so the
             timed_out = not _wait_exit(c.pid, deadline)  # verdict doesn't depend on a race
         wall = time.monotonic() - r.started
@@ -291,8 +335,8 @@ class Worker:
         cpu = result.get("cpu_s") if isinstance(result, dict) else None
         if violation is None and result is not None:
             outcome = verdict.checked(result, len(job["inputs"]))
-            pure = read_verdict(c.verdict_r)
-            if pure and outcome["status"] in REUSABLE and self._fit(c):
+            pure = c.verdicts.pure(c.jobs)
+            if pure and outcome["status"] in verdict.REUSABLE and self._fit(c):
                 self.kept = c
             else:
                 self._retire(c)
@@ -302,6 +346,9 @@ class Worker:
             cpu = usage.ru_utime + usage.ru_stime - c.cpu_before
             outcome = verdict.from_exit(job, violation, result, timed_out, status, usage, cpu)
         if self.kept is not c:
+            if c.ahead is not None:  # whatever the child did with it is discarded
+                self.jobs.put_back(c.ahead)
+                c.ahead = None
             c.close()
         outcome["wall_s"] = round(wall, 6)
         plausible = isinstance(cpu, (int, float)) and 0 <= cpu < 1e6  # a child's claim
@@ -311,25 +358,71 @@ class Worker:
         return outcome
 
     def _take_kept(self, job: dict[str, Any]) -> Child | None:
-        """The kept child, its CPU limit re-armed for `job`, or None (then it is retired).
-
-        RLIMIT_CPU counts the process's whole life, so the soft limit moves to what the
-        child has used (as of its last check: it has been waiting since) plus this job's.
-        """
+        """The kept child, its CPU limit re-armed for `job`, or None (then it is retired)."""
         c, self.kept = self.kept, None
         if c is None:
             return None
-        if c.limits == job["limits"]:
-            soft = math.ceil(c.cpu_before) + limits.cpu_seconds(job["limits"]["timeout_s"])
-            with contextlib.suppress(OSError):  # gone, or a container's hard limit is lower
-                if c.cpu_hard is None:
-                    c.cpu_hard = resource.prlimit(c.pid, resource.RLIMIT_CPU)[1]
-                if c.cpu_hard == resource.RLIM_INFINITY or soft <= c.cpu_hard:
-                    resource.prlimit(c.pid, resource.RLIMIT_CPU, (soft, c.cpu_hard))
-                    return c
+        if c.limits == job["limits"] and self._arm(c, [job]):
+            return c
         self._retire(c)
         c.close()
         return None
+
+    def _resume(self) -> Running | None:
+        """The kept child's next program: the job it was sent ahead, now its running one
+        (CPU limit re-armed), or a job already here; None if there is none yet."""
+        c = self.kept
+        if c is None or c.ahead is None:
+            return self._start_next(wait=False)
+        (job, frame), c.ahead, self.kept = c.ahead, None, None
+        if not self._arm(c, [job]):
+            self._retire(c)
+            c.close()
+            return self.start(job, frame)
+        self.running = c.pid
+        return Running(c, job, time.monotonic())
+
+    def _send_ahead(self, r: Running | None) -> None:
+        """Write the next job into the pipe of the kept child running `r`, if one is here:
+        the child starts it the moment it has reported `r` (when `r` was pure and ended
+        cleanly) instead of sleeping until the worker has judged `r`. The worker judges
+        `r` and the child all the same before it takes anything more from that child
+        (`finish`); when either fails, the child is killed and the job runs elsewhere.
+
+        Not to a child on its first program, whose CPU limit it sets itself; not a job with
+        other limits; and only a job that fits in the pipe's free half, so that the write
+        can never block while `r` runs and its deadline needs watching."""
+        if r is None or r.child.jobs == 0 or r.child.ahead is not None or self.jobs is None:
+            return
+        item = self.jobs.next(wait=False)
+        if item is None:
+            return
+        c, (job, frame) = r.child, item
+        room = c.pipe_size // 2 - _unread(c.job_w)
+        if job["limits"] != c.limits or len(frame) > room or not self._arm(c, [r.job, job]):
+            self.jobs.put_back(item)
+            return
+        with contextlib.suppress(OSError):  # a child that died: its report says so
+            write_raw(c.job_w, frame)
+        c.ahead = item
+
+    def _arm(self, c: Child, jobs: list[dict[str, Any]]) -> bool:
+        """Move `c`'s soft CPU limit to what it has used (as of its last check) plus the
+        time limits of `jobs`, the ones it may run from now on; False if it cannot be.
+
+        RLIMIT_CPU counts the process's whole life. A child holding its next job gets the
+        time of both, so that the next one never starts under what is left of this one's;
+        once it runs, the limit is moved again to its own (`_resume`). The wall-clock
+        deadline of each job holds all the while."""
+        soft = math.ceil(c.cpu_before)
+        soft += sum(limits.cpu_seconds(job["limits"]["timeout_s"]) for job in jobs)
+        with contextlib.suppress(OSError):  # gone, or a container's hard limit is lower
+            if c.cpu_hard is None:
+                c.cpu_hard = resource.prlimit(c.pid, resource.RLIMIT_CPU)[1]
+            if c.cpu_hard == resource.RLIM_INFINITY or soft <= c.cpu_hard:
+                resource.prlimit(c.pid, resource.RLIMIT_CPU, (soft, c.cpu_hard))
+                return True
+        return False
 
     def _retire(self, c: Child) -> None:
         """Kill `c`'s process group; it is reaped later (`cleanup`), off the path between
@@ -345,17 +438,23 @@ class Worker:
             c.cpu_before = now["cpu"]
         return fits(c.base, now)
 
-    def _collect(self, fd: int, deadline: float) -> tuple[str | None, Any, bool]:
+    def _collect(self, c: Child, deadline: float) -> tuple[str | None, Any, bool]:
         """Read the child's frames until its result, end of file or the deadline; meanwhile
-        read the next job if the pool sends it."""
-        reader = FrameReader(MAX_RESULT)
-        violation = None
+        read the next job if the pool sends it. Frames after the result (the next
+        program's, from a child that was sent it ahead) stay for the next call."""
+        fd, violation = c.report_r, None
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         ahead = self.jobs is not None and self.jobs.want()
         if ahead:
             poller.register(self.jobs.fd, select.POLLIN)
         while True:
+            while c.frames:
+                frame = c.frames.popleft()
+                if isinstance(frame.message, dict) and "violation" in frame.message:
+                    violation = violation or str(frame.message["violation"])[:300]
+                else:
+                    return violation, decode_packed(frame, "outputs"), False
             # past the deadline, still take a result that is already there: checking the
             # next job may have kept this loop from looking
             left = max(0.0, deadline - time.monotonic())
@@ -373,14 +472,9 @@ class Worker:
             if not data:
                 return violation, None, False
             try:
-                messages = reader.feed(data)
+                c.frames.extend(c.reader.feed(data))
             except ProtocolError as e:
                 return violation, {"malformed": str(e)}, False
-            for frame in messages:
-                if isinstance(frame.message, dict) and "violation" in frame.message:
-                    violation = violation or str(frame.message["violation"])[:300]
-                else:
-                    return violation, decode_packed(frame, "outputs"), False
 
     def _kill_group(self, pid: int) -> None:
         for target in (
@@ -458,21 +552,9 @@ class Worker:
             return found
 
 
-def read_verdict(fd: int) -> bool:
-    """Whether the child's verdict pipe holds exactly one frame, `{"pure": true}`: what a
-    child writes before a pure program runs (nothing for a syntax error, `false` for an
-    impure program, and a child that writes more is not one to keep). Read after the
-    program's result, so the verdict's bytes are there if the child wrote it; reading all
-    of them leaves the pipe empty for the next job."""
-    data = b""
-    with contextlib.suppress(OSError):  # BlockingIOError: all read
-        while chunk := os.read(fd, 1 << 12):
-            data += chunk
-    try:
-        frames = FrameReader().feed(data)
-    except ProtocolError:
-        return False
-    return len(frames) == 1 and frames[0].message == {"pure": True}
+def _unread(fd: int) -> int:
+    """Bytes in a pipe that its reader has not taken yet (FIONREAD; from either end)."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
 
 
 def fits(base: dict[str, Any], now: dict[str, Any] | None) -> bool:
