@@ -445,6 +445,27 @@ def test_cpu_limit_is_per_program_in_a_shared_process() -> None:
     assert sum(r.cpu_s for r in results) > 1.0
 
 
+@pytest.mark.integration
+def test_a_held_result_reaches_the_pool_while_a_long_program_runs() -> None:
+    """A worker holds results to write several at once, but not for long: the result of
+    the program before one that loops arrives while the loop runs, not with the loop's
+    own result when it is killed at the time limit. (Two durations compared with each
+    other, a factor of about 100 apart, not a speed asserted.)"""
+    import time
+
+    ok = "def transform(g):\n    return g\n# {}\n"
+    loop = "def transform(g):\n    while True:\n        pass\n"
+    programs = [Program("tiny", i, ok.format(i)) for i in range(2)]
+    programs += [Program("tiny", "loop", loop)]
+    programs += [Program("tiny", i, ok.format(i)) for i in range(3, 10)]
+    arrived, results = {}, {}
+    for r in execute(programs, {"tiny": tiny_task()}, Limits(timeout_s=2.0), workers=1):
+        arrived[r.program.sample_id], results[r.program.sample_id] = time.monotonic(), r
+    assert results["loop"].status == "timeout"
+    assert all(r.status == "ok" for key, r in results.items() if key != "loop")
+    assert arrived["loop"] - arrived[1] > results["loop"].wall_s / 2
+
+
 @pytest.mark.unit
 def test_a_fresh_common_is_frozen_and_the_one_before_emptied() -> None:
     """So the collection after each program walks only what that program made. Run in a

@@ -2,16 +2,18 @@
 
 Each worker (`arcjobs.sandbox.worker`) is a separate Python process in its own session, with
 a scrubbed environment (no secrets for a program to read; PYTHONHASHSEED fixed). The pool
-keeps up to `depth` jobs in flight per worker (four: the running one, the one the worker has
-sent ahead to a kept child, and two behind them) so a worker never waits for the pool between
-two programs, and a job the pool sends lands in a pipe the worker is not waiting on (it reads
-jobs ahead only when it holds none): no wake-up per job. It multiplexes all pipes with one selector (non-blocking writes, so a big source
+keeps up to `depth` jobs in flight per worker (six: the running one, the one the worker has
+sent ahead to a kept child, and four behind them, whose results the worker may hold to write
+several at once) so a worker never waits for the pool between two programs, and a job the
+pool sends lands in a pipe the worker is not waiting on (it reads jobs ahead only when it
+holds none): no wake-up per job, and about one per four results. It multiplexes all pipes with one selector (non-blocking writes, so a big source
 and a big result can never deadlock), and yields results as they arrive.
 
 If a worker dies or stops answering (its own deadline plus a grace period), its session is
-killed, the job it was running is retried once on a fresh worker — a second death is that
-job's `crash` — and the jobs queued behind it go back to the queue: nobody else's result is
-lost. `close` ends every worker and removes the scratch tree, so no process, file or pipe
+killed and the jobs it had in flight go back to the queue, each to run alone on a worker:
+which one was running is not known, since a worker may hold the results of finished ones
+(see `worker.Worker._report`). A job whose worker dies while it runs alone is retried once
+more, and a second death is that job's `crash`: nobody else's result is lost. `close` ends every worker and removes the scratch tree, so no process, file or pipe
 outlives the pool.
 """
 
@@ -29,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from arcjobs.sandbox import cgroup
 from arcjobs.sandbox.protocol import FrameReader, ProtocolError, decode_packed, encode_packed
@@ -59,6 +61,16 @@ def sweep_stale() -> None:
 
 def _alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
+
+
+class _Job(NamedTuple):
+    """A job as the pool tracks it: `alone` when it must run with nothing else in flight
+    on its worker, to tell whether it is the one that kills workers."""
+
+    key: Any
+    job: dict[str, Any]
+    attempt: int = 0
+    alone: bool = False
 
 
 class SandboxError(RuntimeError):
@@ -99,7 +111,7 @@ class _Worker:
         os.set_blocking(self.fd_in, False)
         self.reader = FrameReader()
         self.outbuf = bytearray()
-        self.inflight: deque[tuple[Any, dict[str, Any], int]] = deque()
+        self.inflight: deque[_Job] = deque()
         self.layers: dict[str, Any] | None = None
         self.head_since = time.monotonic()
 
@@ -108,7 +120,7 @@ class _Worker:
             return self.head_since + STARTUP_S
         if not self.inflight:
             return float("inf")
-        return self.head_since + self.inflight[0][1]["limits"]["timeout_s"] + GRACE_S
+        return self.head_since + self.inflight[0].job["limits"]["timeout_s"] + GRACE_S
 
     def log_tail(self) -> str:
         try:
@@ -139,7 +151,7 @@ class Pool:
         workers: int,
         dsl_path: str,
         max_procs: int = 64,
-        depth: int = 4,
+        depth: int = 6,
         audit: bool = True,
         reuse: bool = True,
     ) -> None:
@@ -176,7 +188,7 @@ class Pool:
 
     def run(self, jobs: list[tuple[Any, dict[str, Any]]]) -> Iterator[tuple[Any, dict[str, Any]]]:
         """Yield (key, result) for every (key, job), in completion order."""
-        pending: deque[tuple[Any, dict[str, Any], int]] = deque((k, j, 0) for k, j in jobs)
+        pending: deque[_Job] = deque(_Job(k, j) for k, j in jobs)
         remaining = len(pending)
         while remaining:
             self._feed(pending)
@@ -202,11 +214,13 @@ class Pool:
         for w in self.workers:
             added = False
             while pending and len(w.inflight) < self.depth:
+                if w.inflight and (pending[0].alone or w.inflight[-1].alone):
+                    break  # a job that must run alone waits for an idle worker
                 item = pending.popleft()
                 if not w.inflight:
                     w.head_since = time.monotonic()
                 w.inflight.append(item)
-                w.outbuf += encode_packed(item[1], "inputs")
+                w.outbuf += encode_packed(item.job, "inputs")
                 added = True
             if added:
                 self._flush(w, pending)
@@ -244,27 +258,29 @@ class Pool:
                 self.start_failures = 0
                 w.head_since = time.monotonic()
                 continue
-            key, _job, _attempt = w.inflight.popleft()
             w.head_since = time.monotonic()
-            done.append((key, message))
+            done.append((w.inflight.popleft().key, message))
         return done
 
     def _lost(self, w: _Worker, pending: deque, why: str) -> list[tuple[Any, dict[str, Any]]]:
-        """Replace a dead or hung worker; retry its running job once, requeue the rest."""
+        """Replace a dead or hung worker and requeue its jobs, each to run alone; a job that
+        was alone in flight is retried once, and is a crash the second time."""
         started = w.layers is not None
         self._remove(w)
         done = []
         inflight = list(w.inflight)
-        if started and inflight:
-            key, job, attempt = inflight.pop(0)
-            if attempt >= 1:
-                done.append((key, {"status": "crash", "error": f"{why} (twice)", "outputs": None}))
-            else:
-                inflight.insert(0, (key, job, attempt + 1))
-        elif not started:
+        if not started:
             self.start_failures += 1
             if self.start_failures >= MAX_START_FAILURES:
                 raise SandboxError(f"sandbox worker failed to start: {w.log_tail().strip()}")
+        elif len(inflight) == 1:  # the job that was running, for sure
+            key, job, attempt, _ = inflight.pop()
+            if attempt >= 1:
+                done.append((key, {"status": "crash", "error": f"{why} (twice)", "outputs": None}))
+            else:
+                inflight = [_Job(key, job, attempt + 1, alone=True)]
+        else:
+            inflight = [item._replace(alone=True) for item in inflight]
         pending.extendleft(reversed(inflight))
         self._spawn()
         return done

@@ -18,8 +18,8 @@ peak memory) and, as a child subreaper, kills every descendant that escaped the 
 (`setsid`, double fork) before taking the next job. Before it takes another program's result
 from a kept child it checks from outside that the child has one thread and has not grown,
 and it re-arms the child's CPU limit for each program. It
-answers each job with one frame on stdout and exits at end of input, or when the pool dies
-(PR_SET_PDEATHSIG).
+answers each job with one frame on stdout (several at once where it can, `_report`) and
+exits at end of input, or when the pool dies (PR_SET_PDEATHSIG).
 
 OS layers it sets up for all its children, and reports in its hello frame: a private network
 namespace (unshare CLONE_NEWNET, through a user namespace when not root), the subreaper, and
@@ -63,6 +63,8 @@ PRELOAD = ("typing", "random", "math", "itertools", "collections", "functools", 
 # how much a kept child may grow (size and peak resident memory) before it is retired: a
 # later program's memory limit must not depend on which programs ran before it
 GROWTH_LIMIT = 32 * 2**20
+# longest a result waits in the worker for others to travel with (see `Worker._report`)
+MAX_HOLD_S = 0.02
 
 
 class Verdicts:
@@ -231,12 +233,15 @@ class Worker:
         self.kept: Child | None = None  # ran a pure program cleanly: may run the next one
         self.unreaped: set[int] = set()  # killed after reporting, exit work still running
         self.running: int | None = None  # the child running a program right now
+        self.results_fd = -1
+        self.outbox = bytearray()  # results not yet written to the pool
+        self.held_since: float | None = None  # when the oldest of them was judged
         gc.collect()
         gc.freeze()  # children don't copy pages just to run the collector over old objects
 
     def serve(self, jobs_fd: int, results_fd: int) -> None:
         write_frame(results_fd, {"hello": self.layers, "pid": os.getpid()})
-        self.jobs = Jobs(jobs_fd)
+        self.jobs, self.results_fd = Jobs(jobs_fd), results_fd
         try:
             running = self._start_next(wait=True)
             while running is not None:
@@ -244,7 +249,7 @@ class Worker:
                 # a kept child goes on with the job it holds, or one already here: reporting
                 # this result and reaping then overlap that program instead of delaying it
                 running = self._resume() if self.kept is not None else None
-                write_raw(results_fd, encode_packed(outcome, "outputs"))
+                self._report(outcome, running)
                 if running is None:
                     self.cleanup()
                     running = self._start_next(wait=True)
@@ -256,6 +261,28 @@ class Worker:
                 if c is not None:
                     self._kill_group(c.pid)
             self._reap_all()
+
+    def _report(self, outcome: dict[str, Any], running: Running | None) -> None:
+        """Send `outcome` to the pool, or hold it to travel with the next ones.
+
+        Every write of results wakes the pool's process, which costs both sides more than
+        handling a result does (on this 2-core VM, a wake across cores ~20 µs of CPU on
+        each side). So results wait here while the worker has at least two jobs at hand
+        besides the running one, which is as long as the pool can wait to send more; they
+        go now when it has fewer, when no program runs (the worker is about to wait for
+        the pool), and at most MAX_HOLD_S after the oldest of them was judged (`_collect`
+        watches the clock for that)."""
+        self.outbox += encode_packed(outcome, "outputs")
+        if self.held_since is None:
+            self.held_since = time.monotonic()
+        ahead = running is not None and running.child.ahead is not None
+        if running is None or len(self.jobs.ready) + ahead < 2:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.outbox:
+            write_raw(self.results_fd, self.outbox)
+            self.outbox, self.held_since = bytearray(), None
 
     def _fork_child(self, retry: bool = True) -> Child:
         """Fork the next spare child: it prepares itself and waits for a job on a pipe.
@@ -327,7 +354,7 @@ class Worker:
         `cleanup`, so its exit does not sit between two programs either)."""
         c, job = r.child, r.job
         deadline = r.started + job["limits"]["timeout_s"]
-        violation, result, timed_out = self._collect(c, deadline)
+        violation, result, timed_out = self._collect(r, deadline)
         if result is None and not timed_out:  # closed its pipe: let it finish dying, so the
             timed_out = not _wait_exit(c.pid, deadline)  # verdict doesn't depend on a race
         wall = time.monotonic() - r.started
@@ -438,16 +465,16 @@ class Worker:
             c.cpu_before = now["cpu"]
         return fits(c.base, now)
 
-    def _collect(self, c: Child, deadline: float) -> tuple[str | None, Any, bool]:
-        """Read the child's frames until its result, end of file or the deadline; meanwhile
-        read the next job if the pool sends it. Frames after the result (the next
-        program's, from a child that was sent it ahead) stay for the next call."""
-        fd, violation = c.report_r, None
+    def _collect(self, r: Running, deadline: float) -> tuple[str | None, Any, bool]:
+        """Read the child's frames until its result, end of file or the deadline. Meanwhile
+        read the next jobs if the pool sends them (and send one ahead to the child, if it
+        holds none), and write held results once they have waited MAX_HOLD_S. Frames
+        after the result (the next program's, from a child that was sent it ahead) stay
+        for the next call."""
+        c, violation = r.child, None
         poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        ahead = self.jobs is not None and self.jobs.want()
-        if ahead:
-            poller.register(self.jobs.fd, select.POLLIN)
+        poller.register(c.report_r, select.POLLIN)
+        reading_jobs = False
         while True:
             while c.frames:
                 frame = c.frames.popleft()
@@ -455,20 +482,29 @@ class Worker:
                     violation = violation or str(frame.message["violation"])[:300]
                 else:
                     return violation, decode_packed(frame, "outputs"), False
+            if self.jobs is not None and self.jobs.want() != reading_jobs:
+                reading_jobs = not reading_jobs
+                if reading_jobs:
+                    poller.register(self.jobs.fd, select.POLLIN)
+                else:
+                    poller.unregister(self.jobs.fd)
+            wake = deadline
+            if self.held_since is not None:
+                wake = min(deadline, self.held_since + MAX_HOLD_S)
             # past the deadline, still take a result that is already there: checking the
             # next job may have kept this loop from looking
-            left = max(0.0, deadline - time.monotonic())
-            events = poller.poll(left * 1000)
+            events = poller.poll(max(0.0, wake - time.monotonic()) * 1000)
             if not events:
+                if wake < deadline:
+                    self._flush()
+                    continue
                 return violation, None, True
-            if ahead and any(ready == self.jobs.fd for ready, _ in events):
+            if reading_jobs and any(ready == self.jobs.fd for ready, _ in events):
                 self.jobs.pull()
-                if not self.jobs.want():
-                    poller.unregister(self.jobs.fd)
-                    ahead = False
-            if not any(ready == fd for ready, _ in events):
+                self._send_ahead(r)
+            if not any(ready == c.report_r for ready, _ in events):
                 continue
-            data = os.read(fd, 1 << 16)
+            data = os.read(c.report_r, 1 << 16)
             if not data:
                 return violation, None, False
             try:
