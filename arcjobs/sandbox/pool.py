@@ -292,6 +292,10 @@ class Pool:
         self.workers.remove(w)
         w.kill()
 
+    def worker_pids(self) -> list[int]:
+        """The workers' process ids, for measuring what they and their children use."""
+        return [w.proc.pid for w in self.workers]
+
     def close(self) -> None:
         """End every worker (EOF first, then SIGKILL of its session) and remove scratch."""
         for w in list(self.workers):
