@@ -159,7 +159,7 @@ def serve(ctx: dict[str, Any], report_fd: int, job_fd: int, verdict_fd: int) -> 
 
     Without `ctx["reuse"]` it exits after one job; with it, after every program it proved
     pure and that ended cleanly, it takes the next job from its pipe, where the worker may
-    have written it while this program ran (`Worker.send_ahead`). After any other program
+    have written it while this program ran (`Worker._send_ahead`). After any other program
     it exits: what that program changed must not meet another. The worker, which kills a
     child whose result or verdict it does not like, discards whatever such a child went on
     to do.

@@ -6,15 +6,16 @@ keeps up to `depth` jobs in flight per worker (six: the running one, the one the
 sent ahead to a kept child, and four behind them, whose results the worker may hold to write
 several at once) so a worker never waits for the pool between two programs, and a job the
 pool sends lands in a pipe the worker is not waiting on (it reads jobs ahead only when it
-holds none): no wake-up per job, and about one per four results. It multiplexes all pipes with one selector (non-blocking writes, so a big source
-and a big result can never deadlock), and yields results as they arrive.
+holds none): no wake-up per job, and one per several results. It multiplexes all pipes
+with one selector (non-blocking writes, so a big source and a big result can never
+deadlock), and yields results as they arrive.
 
 If a worker dies or stops answering (its own deadline plus a grace period), its session is
 killed and the jobs it had in flight go back to the queue, each to run alone on a worker:
 which one was running is not known, since a worker may hold the results of finished ones
 (see `worker.Worker._report`). A job whose worker dies while it runs alone is retried once
-more, and a second death is that job's `crash`: nobody else's result is lost. `close` ends every worker and removes the scratch tree, so no process, file or pipe
-outlives the pool.
+more, and a second death is that job's `crash`: nobody else's result is lost. `close` ends
+every worker and removes the scratch tree, so no process, file or pipe outlives the pool.
 """
 
 from __future__ import annotations
