@@ -74,6 +74,21 @@ def test_limits_and_source_are_part_of_the_key(tmp_path: Path) -> None:
     assert not again.cached and not edited.cached
 
 
+def test_a_key_is_the_hash_of_version_inputs_and_source_apart() -> None:
+    """Keys are what they always were (a change would silently empty every cache), however
+    the hash is put together, and the NULs between the parts keep them apart: moving text
+    from the inputs into the source gives another key."""
+    import hashlib
+
+    from arcjobs.sandbox.cache import cache_key, key_prefix
+
+    version, inputs, code = ["5", "1", {"timeout_s": 2.0}], "[[[1]]]", "x = '\udc80 é'\n"
+    whole = f'["5","1",{{"timeout_s":2.0}}]\0{inputs}\0{code}'
+    expected = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()
+    assert cache_key(key_prefix(version, inputs), code) == expected
+    assert cache_key(key_prefix(version, "[[[1]"), "]]\0" + code) != expected
+
+
 def test_duplicates_in_a_batch_run_once(tmp_path: Path) -> None:
     programs = [Program("tiny", i, benign("same")) for i in range(5)]
     results, summary_run = run(programs, None)

@@ -122,11 +122,18 @@ class ResultCache:
         self.db.close()
 
 
-def cache_key(version: Any, inputs_json: str, code: str) -> str:
-    """The key of one execution: what it ran under (`version`: JSON-serialisable), the
-    inputs (JSON text) and the source. The first two contain no NUL byte, so the NULs
-    between the parts keep them apart whatever the source holds (lone surrogates included:
-    JSON predictions can carry them)."""
+def key_prefix(version: Any, inputs_json: str) -> Any:
+    """The start of a key's hash: what it ran under (`version`: JSON-serialisable) and the
+    inputs (JSON text), for `cache_key` to finish with each program's source, so that a
+    batch hashes a task's inputs once, not once per program. Neither part contains a NUL
+    byte, so the NULs between the parts keep them apart whatever the source holds (lone
+    surrogates included: JSON predictions can carry them)."""
     head = json.dumps(version, separators=(",", ":"))
-    text = f"{head}\0{inputs_json}\0{code}"
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(f"{head}\0{inputs_json}\0".encode())
+
+
+def cache_key(prefix: Any, code: str) -> str:
+    """The key of one execution: `prefix` (`key_prefix`) finished with the program's source."""
+    digest = prefix.copy()
+    digest.update(code.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from arcjobs.arc.grids import outputs_fingerprint
 from arcjobs.arc.statuses import STATUSES
-from arcjobs.sandbox.cache import ResultCache, cache_key
+from arcjobs.sandbox.cache import ResultCache, cache_key, key_prefix
 from arcjobs.sandbox.grids import Packed
 from arcjobs.sandbox.limits import Limits
 
@@ -106,6 +106,7 @@ class _Prepared:
     inputs: Packed  # what the program's process gets
     inputs_json: str  # what cache keys and seeds are made of
     n_train: int
+    key_prefix: Any = None  # `cache.key_prefix` of this run's version and these inputs
 
 
 @dataclass
@@ -150,7 +151,9 @@ class SandboxRun:
                     yield self._finish(index, refused, None, 0)
                     continue
                 prep = self._prepare(prepared, program)
-                key = cache_key(version, prep.inputs_json, program.code)
+                if prep.key_prefix is None:
+                    prep.key_prefix = key_prefix(version, prep.inputs_json)
+                key = cache_key(prep.key_prefix, program.code)
                 if key in waiting:
                     waiting[key].append(index)
                     stats["duplicates"] += 1
