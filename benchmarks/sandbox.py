@@ -53,6 +53,7 @@ from arcjobs.arc.tasks import load_dataset  # noqa: E402
 from arcjobs.sandbox import Limits, Program, ResultCache, execute  # noqa: E402
 from arcjobs.sandbox.dsl import DSL_PATH, load_common  # noqa: E402
 from arcjobs.sandbox.pool import Pool  # noqa: E402
+from arcjobs.sandbox.worker import children  # noqa: E402
 
 CORPUS = ROOT / "arcjobs" / "sandbox" / "corpus"
 LIMITS = Limits(timeout_s=10, memory_mb=2048)
@@ -206,25 +207,17 @@ def _cpu_ns(pid: int) -> int:
         return 0
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-
-
 def accounted(pool: Pool, run: Callable[[], float]) -> tuple[float, dict[str, float]]:
     """`run()`'s seconds, and the CPU seconds it took in this process (the executor), in
     the pool's workers and in the programs' processes (their children), read from
     /proc/PID/schedstat: the pools' processes live on, so rusage cannot count them. A
     child that exits within the chunk is missed (about one in 2,000 here)."""
     workers = pool.worker_pids()
-    kids = {k: _cpu_ns(k) for w in workers for k in _children(w)}
+    kids = {k: _cpu_ns(k) for w in workers for k in children(w)}
     before = {p: _cpu_ns(p) for p in [os.getpid(), *workers]}
     seconds = run()
     after = {p: _cpu_ns(p) for p in before}
-    programs = sum(_cpu_ns(k) - kids.get(k, 0) for w in workers for k in _children(w))
+    programs = sum(_cpu_ns(k) - kids.get(k, 0) for w in workers for k in children(w))
     cpu = {
         "executor": after[os.getpid()] - before[os.getpid()],
         "workers": sum(after[w] - before[w] for w in workers),

@@ -78,7 +78,6 @@ class Verdicts:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.reader = FrameReader()
-        self.frames: deque[Any] = deque()
 
     def pure(self, job: int) -> bool:
         """Whether the child's verdict on its program number `job` is `pure`. False also
@@ -87,11 +86,12 @@ class Verdicts:
         with contextlib.suppress(OSError):  # BlockingIOError: all read
             while chunk := os.read(self.fd, 1 << 12):
                 data += chunk
+        pending = self.reader.pending
         try:
-            self.frames.extend(frame.message for frame in self.reader.feed(data))
+            pending.extend(self.reader.feed(data))
         except ProtocolError:
             return False
-        return bool(self.frames) and self.frames.popleft() == {"pure": True, "job": job}
+        return bool(pending) and pending.pop(0).message == {"pure": True, "job": job}
 
 
 @dataclass
@@ -104,10 +104,9 @@ class Child:
     verdicts: Verdicts
     stat_fd: int  # its /proc/PID/stat, open for `proc_status` (a pread, not an open, per job)
     pipe_size: int  # its job pipe's capacity in bytes
-    # its report pipe's frames: a kept child may report its next program before the worker
-    # has taken this one's result
+    # its report pipe's, whose `pending` frames may hold the next program's report before
+    # the worker has taken this one's result (a kept child holds its next job)
     reader: FrameReader = field(default_factory=lambda: FrameReader(MAX_RESULT))
-    frames: deque[Any] = field(default_factory=deque)
     ahead: tuple[dict[str, Any], bytes] | None = None  # its next job, sent while one runs
     base: dict[str, Any] = field(default_factory=dict)  # `proc_status` before its first job
     limits: dict[str, Any] | None = None  # those it locked itself down with
@@ -228,7 +227,6 @@ class Worker:
             "allow": purity.Allowlist.build(sys.modules["common"], dsl_source) if reuse else None,
         }
         self.jobs: Jobs | None = None
-        self.children_file = f"/proc/self/task/{os.getpid()}/children"
         self.spare: Child | None = None
         self.kept: Child | None = None  # ran a pure program cleanly: may run the next one
         self.unreaped: set[int] = set()  # killed after reporting, exit work still running
@@ -275,8 +273,9 @@ class Worker:
         self.outbox += encode_packed(outcome, "outputs")
         if self.held_since is None:
             self.held_since = time.monotonic()
-        ahead = running is not None and running.child.ahead is not None
-        if running is None or len(self.jobs.ready) + ahead < 2:
+        # the running child holds no job ahead yet (`_send_ahead` comes next), so the jobs
+        # at hand are the ready ones
+        if running is None or len(self.jobs.ready) < 2:
             self._flush()
 
     def _flush(self) -> None:
@@ -476,8 +475,8 @@ class Worker:
         poller.register(c.report_r, select.POLLIN)
         reading_jobs = False
         while True:
-            while c.frames:
-                frame = c.frames.popleft()
+            while c.reader.pending:
+                frame = c.reader.pending.pop(0)
                 if isinstance(frame.message, dict) and "violation" in frame.message:
                     violation = violation or str(frame.message["violation"])[:300]
                 else:
@@ -508,7 +507,7 @@ class Worker:
             if not data:
                 return violation, None, False
             try:
-                c.frames.extend(c.reader.feed(data))
+                c.reader.pending.extend(c.reader.feed(data))
             except ProtocolError as e:
                 return violation, {"malformed": str(e)}, False
 
@@ -561,7 +560,7 @@ class Worker:
         self.unreaped.clear()
         keep = keep or set()
         for _ in range(10_000):
-            orphans = [p for p in self._children() if p not in keep]
+            orphans = [p for p in children(os.getpid()) if p not in keep]
             if not orphans:
                 break
             for pid in orphans:
@@ -571,21 +570,23 @@ class Worker:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, 0)
 
-    def _children(self) -> list[int]:
-        try:
-            with open(self.children_file) as f:
-                return [int(p) for p in f.read().split()]
-        except OSError:  # no CONFIG_PROC_CHILDREN: scan for processes whose parent is us
-            me, found = os.getpid(), []
-            for entry in os.listdir("/proc"):
-                if entry.isdigit():
-                    try:
-                        with open(f"/proc/{entry}/stat") as f:
-                            if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
-                                found.append(int(entry))
-                    except (OSError, IndexError, ValueError):
-                        pass
-            return found
+
+def children(pid: int) -> list[int]:
+    """The live children of process `pid` (of its main thread: every process here has one)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:  # no CONFIG_PROC_CHILDREN: scan for processes whose parent is `pid`
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                            found.append(int(entry))
+                except (OSError, IndexError, ValueError):
+                    pass
+        return found
 
 
 def _unread(fd: int) -> int:
