@@ -96,6 +96,23 @@ def test_duplicates_in_a_batch_run_once(tmp_path: Path) -> None:
     assert len({str(r.record()["train_outputs"]) for r in results}) == 1
 
 
+def test_duplicates_by_inputs_map_back_through_their_own_augmentation() -> None:
+    """Swapping two colours the task does not use leaves its inputs as they are, so the
+    same source under either augmentation is one execution; each result is still mapped
+    back through its own program's augmentation."""
+    colors = list(range(10))
+    colors[5], colors[6] = 6, 5
+    code = "import numpy as np\ndef transform(g):\n    return np.full((1, 1), 5)\n"
+    programs = [
+        Program("tiny", "plain", code),
+        Program("tiny", "swapped", code, augmentation={"dihedral": 0, "colors": colors}),
+    ]
+    results, run_ = run(programs, None)
+    assert run_.stats["executed"] == 1 and run_.stats["duplicates"] == 1
+    outputs = {r.program.sample_id: r.train_outputs for r in results}
+    assert outputs == {"plain": [[[5]]], "swapped": [[[6]]]}
+
+
 def test_garbage_file_is_detected_and_rebuilt(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     path.write_bytes(b"this is not a database" * 1000)

@@ -106,7 +106,7 @@ class _Prepared:
     inputs: Packed  # what the program's process gets
     inputs_json: str  # what cache keys and seeds are made of
     n_train: int
-    key_prefix: Any = None  # `cache.key_prefix` of this run's version and these inputs
+    key_prefix: Any  # `cache.key_prefix` of the run's version and these inputs
 
 
 @dataclass
@@ -150,9 +150,7 @@ class SandboxRun:
                     stats["refused"] += 1
                     yield self._finish(index, refused, None, 0)
                     continue
-                prep = self._prepare(prepared, program)
-                if prep.key_prefix is None:
-                    prep.key_prefix = key_prefix(version, prep.inputs_json)
+                prep = self._prepare(prepared, program, version)
                 key = cache_key(prep.key_prefix, program.code)
                 if key in waiting:
                     waiting[key].append(index)
@@ -186,9 +184,11 @@ class SandboxRun:
                     stats["shared_process"] += bool(result.pop("shared_process", False))
                     if self.cache is not None:
                         self.cache.put(key, _to_cache(result))
+                    # each program's own preparation: programs whose augmentations make the
+                    # same inputs share a result, but each maps it back through its own
                     for i, index in enumerate(waiting[key]):
-                        program = self.programs[index]
-                        yield self._finish(index, result, self._prepare(prepared, program), i > 0)
+                        prep = self._prepare(prepared, self.programs[index], version)
+                        yield self._finish(index, result, prep, i > 0)
         if self.cache is not None:
             self.cache.flush()
         stats["execute_s"] = time.monotonic() - run_started
@@ -207,7 +207,11 @@ class SandboxRun:
             }
         return None
 
-    def _prepare(self, prepared: dict[tuple[str, str], _Prepared], program: Program) -> _Prepared:
+    def _prepare(
+        self, prepared: dict[tuple[str, str], _Prepared], program: Program, version: Any
+    ) -> _Prepared:
+        """The inputs `program` sees, made once per task and augmentation in a run;
+        `version` (what the run's cache keys say it ran under) starts their key."""
         from arcjobs.arc.augment import Augmentation
 
         aug = program.augmentation
@@ -219,7 +223,8 @@ class SandboxRun:
             grids = [x for x, _ in task.train] + list(task.test_inputs)
             inputs = [aug.apply(g) for g in grids]
             inputs_json = json.dumps([g.tolist() for g in inputs], separators=(",", ":"))
-            cached = _Prepared(aug, Packed.of(inputs), inputs_json, len(task.train))
+            prefix = key_prefix(version, inputs_json)
+            cached = _Prepared(aug, Packed.of(inputs), inputs_json, len(task.train), prefix)
             prepared[(program.task_id, aug_key)] = cached
         return cached
 
