@@ -19,10 +19,10 @@ The child reports through two pipes. Where it may run another program, it writes
 `{"pure": ..., "job": N}` to `verdict_fd` for its Nth program: whether the compiled program
 is pure, decided before any of its code runs (`bytecode`, or `purity` on the source where
 the bytecode rules do not apply). The worker reads it only with the result, so it costs no
-wake-up of the worker. On
-`report_fd` come frames `{"violation": ...}` from the policy, then one `{"status", "error",
-"outputs", "cpu_s"}`, outputs packed (`grids.Packed`: shapes in the JSON, cells in the
-frame's blob). It never sees expected outputs: they stay in the executor's process.
+wake-up of the worker. On `report_fd` come frames `{"violation": ...}` from the policy, then
+one `{"status", "error", "outputs", "cpu_s"}`, outputs packed (`grids.Packed`: shapes in
+the JSON, cells in the frame's blob). It never sees expected outputs: they stay in the
+executor's process.
 """
 
 from __future__ import annotations

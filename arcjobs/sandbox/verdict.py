@@ -14,8 +14,9 @@ import signal
 from typing import Any
 
 STATUSES = ("ok", "syntax_error", "runtime_error", "timeout", "memory", "invalid_output")
-# endings after which a pure program's process may run the next program
-REUSABLE = frozenset({"ok", "syntax_error", "runtime_error", "invalid_output"})
+# endings after which a pure program's process may run the next program (a syntax error is
+# never one: with no code object there is nothing to prove pure)
+REUSABLE = frozenset({"ok", "runtime_error", "invalid_output"})
 
 
 def checked(result: Any, n_inputs: int) -> dict[str, Any]:
