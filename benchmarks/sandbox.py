@@ -238,36 +238,32 @@ def interleaved(
     time, and that of the executor and of the workers as shares of the programs'."""
     chunks = [programs[i : i + size] for i in range(0, len(programs), size)]
     with Pair(chunks, tasks) as pair, Pool(1, str(DSL_PATH)) as one, Pool(2, str(DSL_PATH)) as two:
-        cpu: dict[str, dict[str, float]] = {}
 
-        def executor(name: str, pool: Pool) -> Callable[[int], float]:
-            def run(i: int) -> float:
-                seconds, cpu[name] = accounted(
-                    pool, lambda: sandboxed(chunks[i], tasks, pool.size, pool=pool)[0]
-                )
-                return seconds
+        def executor(pool: Pool) -> Callable[[int], tuple[float, dict[str, float]]]:
+            return lambda i: accounted(
+                pool, lambda: sandboxed(chunks[i], tasks, pool.size, pool=pool)[0]
+            )
 
-            return run
-
-        modes = {
-            "a": lambda i: unprotected(chunks[i], tasks),
-            "a2": pair.run,
-            "b1": executor("b1", one),
-            "b2": executor("b2", two),
+        modes: dict[str, Callable[[int], tuple[float, dict[str, float] | None]]] = {
+            "a": lambda i: (unprotected(chunks[i], tasks), None),
+            "a2": lambda i: (pair.run(i), None),
+            "b1": executor(one),
+            "b2": executor(two),
         }
         for mode in ("b1", "b2"):  # both pools up and warm before anything counts
             modes[mode](0)
         rows = []
         for r in range(rounds):
             names = list(modes)[r % 4 :] + list(modes)[: r % 4]
-            seconds = {name: modes[name](r % len(chunks)) for name in names}
+            measured = {name: modes[name](r % len(chunks)) for name in names}
+            seconds = {name: took for name, (took, _) in measured.items()}
             row = {
                 "b1/a": seconds["a"] / seconds["b1"],
                 "b2/b1": seconds["b1"] / seconds["b2"],
                 "a2/a": seconds["a"] / seconds["a2"],
             }
             for name in ("b1", "b2"):
-                used = cpu[name]
+                used = measured[name][1]
                 row[f"{name} programs/a"] = used["programs"] / seconds["a"]
                 row[f"{name} executor"] = used["executor"] / used["programs"]
                 row[f"{name} workers"] = used["workers"] / used["programs"]
