@@ -18,7 +18,14 @@ from types import SimpleNamespace
 import pytest
 
 from arcjobs.errors import UserError
-from arcjobs.steps.train import Params, build_trainer, check_job, last_complete_checkpoint, train
+from arcjobs.steps.train import (
+    Params,
+    build_trainer,
+    check_job,
+    last_complete_checkpoint,
+    prune_to_last_complete_checkpoint,
+    train,
+)
 
 pytestmark = pytest.mark.integration
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -143,6 +150,25 @@ def test_step_trains_and_saves_a_valid_adapter_only(tiny, dataset, tmp_path):
     assert metrics["config"]["optimizer"] == "adamw_torch"
     assert (out / "loss.png").stat().st_size > 1000
     assert list((out / "tensorboard").iterdir())
+
+
+def test_looking_for_the_last_checkpoint_leaves_one_being_written(tmp_path):
+    """A newer checkpoint without a readable trainer_state.json is one being saved (or cut
+    short by a kill). Looking for the last complete one must not touch it: a run may be
+    writing it (a test that polled a live run with a pruning probe once removed it under
+    the trainer). Only the resuming run prunes it."""
+    for step, state in ((4, "{}"), (8, None), (12, "{not json")):
+        ckpt = tmp_path / f"checkpoint-{step}"
+        ckpt.mkdir()
+        if state is not None:
+            (ckpt / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(tmp_path).name == "checkpoint-4"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint-12", "checkpoint-4", "checkpoint-8",
+    ]  # fmt: skip
+    assert prune_to_last_complete_checkpoint(tmp_path).name == "checkpoint-4"
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-4"]
+    assert last_complete_checkpoint(tmp_path / "missing") is None
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tiny, dataset, tmp_path):

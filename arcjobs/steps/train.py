@@ -210,25 +210,42 @@ def drop_long(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> tu
 
 
 def last_complete_checkpoint(folder: Path) -> Path | None:
-    """The newest `checkpoint-N` whose trainer_state.json (written last) parses.
+    """The newest `checkpoint-N` whose trainer_state.json (written last) parses. Only
+    reads: a run may be writing a newer one right now."""
+    for ckpt in _checkpoints_newest_first(folder):
+        if _complete(ckpt):
+            return ckpt
+    return None
 
-    A kill during saving leaves a newer, incomplete checkpoint; it is removed so that the
-    trainer's own rotation never mistakes it for a good one.
-    """
+
+def prune_to_last_complete_checkpoint(folder: Path) -> Path | None:
+    """`last_complete_checkpoint`, after removing every newer, incomplete one: what a kill
+    during saving leaves, and the trainer's own rotation must never mistake for a good
+    one. Only for a run about to resume, when nothing else writes there."""
+    for ckpt in _checkpoints_newest_first(folder):
+        if _complete(ckpt):
+            return ckpt
+        shutil.rmtree(ckpt, ignore_errors=True)
+    return None
+
+
+def _checkpoints_newest_first(folder: Path) -> list[Path]:
     if not folder.is_dir():
-        return None
+        return []
     found = [
         (int(m.group(1)), d)
         for d in folder.iterdir()
         if (m := re.fullmatch(r"checkpoint-(\d+)", d.name))
     ]
-    for _, ckpt in sorted(found, reverse=True):
-        try:
-            json.loads((ckpt / "trainer_state.json").read_text())
-            return ckpt
-        except (OSError, ValueError):
-            shutil.rmtree(ckpt, ignore_errors=True)
-    return None
+    return [d for _, d in sorted(found, reverse=True)]
+
+
+def _complete(ckpt: Path) -> bool:
+    try:
+        json.loads((ckpt / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 # ----------------------------------------------------------------------------- the recipe
@@ -420,7 +437,7 @@ def train(params: Params, out: Path, scratch: Path) -> None:
     except NothingToLearn as e:
         _publish_untrained(params, out, e.args[0])
         return
-    resume = last_complete_checkpoint(scratch / CHECKPOINTS)
+    resume = prune_to_last_complete_checkpoint(scratch / CHECKPOINTS)
     if resume is not None:
         print(f"train: resuming from {resume.name}", flush=True)
     started = time.time()
