@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from arcjobs.arc.tasks import Task
@@ -93,3 +96,27 @@ def leftovers() -> dict[str, object]:
 def as_lists(packed) -> list:
     """A `grids.Packed` as nested lists of ints (None where there is no grid)."""
     return [None if v is None else v.tolist() for v in packed.views()]
+
+
+def in_child(body: Callable[[], Any]) -> Any:
+    """Run `body` in a forked child (its own session, no terminal) and return what it
+    returned (JSON), or ("signal", N) if the child was killed."""
+    import json
+    import os
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setsid()
+            os.write(w, json.dumps(body()).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return ["signal", os.WTERMSIG(status)]
+    return json.loads(data)
