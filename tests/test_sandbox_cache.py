@@ -189,3 +189,33 @@ def test_processes_opening_a_new_cache_at_once_all_get_it(tmp_path: Path) -> Non
         cache = ResultCache(path)
         assert all(cache.get(f"w{w}") == {"status": "ok"} for w in range(6))
         cache.close()
+
+
+def test_a_forged_or_moved_row_is_a_miss(tmp_path: Path) -> None:
+    """Forged from outside, by someone who can write the cache file but lacks its secret: a
+    row rewritten with an unkeyed digest (what the cache used before), and a valid row copied
+    under another key. Neither is served; the honest result is computed again."""
+    import hashlib
+    import json
+    import os
+    import stat
+
+    cache = ResultCache(tmp_path / "c.sqlite")
+    programs = [Program("tiny", 0, benign("a")), Program("tiny", 1, benign("b"))]
+    honest, _ = run(programs, cache)
+    cache.close()
+    secret = tmp_path / "c.sqlite.key"
+    assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600 and len(secret.read_bytes()) == 32
+    with sqlite3.connect(tmp_path / "c.sqlite") as db:
+        (key_a, value_a), (key_b, _) = db.execute("SELECT key, value FROM results ORDER BY key")
+        forged = json.loads(value_a)
+        forged["outputs"] = None
+        forged["status"] = "timeout"
+        text = json.dumps(forged, separators=(",", ":"))
+        digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+        db.execute("UPDATE results SET value = ?, digest = ? WHERE key = ?", (text, digest, key_a))
+        (moved,) = db.execute("SELECT value, digest FROM results WHERE key = ?", (key_a,))
+        db.execute("UPDATE results SET value = ?, digest = ? WHERE key = ?", (*moved, key_b))
+    again, run2 = run(programs, ResultCache(tmp_path / "c.sqlite"))
+    assert run2.stats["executed"] == 2 and not any(r.cached for r in again)
+    assert [r.record() for r in again] == [r.record() for r in honest]

@@ -6,16 +6,21 @@ inputs, so it is covered. Timeouts and crashes are cached like any result: re-ru
 program that hung costs its timeout again for nothing.
 
 Concurrent runs share one file safely (WAL journal, busy timeout, short write
-transactions). Each row stores a digest of its value and a row whose digest does not match
-is a miss, so a damaged row is never trusted. A file that sqlite cannot read at all (not a
-database, malformed pages) is moved aside and rebuilt empty on open or on first failure:
-the cache is an accelerator, never a source of truth.
+transactions). Each row stores an HMAC of its key and value under a secret kept beside the
+cache (`<cache>.key`, 32 random bytes, mode 0600, made by whichever run comes first): a row
+whose MAC does not match is a miss. So neither a damaged row nor a forged one is ever
+served, even by someone who can write the cache file: forging needs the secret, and no
+program can read it (Landlock lets programs read only the code they import, and the audit
+hook refuses it too). A file that sqlite cannot read at all (not a database, malformed
+pages) is moved aside and rebuilt empty on open or on first failure: the cache is an
+accelerator, never a source of truth.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import sqlite3
@@ -26,21 +31,54 @@ from typing import Any
 from arcjobs import sqlite_wal
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL, digest TEXT NOT NULL)"
+SECRET_BYTES = 32
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:32]
+def secret_for(path: Path) -> bytes:
+    """The cache's secret, made on first use: written to a private file, then linked into
+    place, so that runs racing to make it all end up with the one that got there first."""
+    key_path = Path(f"{path}.key")
+    with contextlib.suppress(FileNotFoundError):
+        return _read_secret(key_path)
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = key_path.with_name(f".{key_path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(SECRET_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, key_path)
+    finally:
+        os.unlink(tmp)
+    return _read_secret(key_path)
+
+
+def _read_secret(key_path: Path) -> bytes:
+    secret = key_path.read_bytes()
+    if len(secret) != SECRET_BYTES:
+        raise OSError(f"{key_path}: not a cache secret ({len(secret)} bytes, not {SECRET_BYTES})")
+    return secret
 
 
 class ResultCache:
-    """get/put of JSON results by key; writes are batched and committed by `flush`."""
+    """get/put of JSON results by key; writes are batched and committed by `flush`.
+
+    OSError when the secret cannot be read or made (another user's cache, say)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.rebuilt = False
+        self.secret = secret_for(self.path)
         self.pending: list[tuple[str, str, str]] = []
         self.last_flush = time.monotonic()
         self.db = self._open()
+
+    def _digest(self, key: str, value: str) -> str:
+        """The row's MAC: its key is in it, so a row moved under another key is a miss."""
+        message = f"{key}\0{value}".encode("utf-8", "surrogatepass")
+        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +121,7 @@ class ResultCache:
         except sqlite3.DatabaseError:
             self.db = self._rebuild()
             return None
-        if row is None or _digest(row[0]) != row[1]:
+        if row is None or not hmac.compare_digest(self._digest(key, row[0]), row[1]):
             return None
         try:
             value = json.loads(row[0])
@@ -93,7 +131,7 @@ class ResultCache:
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         text = json.dumps(value, separators=(",", ":"))
-        self.pending.append((key, text, _digest(text)))
+        self.pending.append((key, text, self._digest(key, text)))
         if len(self.pending) >= 500 or time.monotonic() - self.last_flush > 2:
             self.flush()
 
