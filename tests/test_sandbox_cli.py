@@ -186,3 +186,21 @@ def test_execute_step_schema_is_light_and_strict() -> None:
         Params(predictions="p", dataset="d", timeout_s=0)
     with pytest.raises(ValidationError):
         Params(predictions="p", dataset="d", bogus=1)
+
+
+def test_sandbox_check_shows_every_layer_in_force() -> None:
+    table = arcjobs("sandbox", "check")
+    assert table.returncode == 0, table.stderr
+    for name in ("fresh_process", "no_new_privs", "seccomp", "landlock", "rlimits", "audit_hook"):
+        assert name in table.stdout
+    report = json.loads(arcjobs("sandbox", "check", "--json", check=True).stdout)
+    assert report["missing"] == []
+    assert report["landlock"] is report["seccomp"] is report["no_new_privs"] is True
+    assert report["no_capabilities"] is True and report["worker_undumpable"] is True
+
+
+def test_fork_per_program_is_a_deprecated_no_op(inputs, tmp_path: Path) -> None:
+    proc = sandbox_run(inputs, tmp_path / "out", "--fork-per-program")
+    assert proc.returncode == 0, proc.stderr
+    assert "notice: --fork-per-program is how every program runs now" in proc.stderr
+    assert (tmp_path / "out" / "executions.jsonl").exists()

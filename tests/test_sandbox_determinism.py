@@ -1,5 +1,5 @@
-"""Same programs, same inputs → same results, whatever the order, batch size, worker count, or
-whether pure programs share a process.
+"""Same programs, same inputs → same results, whatever the order, batch size or worker count,
+and the same as before every program got a fresh locked-down process (a recorded run).
 
 Programs here lean on everything that could leak nondeterminism: `random`, `numpy.random`,
 string hashing and set order, plus the real corpus programs on their ARC tasks.
@@ -7,6 +7,7 @@ string hashing and set order, plus the real corpus programs on their ARC tasks.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from arcjobs.sandbox import Limits, Program, execute
 pytestmark = pytest.mark.unit
 
 CORPUS = Path(__file__).resolve().parents[1] / "arcjobs" / "sandbox" / "corpus"
+RECORDED = Path(__file__).resolve().parent / "fixtures" / "sandbox" / "corpus_executions.jsonl"
 RANDOM_PROGRAMS = [
     "import random\nimport numpy as np\ndef transform(g):\n    return np.array([[random.randint(0, 9) for _ in range(5)]])\n",
     "import numpy as np\ndef transform(g):\n    return np.random.randint(0, 10, size=(3, 4))\n",
@@ -46,10 +48,8 @@ def batch() -> tuple[list[Program], dict]:
     return programs, tasks
 
 
-def records(
-    programs: list[Program], tasks: dict, workers: int = 1, reuse: bool = True, pool=None
-) -> dict:
-    run = execute(programs, tasks, Limits(timeout_s=5), workers=workers, reuse=reuse, pool=pool)
+def records(programs: list[Program], tasks: dict, workers: int = 1, pool=None) -> dict:
+    run = execute(programs, tasks, Limits(timeout_s=5), workers=workers, pool=pool)
     found = {(r.program.task_id, r.program.sample_id): r.record() for r in run}
     if pool is not None:
         assert run.summary()["workers"] == pool.size
@@ -65,8 +65,31 @@ def test_any_order_batch_size_and_worker_count(batch) -> None:
     for start in range(0, len(programs), 3):
         split.update(records(programs[start : start + 3], tasks, workers=2))
     assert split == reference
-    # and whether pure programs share a process or each gets a fresh fork
-    assert records(programs, tasks, workers=1, reuse=False) == reference
+
+
+def test_the_corpus_gives_the_executions_recorded_before_the_kernel_layers() -> None:
+    """The fixture holds what the sandbox of EXECUTOR_VERSION 5 (pure programs sharing a
+    process, no Landlock or seccomp) gave for every corpus program on its task, plain and
+    under two augmentations, and for the random programs: status, error, the outputs'
+    fingerprint and the scores. The kernel layers must change none of it."""
+    recorded = [json.loads(line) for line in RECORDED.read_text().splitlines()]
+    ids = sorted(p.stem for p in CORPUS.glob("*.py"))
+    tasks = load_dataset("arc-agi-1/training", task_ids=ids)
+    tasks["tiny"] = tiny_task()
+    augs = [{"dihedral": k, "colors": [0] + [(c + k) % 9 + 1 for c in range(9)]} for k in (1, 2)]
+    programs = [Program(t, "corpus", (CORPUS / f"{t}.py").read_text()) for t in ids]
+    programs += [
+        Program(t, f"aug{i}", (CORPUS / f"{t}.py").read_text(), a)
+        for t in ids
+        for i, a in enumerate(augs)
+    ]
+    programs += [Program("tiny", i, code) for i, code in enumerate(RANDOM_PROGRAMS)]
+    got = [
+        {key: r.record()[key] for key in recorded[0]}
+        for r in execute(programs, tasks, Limits(timeout_s=5), workers=2)
+    ]
+    order = lambda r: (r["task_id"], str(r["sample_id"]))  # noqa: E731
+    assert sorted(got, key=order) == recorded
 
 
 def test_seeds_differ_between_programs_and_tasks(batch) -> None:

@@ -1,4 +1,5 @@
-"""`arcjobs sandbox run`: execute a predictions file safely (also the sandbox image's tool)."""
+"""`arcjobs sandbox run`: execute a predictions file safely (also the sandbox image's tool);
+`arcjobs sandbox check`: which of the sandbox's layers are in force here."""
 
 from __future__ import annotations
 
@@ -6,6 +7,17 @@ import os
 from pathlib import Path
 
 import click
+
+from arcjobs.errors import UserError
+
+FORK_PER_PROGRAM_NOTICE = (
+    "notice: --fork-per-program is how every program runs now (a fresh process each); "
+    "the flag does nothing and will be removed"
+)
+UNPROTECTED_HELP = (
+    "Run programs even where a kernel layer of the sandbox (Landlock, seccomp) cannot be put "
+    "up. Recorded in summary.json and in every execution record."
+)
 
 
 def default_cache() -> Path:
@@ -40,11 +52,8 @@ def sandbox() -> None:
     "--memory", type=click.IntRange(min=16), default=1024, show_default=True, help="MB per program."
 )
 @click.option("--no-cache", is_flag=True, help="Run every program, ignoring the result cache.")
-@click.option(
-    "--fork-per-program",
-    is_flag=True,
-    help="A fresh process for every program, even those proven pure (slower).",
-)
+@click.option("--unprotected", is_flag=True, help=UNPROTECTED_HELP)
+@click.option("--fork-per-program", is_flag=True, hidden=True, help="Deprecated: does nothing.")
 @click.option(
     "--cache",
     type=click.Path(path_type=Path),
@@ -60,12 +69,16 @@ def run(
     timeout: float,
     memory: int,
     no_cache: bool,
+    unprotected: bool,
     fork_per_program: bool,
     cache: Path | None,
 ) -> None:
     """Run every prediction's program on its task; write OUT/executions.jsonl and summary.json.
 
-    OUT appears complete or not at all: it is written beside OUT and renamed into place.
+    Every program runs in a fresh process of its own, locked down by the kernel before its
+    source is compiled; the run refuses to start where that cannot be done (see `arcjobs
+    sandbox check`). OUT appears complete or not at all: it is written beside OUT and renamed
+    into place.
     """
     from arcjobs import atomic
     from arcjobs.arc.tasks import load_dataset
@@ -73,6 +86,8 @@ def run(
     from arcjobs.sandbox.limits import Limits
     from arcjobs.sandbox.pool import SandboxError
 
+    if fork_per_program:
+        click.echo(FORK_PER_PROGRAM_NOTICE, err=True)
     loaded = load_dataset(tasks, solutions=solutions)
     programs = read_predictions(resolve_predictions(predictions), loaded)
     cache_path = None if no_cache else (cache or default_cache())
@@ -83,16 +98,83 @@ def run(
     limits = Limits(timeout_s=timeout, memory_mb=memory)
     try:
         with atomic.staged_dir(out) as tmp:
-            summary = run_batch(
-                programs, loaded, tmp, limits, workers, cache_path, not fork_per_program
-            )
+            summary = run_batch(programs, loaded, tmp, limits, workers, cache_path, unprotected)
     except SandboxError as e:  # the sandbox itself cannot start: one line, not a traceback
-        raise click.ClickException(str(e)) from None
+        raise UserError(str(e)) from None
     counts = ", ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)
     click.echo(
         f"{summary['programs']} programs in {summary['seconds']}s: {counts or 'none'} → {out}",
         err=True,
     )
+
+
+@sandbox.command()
+@click.option("--json", "as_json", is_flag=True, help="The probe's report as JSON.")
+def check(as_json: bool) -> None:
+    """Show each layer of the sandbox and whether it is in force here.
+
+    Starts one worker as `sandbox run` would; its probe child locks itself down like every
+    program's process and tries what each layer must refuse. Exits 2 when a layer that
+    runs require is missing.
+    """
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from arcjobs.sandbox.dsl import DSL_PATH
+    from arcjobs.sandbox.executor import isolation_report
+    from arcjobs.sandbox.pool import Pool, SandboxError
+    from arcjobs.sandbox.probe import REQUIRED
+
+    try:
+        with Pool(1, str(DSL_PATH), require=False) as pool:
+            pool.start()
+            report = isolation_report(pool.layers, False)
+    except SandboxError as e:
+        raise UserError(str(e)) from None
+    report.pop("unprotected")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        table = Table("layer", "in force", "what it stops", title="arcjobs sandbox")
+        why = report.get("why") or {}
+        for name, stops in LAYERS:
+            value = report.get(name)
+            shown = _shown(value) + (f" ({why[name]})" if name in why else "")
+            mark = " (required)" if name in REQUIRED else ""
+            table.add_row(name + mark, shown, stops)
+        Console().print(table)
+    if report["missing"]:
+        raise UserError(f"missing: {', '.join(report['missing'])}")
+
+
+# what `check` prints, in the order a child puts the layers up
+LAYERS = (
+    ("fresh_process", "one program's state reaching another's"),
+    ("uid", "reading files only the worker's user may read (65534 where root can switch)"),
+    ("no_capabilities", "privileged operations, also for a root process"),
+    ("no_new_privs", "gaining privileges; lets an unprivileged process install the rest"),
+    ("seccomp", "processes, exec, sockets, signals and limits of others, ptrace, mounts"),
+    ("landlock", "reading beyond the code imports need; writing anything"),
+    ("landlock_tcp", "TCP binds and connections (Landlock ABI 4)"),
+    ("landlock_scoped_signals", "signals and abstract sockets beyond the program (ABI 6)"),
+    ("rlimits", "CPU time, memory, file size, processes, core dumps"),
+    ("network_namespace", "any network at all (an empty namespace)"),
+    ("pids_cgroup", "a fork bomb, also as root"),
+    ("subreaper", "descendants that escape the program's process group"),
+    ("worker_undumpable", "ptrace and /proc of the worker by processes of its uid"),
+    ("audit_hook", "nothing: it explains refusals with an `unsafe` status"),
+    ("container", "the container's own hardening, when True"),
+)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return "-" if value is None else str(value)
 
 
 def _writable(path: Path) -> bool:

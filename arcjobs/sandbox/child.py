@@ -1,35 +1,40 @@
-"""The program's side of the fork: lock the process down, run `transform`, report.
+"""The program's side of the fork: lock the process down, run one program, report, exit.
 
-Every child is forked from the warm worker, so the DSL, numpy, builtins and `sys.modules`
-start as pristine copies. A child starts as the worker's spare: `prepare` (own process
-group, parent-death signal, private scratch cwd, stdio on /dev/null) runs while the previous
-program is still running. When its first job arrives, `lock_down` sets the job's rlimits,
-drops to uid 65534 where the worker is root and installs the audit hook — all before the
-program's source is compiled, because compiling is already running it (a 10 MB source or a
-nesting bomb attacks the compiler).
+Every child is forked from the warm worker (numpy, scipy and the DSL imported), runs exactly
+one program and exits, so nothing a program does reaches another: not `common`, numpy,
+builtins or `sys.modules`, not the allocator's memory, not a finaliser or a cache entry.
+A child starts as the worker's spare, forked while the previous program runs. Before it
+reads its job, it puts up every layer that needs no job (`lock_down`), in this order,
+because each later step would refuse the ones before it:
 
-Every program gets a freshly executed `common` module and `random` / `numpy.random` seeded
-from the program and its inputs. After a program this child proved pure (`is_pure`, before
-the program ran) and that ended cleanly, it takes the next job the worker sent, and the
-worker keeps what it reports only if its own checks of that program and of the child
-agree; after any other program the child exits (and the worker kills what is left), so
-every other program runs in a fresh fork and what it changed vanishes with the process.
+1. its own process group, a parent-death signal, stdio on /dev/null, cwd `/`, default
+   signal handlers, and every descriptor closed but its job and report pipes;
+2. uid 65534 where the worker is root and the Python installation is readable by it
+   (`Context.drop_uid`), then no capabilities, whatever the uid;
+3. no_new_privs and its own seccomp filter (`arcjobs.sandbox.seccomp`: no processes, no
+   signals or limits for other processes, no changing ids), on top of the worker's;
+4. Landlock (`arcjobs.sandbox.landlock`): read only what imports need, write nothing, no
+   TCP, no signals or abstract sockets beyond its own domain;
+5. imports limited to the standard library, numpy, scipy and the DSL.
 
-The child reports through two pipes. Where it may run another program, it writes
-`{"pure": ..., "job": N}` to `verdict_fd` for its Nth program: whether the compiled program
-is pure, decided before any of its code runs (`bytecode`, or `purity` on the source where
-the bytecode rules do not apply). The worker reads it only with the result, so it costs no
-wake-up of the worker. On `report_fd` come frames `{"violation": ...}` from the policy, then
-one `{"status", "error", "outputs", "cpu_s"}`, outputs packed (`grids.Packed`: shapes in
-the JSON, cells in the frame's blob). It never sees expected outputs: they stay in the
-executor's process.
+Then, with its job: the job's rlimits (`arcjobs.sandbox.limits`, soft = hard, so they cannot
+be raised back), the audit hook (`arcjobs.sandbox.policy`), which explains refusals without
+enforcing them, `random` and `numpy.random` seeded from the program and its inputs, and only
+then the program's source is compiled, because compiling is already running it (a 10 MB
+source or a nesting bomb attacks the compiler).
+
+Where a layer cannot be put up, the child reports `{"fatal": ...}` and exits without reading
+its job, unless the run was told to go on without kernel layers (`Context.require`). It
+reports on `REPORT_FD`: frames `{"violation": ...}` from the policy, then one
+`{"status", "error", "outputs", "cpu_s"}`, outputs packed (`grids.Packed`). It never sees
+expected outputs: they stay in the executor's process.
 """
 
 from __future__ import annotations
 
 import builtins
-import functools
-import gc
+import contextlib
+import ctypes
 import itertools
 import os
 import random
@@ -37,27 +42,51 @@ import re
 import resource
 import signal
 import sys
-from collections.abc import Callable
-from types import ModuleType
+from dataclasses import dataclass
 from typing import Any
 
 import numpy
 
-from arcjobs.sandbox import bytecode, policy, purity
 from arcjobs.sandbox import limits as limits_mod
-from arcjobs.sandbox.dsl import new_common
+from arcjobs.sandbox import policy
 from arcjobs.sandbox.grids import Packed
+from arcjobs.sandbox.landlock import Ruleset
 from arcjobs.sandbox.outputs import InvalidOutput, to_grid
 from arcjobs.sandbox.protocol import FrameReader, decode_packed, encode, encode_packed, write_raw
-from arcjobs.sandbox.verdict import REUSABLE
+from arcjobs.sandbox.readable import IMPORTABLE
+from arcjobs.sandbox.seccomp import Filter, install
 
 # private references, immune to the program's monkeypatching (see `execute`)
 __builtins__ = dict(vars(builtins))
 _exit, _getrusage, _pack = os._exit, resource.getrusage, Packed.of_checked
-_collect, _freeze = gc.collect, gc.freeze
 PROGRAM_FILE = "<program>"
+REPORT_FD, JOB_FD = 3, 4
+MAX_FD = 1 << 20  # above any descriptor a process here can hold (`closerange` is one syscall)
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+_CAP_VERSION_3 = 0x20080522
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the worker prepared for its children, once: they only apply it.
+
+    ruleset and child_filter are None where the kernel (or the architecture) has none;
+    `require` says whether a child must then refuse to run programs (the default) or go on
+    without them (the run's explicit opt-out, recorded in its results).
+    """
+
+    libc: Any
+    ruleset: Ruleset | None
+    child_filter: Filter | None
+    hook: Any  # the audit hook, made once by the worker; None to leave it out (tests)
+    drop_uid: bool
+    require: bool
+
+
+class SetupFailed(Exception):
+    """A layer that must be in force could not be put up: the sandbox's failure, not the
+    program's, so the run stops instead of recording a status."""
 
 
 def _cpu() -> float:
@@ -65,82 +94,98 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def prepare(ctx: dict[str, Any]) -> None:
-    """The layers that need no job: done while the child waits as the worker's spare."""
+def prepare(ctx: Context) -> int:
+    """Step 1: the process's own setting; returns its virtual size, the base the memory
+    limit is added to (read now: /proc is out of reach once Landlock is in force)."""
     os.setpgid(0, 0)
-    if ctx.get("libc") is not None:
-        ctx["libc"].prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if ctx.libc is not None:
+        ctx.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails, not kills
-    os.chdir(ctx["scratch"])
+    os.chdir("/")
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+    keep = JOB_FD if ctx.ruleset is None else ctx.ruleset.fd  # the worker's: above JOB_FD
+    os.closerange(JOB_FD + 1, keep)
+    os.closerange(keep + 1, MAX_FD)
+    return limits_mod.vm_size_bytes()
 
 
-def lock_down(job: dict[str, Any], ctx: dict[str, Any], report_fd: int) -> None:
-    """The first job's limits, the uid and the policy, before any program code runs.
-
-    They hold for every later program of this child too: the worker sends only jobs with the
-    same limits to a child it keeps, and re-arms the CPU limit (cumulative per process) from
-    outside before each one, which is why its hard limit is left open where it may keep one.
-    """
-    # memory_mb is on top of what this process maps right now (the warm image)
-    limits_mod.apply(
-        limits_mod.Limits(**job["limits"]), limits_mod.vm_size_bytes(), open_cpu=ctx["reuse"]
-    )
-    if ctx["drop_uid"]:
+def lock_down(ctx: Context) -> dict[str, Any]:
+    """Steps 2-5. Returns whether each layer is in force; raises SetupFailed when a required
+    one cannot be put up."""
+    layers: dict[str, Any] = {"uid": os.geteuid()}
+    if ctx.drop_uid:
         os.setgroups([])
         os.setgid(limits_mod.NOBODY)
         os.setuid(limits_mod.NOBODY)
-    if ctx["audit"]:
-        policy.install(ctx["scratch"], ctx["readable"], report_fd)
+        layers["uid"] = limits_mod.NOBODY
+    layers["no_capabilities"] = _drop_capabilities(ctx.libc)
+    layers["no_new_privs"] = _apply(ctx, "no_new_privs", True, _no_new_privs)
+    layers["seccomp"] = _apply(ctx, "seccomp", ctx.child_filter, _seccomp)
+    layers["landlock"] = _apply(ctx, "landlock", ctx.ruleset, _landlock)
+    sys.meta_path.insert(0, _OnlyImportable)
+    return layers
 
 
-def shared_caches() -> tuple[Callable[[], None], ...]:
-    """How to empty every `functools.lru_cache` in this (warm) process: numpy's, scipy's
-    and `typing`'s caches outlive a program, and keep what it passed them as keys —
-    `Literal[x]`, `np.einsum(..., order=x)` — whose Python `__eq__` or `__hash__`, even one
-    inherited from the standard library and calling a property of the program's, a later
-    program's lookup would run. Where a child may run another program, it empties them
-    after each one (~2 µs for the ~50 of them)."""
-    # the exact type, and its own method: `isinstance` believes any object that claims the
-    # class (a mock), and a wrapper's `__dict__` may hold another `cache_clear`
-    lru = functools._lru_cache_wrapper
-    return tuple(lru.cache_clear.__get__(o) for o in gc.get_objects() if type(o) is lru)
+def _apply(ctx: Context, name: str, prepared: Any, put_up: Any) -> bool:
+    """Put up one kernel layer from what the worker `prepared` (None: it could not)."""
+    try:
+        if prepared is None:
+            raise OSError("not available here")
+        put_up(ctx, prepared)
+        return True
+    except OSError as e:
+        if ctx.require:
+            raise SetupFailed(f"{name} ({e})") from None
+        return False
 
 
-def fresh_common(ctx: dict[str, Any], previous: ModuleType | None) -> ModuleType:
-    """A newly executed `common` for the next program. A child's first program gets the
-    worker's, which no program has touched; a kept child makes the next one right after
-    reporting, while the worker handles its result, not while the next program waits.
+def _no_new_privs(ctx: Context, _: Any) -> None:
+    if ctx.libc is None or ctx.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError("prctl(PR_SET_NO_NEW_PRIVS) failed")
 
-    The new module is frozen out of the garbage collector's sight (`gc.freeze`, as the
-    worker froze its whole image), so the collection after the next program walks only
-    what that program made (~30 µs less per program). `previous`, the module this child
-    made for the program before, is emptied: its functions, in a cycle with its globals,
-    are freed now. Only its five classes, cycles of their own, stay frozen (~15 KB a
-    program), and the worker retires a child that has grown by GROWTH_LIMIT."""
-    if previous is not None:
-        vars(previous).clear()
-    module = new_common(ctx["dsl_code"], ctx["dsl_path"])
-    sys.modules["common"] = module
-    _freeze()
-    return module
+
+def _seccomp(ctx: Context, child_filter: Filter) -> None:
+    install(child_filter.for_pid(os.getpid()), ctx.libc)
+
+
+def _landlock(ctx: Context, ruleset: Ruleset) -> None:
+    ruleset.restrict(ctx.libc)
+
+
+def _drop_capabilities(libc: Any) -> bool:
+    """Empty the effective, permitted and inheritable sets (a root process that could not
+    drop its uid, or one in a user namespace of its own, has some); True once they are."""
+    if libc is None:
+        return False
+    header = (ctypes.c_uint32 * 2)(_CAP_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()
+    return libc.capset(header, data) == 0
+
+
+class _OnlyImportable:
+    """First on `sys.meta_path`: a module outside the standard library, numpy, scipy and the
+    DSL is not found, as it is not in the sandbox image. Without this, importing one would
+    fail differently on a host (Landlock refuses to read it) and in the image (absent), and
+    executions must be the same bytes on both. Not a boundary: Landlock is."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+        if name.partition(".")[0] not in IMPORTABLE:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
 
 
 def seed_randomness(job: dict[str, Any]) -> None:
-    """Both random generators seeded from the program and its inputs, whatever programs
-    this process ran before."""
+    """Both random generators seeded from the program and its inputs."""
     seed = job["seed"]
     random.seed(seed)
     numpy.random.seed(seed % 2**32)
-    numpy.random.default_rng = _seeded_default_rng(_DEFAULT_RNG, seed)
-
-
-_DEFAULT_RNG = numpy.random.default_rng
+    numpy.random.default_rng = _seeded_default_rng(numpy.random.default_rng, seed)
 
 
 def _seeded_default_rng(default_rng: Any, seed: int) -> Any:
@@ -154,118 +199,63 @@ def _seeded_default_rng(default_rng: Any, seed: int) -> Any:
     return seeded
 
 
-def serve(ctx: dict[str, Any], report_fd: int, job_fd: int, verdict_fd: int) -> None:
-    """Be the worker's spare, then run jobs until the worker stops sending; never returns.
-
-    Without `ctx["reuse"]` it exits after one job; with it, after every program it proved
-    pure and that ended cleanly, it takes the next job from its pipe, where the worker may
-    have written it while this program ran (`Worker._send_ahead`). After any other program
-    it exits: what that program changed must not meet another. The worker, which kills a
-    child whose result or verdict it does not like, discards whatever such a child went on
-    to do.
-    """
-    reader = FrameReader()
-    locked = False
-    made: ModuleType | None = None  # the `common` this child made last
+def serve(ctx: Context) -> None:
+    """Be the worker's spare: lock down, then run the job that arrives; never returns."""
     try:
-        prepare(ctx)
+        base_vm = prepare(ctx)
+        lock_down(ctx)
+    except SetupFailed as e:
+        _report({"fatal": f"the sandbox cannot put up {e}"})
+        _exit(71)
+    except BaseException as e:
+        _report({"fatal": f"the sandbox's child failed to start: {type(e).__name__}: {e}"})
+        _exit(70)
+    try:
+        frame = FrameReader().next(JOB_FD)
+        if frame is None:  # the worker is shutting down
+            _exit(0)
+        job = decode_packed(frame, "inputs")
     except BaseException:
         _exit(70)
-    for ran in itertools.count():
-        try:
-            frame = reader.next(job_fd)
-            if frame is None:  # the worker is shutting down
-                _exit(0)
-            job = decode_packed(frame, "inputs")
-        except BaseException:
-            _exit(70)
-        cpu_before = _cpu()
-        pure = False
-        try:
-            if not locked:
-                lock_down(job, ctx, report_fd)
-                locked = True
-            seed_randomness(job)
-            result, pure = execute(job["code"], job["inputs"].arrays(), ctx, verdict_fd, ran)
-        except MemoryError:
-            result = {"status": "memory", "error": "MemoryError", "outputs": None}
-        except BaseException as e:  # a broken set-up is the sandbox's failure, not the program's
-            result = {"status": "crash", "error": f"sandbox setup: {type(e).__name__}: {e}"}
-        try:
-            result["cpu_s"] = _cpu() - cpu_before  # the program's share, for statistics only
-            outputs = result.get("outputs")
-            result["outputs"] = None if outputs is None else _pack(outputs)
-            write_raw(report_fd, encode_packed(result, "outputs"))
-        except BaseException:
-            _exit(0)
-        if not (ctx["reuse"] and pure and result["status"] in REUSABLE):
-            _exit(0)
-        try:
-            made = fresh_common(ctx, made)
-        except BaseException:
-            _exit(70)
+    cpu_before = _cpu()
+    try:
+        limits_mod.apply(limits_mod.Limits(**job["limits"]), base_vm)
+        if ctx.hook is not None:  # after the limits: it refuses setting them
+            policy.install(ctx.hook)
+        seed_randomness(job)
+        result = execute(job["code"], job["inputs"].arrays())
+    except MemoryError:
+        result = {"status": "memory", "error": "MemoryError", "outputs": None}
+    except BaseException as e:  # a broken set-up is the sandbox's failure, not the program's
+        result = {"status": "crash", "error": f"sandbox setup: {type(e).__name__}: {e}"}
+    try:
+        result["cpu_s"] = _cpu() - cpu_before  # the program's share, for statistics only
+        outputs = result.get("outputs")
+        result["outputs"] = None if outputs is None else _pack(outputs)
+        write_raw(REPORT_FD, encode_packed(result, "outputs"))
+    finally:
+        _exit(0)
 
 
-def execute(
-    code: str, inputs: list[Any], ctx: dict[str, Any], verdict_fd: int, job: int = 0
-) -> tuple[dict[str, Any], bool]:
-    """Compile, write to `verdict_fd` whether the program is pure (where `ctx["allow"]` says
-    this child may run another: `{"pure": ..., "job": job}`, `job` counting this child's
-    programs from 0, so the worker never takes one program's verdict for another's), exec
-    and call `transform` on each input (a fresh int64 array, made before the program ran).
-    Returns status, error and outputs (uint8 grids or None), and the verdict.
+def _report(message: dict[str, Any]) -> None:
+    with contextlib.suppress(BaseException):
+        write_raw(REPORT_FD, encode(message))
+
+
+def execute(code: str, inputs: list[Any]) -> dict[str, Any]:
+    """Compile, exec and call `transform` on each input (a fresh int64 array, made before the
+    program ran). Returns status, error and outputs (uint8 grids or None).
 
     The program may monkeypatch builtins, numpy, os or json: this module, `outputs` and
     `protocol` hold private references to what they need, so sabotage changes only the
     program's own outputs (which the worker checks again anyway), never how it is
-    classified or reported. The program's namespace is cleared (and, where this process may
-    run another program, the shared caches emptied and its cyclic garbage collected) before
-    returning, so none of the program's objects outlives it and no finalizer of the
-    program's runs after its result is written.
+    classified or reported.
     """
-    try:
-        return _run(code, inputs, ctx, verdict_fd, job)
-    finally:
-        if ctx["reuse"]:
-            for clear in ctx["caches"]:
-                clear()
-            _collect()
-
-
-def _run(
-    code: str, inputs: list[Any], ctx: dict[str, Any], verdict_fd: int, job: int
-) -> tuple[dict[str, Any], bool]:
-    scratch = ctx["scratch"]
     try:  # plain Python semantics: not this module's `from __future__` flags
         compiled = compile(code, PROGRAM_FILE, "exec", dont_inherit=True)
     except BaseException as e:  # SyntaxError, NUL bytes, the parser's own stack limits
-        compiled, error = None, _describe(e, scratch)
-    pure = False
-    if ctx["allow"] is not None:  # this child may run another program
-        # not after a source that did not compile: what the compiler did with a hostile
-        # one (a nesting bomb at the stack's edge) is not worth reasoning about
-        pure = compiled is not None and is_pure(code, compiled, ctx["allow"])
-        write_raw(verdict_fd, encode({"pure": pure, "job": job}))
-    if compiled is None:
-        return {"status": "syntax_error", "error": error, "outputs": None}, False
+        return {"status": "syntax_error", "error": _describe(e), "outputs": None}
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-    try:
-        return _call(compiled, namespace, inputs, scratch), pure
-    finally:
-        namespace.clear()  # breaks the cycle transform <-> its globals
-
-
-def is_pure(code: str, compiled: Any, allow: purity.Allowlist) -> bool:
-    """Whether the program may share this process with the next: read from its code
-    objects where the bytecode rules apply (this Python), else from its source."""
-    if bytecode.SUPPORTED:
-        return bytecode.is_pure(compiled, len(code), allow)
-    return purity.analyse(code, allow)
-
-
-def _call(
-    compiled: Any, namespace: dict[str, Any], inputs: list[Any], scratch: str
-) -> dict[str, Any]:
     try:
         exec(compiled, namespace)
         transform = namespace.get("transform")
@@ -278,32 +268,32 @@ def _call(
             except BaseException as e:
                 returned.append((False, e))
     except BaseException as e:
-        return _failure(e, scratch, None)
+        return _failure(e)
     outputs: list[Any] = []
     first: dict[str, Any] | None = None
     for ok, value in returned:
         outputs.append(None)
         if not ok:
-            first = first or _failure(value, scratch, None)
+            first = first or _failure(value)
             continue
         try:
             outputs[-1] = to_grid(value)
         except InvalidOutput as e:
             first = first or {"status": "invalid_output", "error": str(e)}
         except BaseException as e:  # e.g. an int subclass whose __int__ raises
-            first = first or {**_failure(e, scratch, None), "status": "invalid_output"}
+            first = first or {**_failure(e), "status": "invalid_output"}
     if first is None:
         return {"status": "ok", "error": None, "outputs": outputs}
     return {**first, "outputs": outputs}
 
 
-def _failure(e: BaseException, scratch: str, outputs: list[Any] | None) -> dict[str, Any]:
+def _failure(e: BaseException) -> dict[str, Any]:
     status = "memory" if isinstance(e, MemoryError) else "runtime_error"
-    return {"status": status, "error": _describe(e, scratch), "outputs": outputs}
+    return {"status": status, "error": _describe(e), "outputs": None}
 
 
-def _describe(e: BaseException, scratch: str) -> str:
-    """A short message that is the same on every machine: no addresses, no scratch path."""
+def _describe(e: BaseException) -> str:
+    """A short message that is the same on every machine: no addresses."""
     line = ""
     if isinstance(e, SyntaxError) and e.lineno:
         line, text = f"line {e.lineno}: ", e.msg
@@ -319,6 +309,6 @@ def _describe(e: BaseException, scratch: str) -> str:
             text = str(e)
         except BaseException:
             text = "<unprintable>"
-    text = _ADDRESS.sub("0x?", text.replace(scratch, "<scratch>"))
+    text = _ADDRESS.sub("0x?", text)
     message = f"{line}{type(e).__name__}: {text}" if text else f"{line}{type(e).__name__}"
     return message[:300]

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 # bump whenever a change can alter a result or its cached form (policy, validation, limits,
 # how outputs are stored): it is in every cache key
-EXECUTOR_VERSION = "5"
+EXECUTOR_VERSION = "6"
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class ProgramResult:
     wall_s: float = 0.0
     cpu_s: float = 0.0
     cached: bool = False
+    unprotected: bool = False  # from a run that went on without a required kernel layer
 
     def record(self) -> dict[str, Any]:
         """The executions.jsonl line: deterministic fields only (no timings, no paths)."""
@@ -84,6 +85,8 @@ class ProgramResult:
             augmentation=p.augmentation,
             code=p.code,
         )
+        if self.unprotected:
+            rec["unprotected"] = True
         return rec
 
 
@@ -119,7 +122,8 @@ class SandboxRun:
     workers: int | None = None
     cache: ResultCache | None = None
     dsl_path: Path | None = None
-    reuse: bool = True  # pure programs may share a process (see `arcjobs.sandbox.purity`)
+    # go on where a kernel layer is missing: recorded in the summary, every record, cache keys
+    unprotected: bool = False
     pool: Pool | None = None  # a running pool to use and leave running, instead of a new one
     layers: dict[str, Any] | None = None
     counts: Counter = field(default_factory=Counter)
@@ -135,6 +139,8 @@ class SandboxRun:
         dsl_path = Path(self.pool.dsl_path if self.pool else self.dsl_path or DSL_PATH)
         limits = self.limits.to_dict()
         version = [EXECUTOR_VERSION, DSL_VERSION, _file_hash(dsl_path), limits]
+        if self.unprotected:  # results that may be a cheat's never serve a protected run
+            version.append("unprotected")
         prepared: dict[tuple[str, str], _Prepared] = {}
         jobs: dict[str, dict[str, Any]] = {}  # cache key → job, deduplicated
         waiting: dict[str, list[int]] = {}  # cache key → indices of programs sharing it
@@ -167,7 +173,7 @@ class SandboxRun:
                 if pool is None:
                     n = min(self.workers or default_workers(), len(self.programs) - index)
                     pool = stack.enter_context(
-                        Pool(n, str(dsl_path), self.limits.max_procs, reuse=self.reuse)
+                        Pool(n, str(dsl_path), self.limits.max_procs, require=not self.unprotected)
                     )
                 jobs[key] = {  # inputs travel packed: one blob per task and augmentation
                     "code": program.code,
@@ -181,7 +187,6 @@ class SandboxRun:
             if jobs:
                 for key, result in pool.run(list(jobs.items())):
                     self.layers = self.layers or pool.layers
-                    stats["shared_process"] += bool(result.pop("shared_process", False))
                     if self.cache is not None:
                         self.cache.put(key, _to_cache(result))
                     # each program's own preparation: programs whose augmentations make the
@@ -275,6 +280,7 @@ class SandboxRun:
             wall_s=float(raw.get("wall_s") or 0.0),
             cpu_s=float(raw.get("cpu_s") or 0.0),
             cached=cached,
+            unprotected=self.unprotected,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -290,8 +296,6 @@ class SandboxRun:
             "cached": self.stats.get("cached", 0),
             "duplicates": self.stats.get("duplicates", 0),
             "refused": self.stats.get("refused", 0),
-            # executed in a process that had run another (pure) program before
-            "shared_process": self.stats.get("shared_process", 0),
             "workers": self.stats.get("workers", 0),
             "seconds": round(total, 3),
             "programs_per_s": round(n / total, 1) if total > 0 else None,
@@ -299,7 +303,7 @@ class SandboxRun:
             "limits": self.limits.to_dict(),
             "executor_version": EXECUTOR_VERSION,
             "dsl_version": DSL_VERSION,
-            "isolation": isolation_report(self.layers),
+            "isolation": isolation_report(self.layers, self.unprotected),
         }
 
 
@@ -338,15 +342,20 @@ def _correct(outputs: list[Any] | None, expected: Sequence[Any]) -> list[bool]:
     return [o is not None and o == e for o, e in zip(outputs, expected, strict=True)]
 
 
-def isolation_report(layers: dict[str, Any] | None) -> dict[str, Any]:
-    """Which layers were active, as the workers reported them, plus the container's."""
+def isolation_report(layers: dict[str, Any] | None, unprotected: bool) -> dict[str, Any]:
+    """Which layers were in force, as the workers' probes found them, plus the container's;
+    `unprotected` and `missing` say whether the run went on without a required one."""
+    from arcjobs.sandbox.probe import missing
+
     report: dict[str, Any] = {
-        "container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")
+        "container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
+        "unprotected": unprotected,
     }
     if layers is None:
         report["workers"] = "none started (every result came from the cache or was refused)"
     else:
         report.update(layers)
+        report["missing"] = missing(layers)
     return report
 
 
@@ -357,21 +366,22 @@ def execute(
     workers: int | None = None,
     cache: ResultCache | None = None,
     dsl_path: Path | None = None,
-    reuse: bool = True,
+    unprotected: bool = False,
     pool: Pool | None = None,
 ) -> SandboxRun:
     """Execute `programs` on `tasks` (id → `arcjobs.arc.tasks.Task`); iterate for results.
 
     Results come in completion order, each with `.index` into `programs`. `workers`
     defaults to the CPUs this process may use. Nothing starts until iteration does.
-    `reuse=False` runs every program in a fresh fork, even those proven pure.
+    `unprotected=True` goes on where a kernel layer of the sandbox cannot be put up (else
+    iterating raises `SandboxError`); every record then says so, and the cache keeps such
+    results apart.
 
     `pool`, a running `arcjobs.sandbox.pool.Pool`, runs the batch instead of a pool started
     for it (and closed after it): a caller that executes many batches pays the workers'
-    start-up once. Its own worker count, DSL (also in the cache keys), process limit and
-    fork policy then apply, not `workers`, `dsl_path`, `limits.max_procs` or `reuse`; the
-    caller closes it.
+    start-up once. Its own worker count, DSL (also in the cache keys) and process limit then
+    apply, not `workers`, `dsl_path` or `limits.max_procs`; the caller closes it.
     """
     return SandboxRun(
-        list(programs), tasks, limits or Limits(), workers, cache, dsl_path, reuse, pool=pool
+        list(programs), tasks, limits or Limits(), workers, cache, dsl_path, unprotected, pool=pool
     )

@@ -9,6 +9,7 @@ in the predictions' order, with deterministic bytes; timings live in summary.jso
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def run_batch(
     limits: Limits,
     workers: int | None,
     cache_path: Path | None,
-    reuse: bool = True,
+    unprotected: bool = False,
 ) -> dict[str, Any]:
     """Execute with a progress bar on stderr and write both files into the directory `out`.
 
@@ -96,10 +97,15 @@ def run_batch(
 
     from arcjobs.sandbox.cache import ResultCache
 
-    cache = ResultCache(cache_path) if cache_path is not None else None
+    cache = None
+    if cache_path is not None:
+        try:
+            cache = ResultCache(cache_path)
+        except OSError as e:
+            print(f"warning: {cache_path}: {e}; running without the cache", file=sys.stderr)
     results: list[ProgramResult | None] = [None] * len(programs)
     try:
-        run: SandboxRun = execute(programs, tasks, limits, workers, cache, reuse=reuse)
+        run: SandboxRun = execute(programs, tasks, limits, workers, cache, unprotected=unprotected)
         progress = Progress(
             TextColumn("executing"),
             BarColumn(),

@@ -1,20 +1,23 @@
-"""Process-wide OS layers a worker sets up once, and the scratch directory it keeps clean.
+"""Process-wide OS layers a worker sets up once for all its children: extra layers.
 
-Everything here is best effort and reported, never assumed: a network namespace only where
-the kernel lets this user create one, uid 65534 only where that uid can still read the
-Python installation (else every lazy import would fail and results would differ from a
-machine where it can).
+Everything here is best effort and reported, never assumed (the layers a run requires are
+the kernel's, in `landlock` and `seccomp`): a network namespace only where the kernel lets
+this user create one; uid 65534 only where the worker may switch uids and that uid can still
+read the Python installation (else every lazy import would fail and results would differ
+from a machine where it can).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import stat
+from collections.abc import Iterable
 from typing import Any
 
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+PR_SET_DUMPABLE = 4
+CAP_SETGID, CAP_SETUID = 6, 7
 
 
 def libc() -> Any:
@@ -34,7 +37,7 @@ def private_network(libc: Any) -> bool:
     uid, gid = os.geteuid(), os.getegid()
     if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
         return False
-    try:  # map our own ids, or files created in scratch would fail with EOVERFLOW
+    try:  # map our own ids, so that a uid means the same inside as outside
         for name, text in (
             ("setgroups", "deny"),
             ("uid_map", f"{uid} {uid} 1"),
@@ -47,42 +50,42 @@ def private_network(libc: Any) -> bool:
     return True
 
 
-def readable_by_others(roots: tuple[str, ...]) -> bool:
-    """Whether uid 65534 could read the Python installation (else lazy imports would fail).
+def not_dumpable(libc: Any) -> bool:
+    """Make this process (and so every child) undumpable: no core files, its /proc entries
+    owned by root, and no ptrace by processes of its own uid."""
+    return libc is not None and libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
 
-    Programs may only run as nobody when every directory on the way to the interpreter's
-    libraries and the DSL is world-searchable; a pyenv under /root, say, is not.
+
+def can_switch_uid(libc: Any) -> bool:
+    """Whether this process may set its uid and gid: root, with CAP_SETUID and CAP_SETGID
+    (a container started with `--cap-drop ALL` is root without them)."""
+    if os.geteuid() != 0 or libc is None:
+        return False
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable; two 32-bit words
+    wanted = (1 << CAP_SETUID) | (1 << CAP_SETGID)
+    return libc.capget(header, data) == 0 and data[0] & wanted == wanted
+
+
+def readable_by_others(paths: Iterable[str]) -> bool:
+    """Whether uid 65534 could read `paths` (else lazy imports would fail as that uid).
+
+    Programs may only run as nobody when every directory on the way to each path is
+    world-searchable and the path itself world-readable; a pyenv under /root, say, is not.
     """
-    for root in roots:
-        path = root
+    for target in paths:
+        path = target
         while True:
             try:
                 mode = os.stat(path).st_mode
             except OSError:
                 return False
-            if not mode & stat.S_IXOTH or (path == root and not mode & stat.S_IROTH):
+            if not mode & stat.S_IXOTH and stat.S_ISDIR(mode):
+                return False
+            if path == target and not mode & stat.S_IROTH:
                 return False
             parent = os.path.dirname(path)
             if parent == path:
                 break
             path = parent
     return True
-
-
-def wipe(path: str) -> None:
-    """Empty `path`, whatever permissions the program left on what it created there."""
-
-    def unlock(func: Any, p: str, _exc: Any) -> None:
-        try:
-            os.chmod(os.path.dirname(p), stat.S_IRWXU)
-            os.chmod(p, stat.S_IRWXU)
-            func(p)
-        except OSError:
-            pass
-
-    for entry in os.listdir(path):
-        full = os.path.join(path, entry)
-        if os.path.isdir(full) and not os.path.islink(full):
-            shutil.rmtree(full, onerror=unlock)
-        else:
-            os.unlink(full)

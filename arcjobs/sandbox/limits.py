@@ -25,7 +25,8 @@ class Limits:
         enforced as CPU time (RLIMIT_CPU) rounded up to whole seconds.
     memory_mb: address space the program may add to the warmed worker's.
     max_procs: RLIMIT_NPROC (processes and threads of the program's uid).
-    file_mb: largest file the program may write in its scratch directory.
+    file_mb: largest file the program's process may write (Landlock lets it write none;
+        this holds where a run goes on without Landlock).
     max_source_bytes: longer sources are refused without running (a completion is ~4 KB).
     """
 

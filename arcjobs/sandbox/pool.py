@@ -1,21 +1,22 @@
 """A pool of fork-server workers, fed jobs through pipes, surviving anything a job does.
 
 Each worker (`arcjobs.sandbox.worker`) is a separate Python process in its own session, with
-a scrubbed environment (no secrets for a program to read; PYTHONHASHSEED fixed). The pool
-keeps up to `depth` jobs in flight per worker (six: the running one, the one the worker has
-sent ahead to a kept child, and four behind them, whose results the worker may hold to write
-several at once) so a worker never waits for the pool between two programs, and a job the
-pool sends lands in a pipe the worker is not waiting on (it reads jobs ahead only when it
-holds none): no wake-up per job, and one per several results. It multiplexes all pipes
-with one selector (non-blocking writes, so a big source and a big result can never
-deadlock), and yields results as they arrive.
+a scrubbed environment (no secrets for a program to read; PYTHONHASHSEED fixed) and no
+descriptor of the pool's but its two pipes. It answers first with the layers in force, as a
+child of its own found them (`arcjobs.sandbox.probe`): the pool refuses to go on when a
+required one is missing, unless it was started with `require=False` (the run's explicit
+opt-out). A worker that reports `fatal` (a child could not put up a required layer) stops
+the run the same way: it is no program's fault.
+
+The pool keeps up to `depth` jobs in flight per worker, so that a worker never waits for the
+pool between two programs. It multiplexes all pipes with one selector (non-blocking writes,
+so a big source and a big result can never deadlock), and yields results as they arrive.
 
 If a worker dies or stops answering (its own deadline plus a grace period), its session is
-killed and the jobs it had in flight go back to the queue, each to run alone on a worker:
-which one was running is not known, since a worker may hold the results of finished ones
-(see `worker.Worker._report`). A job whose worker dies while it runs alone is retried once
-more, and a second death is that job's `crash`: nobody else's result is lost. `close` ends
-every worker and removes the scratch tree, so no process, file or pipe outlives the pool.
+killed and the jobs it had in flight go back to the queue, each to run alone on a worker. A
+job whose worker dies while it runs alone is retried once more, and a second death is that
+job's `crash`: nobody else's result is lost. `close` ends every worker and removes the
+directory of their logs, so no process, file or pipe outlives the pool.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from arcjobs.sandbox import cgroup
+from arcjobs.sandbox import cgroup, probe
 from arcjobs.sandbox.protocol import FrameReader, ProtocolError, decode_packed, encode_packed
 
 GRACE_S = 5.0  # beyond a job's own limit, before the pool declares its worker hung
@@ -46,7 +47,7 @@ PREFIX = "arcjobs-sandbox-"
 
 
 def sweep_stale() -> None:
-    """Remove scratch trees and cgroups left by pools whose process was SIGKILLed.
+    """Remove log directories and cgroups left by pools whose process was SIGKILLed.
 
     Only a kill -9 of the executor skips `close`; its workers die with it (PDEATHSIG), and
     the next pool on the machine removes what they left, recognising it by the dead pid.
@@ -75,7 +76,14 @@ class _Job(NamedTuple):
 
 
 class SandboxError(RuntimeError):
-    """The sandbox itself cannot run (a worker fails to start): not any program's fault."""
+    """The sandbox itself cannot run (a worker fails to start, a required layer is missing):
+    not any program's fault."""
+
+
+OPT_OUT_HINT = (
+    "; programs would run without it: pass --unprotected to run them anyway (recorded in"
+    " every result)"
+)
 
 
 def worker_env() -> dict[str, str]:
@@ -95,11 +103,10 @@ def worker_env() -> dict[str, str]:
 
 class _Worker:
     def __init__(self, index: int, root: str, dsl_path: str, options: list[str]) -> None:
-        self.scratch = os.path.join(root, f"w{index}")
         self.log_path = os.path.join(root, f"w{index}.log")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "arcjobs.sandbox.worker", self.scratch, dsl_path, *options],
+                [sys.executable, "-m", "arcjobs.sandbox.worker", dsl_path, *options],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -152,23 +159,20 @@ class Pool:
         workers: int,
         dsl_path: str,
         max_procs: int = 64,
-        depth: int = 6,
+        depth: int = 3,
         audit: bool = True,
-        reuse: bool = True,
+        require: bool = True,
     ) -> None:
         """max_procs bounds each worker's pids cgroup (where one can be made) beyond the
-        worker and its child; audit=False leaves out the audit-hook layer, for tests of the
-        OS layers only; reuse=False gives every program a fresh fork, pure or not."""
+        worker and its child; audit=False leaves out the audit hook, for tests of the kernel
+        layers alone; require=False runs programs even where a kernel layer is missing."""
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        self.size, self.dsl_path, self.depth = workers, dsl_path, depth
+        self.size, self.dsl_path, self.depth, self.require = workers, dsl_path, depth, require
         self.options = ["--max-procs", str(max_procs)]
-        self.options += ([] if audit else ["--no-audit"]) + (
-            [] if reuse else ["--fork-per-program"]
-        )
+        self.options += ([] if audit else ["--no-audit"]) + ([] if require else ["--unprotected"])
         sweep_stale()
         self.root = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
-        os.chmod(self.root, 0o711)  # programs may run as another uid and must reach scratch
         self.selector = selectors.DefaultSelector()
         self.workers: list[_Worker] = []
         self.layers: dict[str, Any] | None = None
@@ -186,6 +190,21 @@ class Pool:
         self.spawned += 1
         self.workers.append(w)
         self.selector.register(w.fd_out, selectors.EVENT_READ, w)
+
+    def start(self) -> dict[str, Any] | None:
+        """Wait until every worker has said hello (SandboxError if one cannot start, or
+        reports a required layer missing); the layers in force."""
+        pending: deque[_Job] = deque()
+        while any(w.layers is None for w in self.workers):
+            timeout = max(0.0, min(w.deadline() for w in self.workers) - time.monotonic())
+            for key, _ in self.selector.select(min(timeout, 1.0)):
+                w = key.data
+                if w in self.workers and key.fileobj == w.fd_out:
+                    self._receive(w, pending)
+            for w in list(self.workers):
+                if w.deadline() < time.monotonic():
+                    self._lost(w, pending, "worker stopped answering")
+        return self.layers
 
     def run(self, jobs: list[tuple[Any, dict[str, Any]]]) -> Iterator[tuple[Any, dict[str, Any]]]:
         """Yield (key, result) for every (key, job), in completion order."""
@@ -256,12 +275,23 @@ class Pool:
             if "hello" in message:
                 w.layers = message["hello"]
                 self.layers = self.layers or w.layers
+                self._check(w.layers)
                 self.start_failures = 0
                 w.head_since = time.monotonic()
                 continue
+            if "fatal" in message:
+                raise SandboxError(f"{message['fatal']}{OPT_OUT_HINT}")
             w.head_since = time.monotonic()
             done.append((w.inflight.popleft().key, message))
         return done
+
+    def _check(self, layers: dict[str, Any]) -> None:
+        """Refuse to go on without a required layer, naming it and why it is missing."""
+        missing = probe.missing(layers)
+        if missing and self.require:
+            why = layers.get("why") or {}
+            named = ", ".join(f"{name} ({why[name]})" if name in why else name for name in missing)
+            raise SandboxError(f"the sandbox cannot put up {named}{OPT_OUT_HINT}")
 
     def _lost(self, w: _Worker, pending: deque, why: str) -> list[tuple[Any, dict[str, Any]]]:
         """Replace a dead or hung worker and requeue its jobs, each to run alone; a job that
@@ -298,7 +328,7 @@ class Pool:
         return [w.proc.pid for w in self.workers]
 
     def close(self) -> None:
-        """End every worker (EOF first, then SIGKILL of its session) and remove scratch."""
+        """End every worker (EOF first, then SIGKILL of its session) and remove their logs."""
         for w in list(self.workers):
             with contextlib.suppress(OSError):
                 w.proc.stdin.close()

@@ -14,9 +14,6 @@ import signal
 from typing import Any
 
 STATUSES = ("ok", "syntax_error", "runtime_error", "timeout", "memory", "invalid_output")
-# endings after which a pure program's process may run the next program (a syntax error is
-# never one: with no code object there is nothing to prove pure)
-REUSABLE = frozenset({"ok", "runtime_error", "invalid_output"})
 
 
 def checked(result: Any, n_inputs: int) -> dict[str, Any]:
@@ -53,7 +50,7 @@ def from_exit(
 ) -> dict[str, Any]:
     """The status of a finished child: a policy violation, the deadline, its checked report,
     or — when it did not report — the signal or exit code it ended with. `cpu` is the CPU
-    time of this job alone (a child may have run other programs before it)."""
+    time of the child from its job on."""
     lim = job["limits"]
     n = len(job["inputs"])
     # one message whichever limit (wall clock or RLIMIT_CPU) struck first: which one does

@@ -1,10 +1,11 @@
 """Step kind `execute`: predictions → executions.jsonl and summary.json, safely.
 
 Runs every predicted program on its task in the sandbox (`arcjobs.sandbox`): a fresh
-forked process for every program not statically proven pure (pure ones may follow each
-other in one), rlimits, a private network namespace where the kernel allows it, an
-audit-hook policy, and the container's own hardening in the sandbox image. summary.json
-records which of these layers were active.
+forked process for every program, locked down by the kernel before its source is compiled
+(Landlock, seccomp, rlimits, no capabilities; another uid and an empty network namespace
+where they are available), plus the container's own hardening in the sandbox image. The
+step refuses to run where a kernel layer cannot be put up, unless `unprotected` is set.
+summary.json records which layers were in force.
 
 The result cache defaults to `<data-root>/cache/sandbox.sqlite`, where the data root is
 found from the run layout (`<data-root>/runs/<run>/steps/<step>`): every run on the same
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from arcjobs.errors import UserError
 from arcjobs.steps.base import StepContext, StepKind
 from arcjobs.steps.dataset_params import DatasetParams, load_tasks
 
@@ -31,8 +33,13 @@ class Params(DatasetParams):
         None, description="sqlite result cache; default <data-root>/cache/sandbox.sqlite"
     )
     no_cache: bool = Field(False, description="run every program, ignoring the cache")
+    unprotected: bool = Field(
+        False,
+        description="run programs even where a kernel layer of the sandbox (Landlock, "
+        "seccomp) cannot be put up; recorded in summary.json and every execution record",
+    )
     fork_per_program: bool = Field(
-        False, description="a fresh process for every program, even those proven pure"
+        False, description="deprecated, does nothing: every program gets a fresh process"
     )
 
 
@@ -57,7 +64,10 @@ def workers_for(params: Params, resources: dict) -> int | None:
 def run(params: Params, ctx: StepContext) -> None:
     from arcjobs.sandbox.files import read_predictions, resolve_predictions, run_batch
     from arcjobs.sandbox.limits import Limits
+    from arcjobs.sandbox.pool import SandboxError
 
+    if params.fork_per_program:
+        print("notice: fork_per_program does nothing: every program gets a fresh process")
     tasks = load_tasks(params)
     programs = read_predictions(resolve_predictions(params.predictions), tasks)
     cache = None
@@ -65,7 +75,10 @@ def run(params: Params, ctx: StepContext) -> None:
         cache = Path(params.cache) if params.cache else default_cache(ctx.step_dir)
     limits = Limits(timeout_s=params.timeout_s, memory_mb=params.memory_mb)
     workers = workers_for(params, ctx.resources)
-    run_batch(programs, tasks, ctx.out, limits, workers, cache, not params.fork_per_program)
+    try:
+        run_batch(programs, tasks, ctx.out, limits, workers, cache, params.unprotected)
+    except SandboxError as e:
+        raise UserError(str(e).replace("--unprotected", "the parameter unprotected")) from None
 
 
 KIND = StepKind(
