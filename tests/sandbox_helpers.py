@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import errno
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from helpers import ROOT
 
 from arcjobs.arc.tasks import Task
 
@@ -54,8 +63,6 @@ def benign_answer(grid: list[list[int]]) -> list[list[int]]:
 
 def descendants(pid: int | None = None) -> set[int]:
     """Every live descendant of `pid` (default: this process), from /proc children lists."""
-    import os
-
     found: set[int] = set()
     todo = [pid or os.getpid()]
     while todo:
@@ -80,10 +87,6 @@ def leftovers() -> dict[str, object]:
 
     Temp dirs and cgroups carry the pool owner's pid, so other sessions' runs don't count.
     """
-    import glob
-    import os
-    import tempfile
-
     mine = f"arcjobs-sandbox-{os.getpid()}-*"
     return {
         "processes": descendants(),
@@ -101,9 +104,6 @@ def as_lists(packed) -> list:
 def in_child(body: Callable[[], Any]) -> Any:
     """Run `body` in a forked child (its own session, no terminal) and return what it
     returned (JSON), or ("signal", N) if the child was killed."""
-    import json
-    import os
-
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -120,3 +120,37 @@ def in_child(body: Callable[[], Any]) -> Any:
     if os.WIFSIGNALED(status):
         return ["signal", os.WTERMSIG(status)]
     return json.loads(data)
+
+
+WITHOUT = {
+    "landlock": {"landlock_create_ruleset": errno.ENOSYS},
+    "seccomp": {("prctl", 22): errno.EINVAL},
+}
+WRAPPER = """
+import ctypes, errno, os, sys
+from arcjobs.sandbox.seccomp import Filter, install
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(38, 1, 0, 0, 0) == 0
+refused = {tuple(k) if isinstance(k, list) else k: v for k, v in %s}
+install(Filter.refusing(refused).for_pid(0), libc)
+os.execv(sys.executable, [sys.executable, "-m", "arcjobs", *sys.argv[1:]])
+"""
+
+
+def run_without(
+    layers: str, *args: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`arcjobs ARGS` on a kernel without `layers` ("landlock", "seccomp" or "both"): a
+    wrapper installs a seccomp filter of its own that answers landlock_create_ruleset with
+    ENOSYS (what a kernel built without Landlock says) and prctl(PR_SET_SECCOMP) with EINVAL
+    (a kernel without seccomp filters), then execs `arcjobs`."""
+    refused = {**WITHOUT["landlock"], **WITHOUT["seccomp"]} if layers == "both" else WITHOUT[layers]
+    pairs = [[list(k) if isinstance(k, tuple) else k, v] for k, v in refused.items()]
+    return subprocess.run(
+        [sys.executable, "-c", WRAPPER % json.dumps(pairs), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )

@@ -1,15 +1,11 @@
 """Fail closed: where a kernel layer cannot be put up, nothing runs unless the user opts out.
 
 A kernel without Landlock, or one that refuses seccomp filters, is made real for the CLI's
-process tree: a wrapper installs a seccomp filter of its own that answers
-landlock_create_ruleset with ENOSYS (what a kernel built without Landlock says), or
-prctl(PR_SET_SECCOMP) with EINVAL (a kernel without seccomp filters), then execs `arcjobs`.
-Everything below it inherits that kernel.
+process tree (`sandbox_helpers.run_without`). Everything below it inherits that kernel.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import sqlite3
 import subprocess
@@ -18,36 +14,11 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT
-from sandbox_helpers import benign, tiny_task
+from sandbox_helpers import WITHOUT, benign, run_without, tiny_task
 
 from arcjobs.arc.tasks import solutions_of, to_kaggle
 
 pytestmark = pytest.mark.unit
-
-WITHOUT = {
-    "landlock": {"landlock_create_ruleset": errno.ENOSYS},
-    "seccomp": {("prctl", 22): errno.EINVAL},
-}
-WRAPPER = """
-import ctypes, errno, os, sys
-from arcjobs.sandbox.seccomp import Filter, install
-libc = ctypes.CDLL(None, use_errno=True)
-assert libc.prctl(38, 1, 0, 0, 0) == 0
-refused = {tuple(k) if isinstance(k, list) else k: v for k, v in %s}
-install(Filter.refusing(refused).for_pid(0), libc)
-os.execv(sys.executable, [sys.executable, "-m", "arcjobs", *sys.argv[1:]])
-"""
-
-
-def run_without(layer: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    pairs = [[list(k) if isinstance(k, tuple) else k, v] for k, v in WITHOUT[layer].items()]
-    return subprocess.run(
-        [sys.executable, "-c", WRAPPER % json.dumps(pairs), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
 
 
 @pytest.fixture
