@@ -1,34 +1,29 @@
-"""Sandbox speed on the BARC-style corpus over its own ARC-AGI-1 training tasks.
+"""Sandbox speed: a fresh locked-down process per program, against running programs bare.
 
-Measured in one process, same workload for every mode (each corpus program on its task's
-train and test inputs, repeated `--reps` times as distinct sources so nothing is deduped):
+Two workloads, every program a distinct source (nothing deduplicated, nothing cached):
+  corpus  the 50 corpus programs on their own ARC-AGI-1 training tasks (median ~0.2 ms)
+  ms      those of them that take 1-10 ms unprotected here: BARC-style programs of a few ms,
+          what the speed goal is about
 
-  (a) unprotected: every program exec'd in this process, no isolation at all — the baseline
-  (b) the executor, cache off, with 1 and with 2 workers, and with 1 worker and a fresh fork
-      for every program (`--fork-per-program`, what (b) was before pure programs shared one)
-  (c) one fresh `python -I` subprocess per program (the usual "safe" approach)
-  (d) the executor re-run on a warm cache
+Modes, measured in this one process:
+  (a)   unprotected: every program exec'd here, no isolation at all (the baseline)
+  (a2)  (a) in two forked processes at once, taking programs from a shared counter as a
+        pool's workers do: what this machine gives two processes that share nothing
+  (b1), (b2)  the executor (cache off) on a running pool of 1 and of 2 workers: the steady
+        state of an execute step of 100,000s of programs (the pool's start-up, reported on
+        its own line, is excluded)
+  floor  a bare fork + wait of the same worker (its real warm image, its seccomp filter on),
+        and a fork that puts up every layer and exits: what a process per program costs
+        before any program runs
+  (c)   a fresh `python -I` per program;  (d) the executor re-run on a warm cache
 
-and reports programs/s and the ratios the issue sets goals for: b1/a ≥ 0.85, b2/b1 ≥ 1.8,
-b1/c ≥ 50, d/b1 ≥ 20. Beside them, (a) run by two processes at once (`Pair`): what this
-machine gives two processes that share nothing, the most b2/b1 can be on it (on this VM
-often well under 2: two vCPUs busy at once slow each other). It also splits the time per
-program into the programs' own processes, the workers and the executor (CPU read from
-/proc, which noise moves far less than wall time), to say where it goes.
+(a), (a2), (b1) and (b2) run in rounds, back to back in a rotating order, and each round's
+ratios are kept: this VM's speed swings by up to 1.8x within seconds, and only modes
+measured under the same load compare. Goals (issue 17): b1/a >= 0.75 on `ms`, and
+b2/b1 >= 0.9 x a2/a. Per program, the CPU of the executor, the workers and the programs'
+processes is read from /proc (a worker's cutime holds its reaped children's).
 
-    .venv/bin/python benchmarks/sandbox.py [--reps 40] [--quick] [--no-append]
-
-The default 40 repetitions (2,000 programs, a few seconds per mode) include the pool's
-start-up (a worker importing numpy, scipy and the DSL: reported on its own line), which
-weighs 10-15% here and nothing in a real execute step of 100,000s of programs; so the
-ratios are also given for the steady state, from the 20th result of each run on, and
-measured a second way that pairs (a) and (b) within seconds (`--chunk-rounds`, see
-`interleaved`): this VM's speed swings by up to 1.8x between quarter-seconds.
-
-`--quick` (for CI) runs one repetition, one round (two paired ones) and only 5 programs
-for (c); it still appends. (a) and (b) run in interleaved rounds and the best of each
-counts, because the machine may be shared; the median of each round's own ratios is
-reported too.
+    .venv/bin/python benchmarks/sandbox.py [--reps 8] [--rounds 9] [--quick] [--no-append]
 """
 
 from __future__ import annotations
@@ -38,6 +33,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -53,12 +49,10 @@ from arcjobs.arc.tasks import load_dataset  # noqa: E402
 from arcjobs.sandbox import Limits, Program, ResultCache, execute  # noqa: E402
 from arcjobs.sandbox.dsl import DSL_PATH, load_common  # noqa: E402
 from arcjobs.sandbox.pool import Pool  # noqa: E402
-from arcjobs.sandbox.worker import children  # noqa: E402
 
 CORPUS = ROOT / "arcjobs" / "sandbox" / "corpus"
 LIMITS = Limits(timeout_s=10, memory_mb=2048)
-# results after which a run counts as warm: the pool has started and every worker is busy
-WARM = 20
+TICK = os.sysconf("SC_CLK_TCK")
 SUBPROCESS_RUNNER = """
 import importlib.util, json, sys
 import numpy as np
@@ -69,17 +63,6 @@ ns = {"__name__": "__main__"}
 exec(compile(job["code"], "<program>", "exec"), ns)
 print(json.dumps([np.asarray(ns["transform"](np.array(g))).tolist() for g in job["inputs"]]))
 """
-
-
-def workload(reps: int) -> tuple[list[Program], dict]:
-    ids = sorted(p.stem for p in CORPUS.glob("*.py"))
-    tasks = load_dataset("arc-agi-1/training", task_ids=ids)
-    programs = [
-        Program(tid, rep, (CORPUS / f"{tid}.py").read_text() + f"\n# rep {rep}\n")
-        for rep in range(reps)
-        for tid in ids
-    ]
-    return programs, tasks
 
 
 def inputs_of(task) -> list:
@@ -108,46 +91,41 @@ def _unprotected_span(programs: Iterable[Program], tasks: dict) -> tuple[float, 
     return started, time.perf_counter()
 
 
-def sandboxed(
-    programs: list[Program], tasks: dict, workers: int, cache=None, reuse: bool = True, pool=None
-) -> tuple[float, list, dict, float]:
-    """(b)/(d): the executor (on `pool` if given); returns seconds, the results, the run's
-    summary and the steady-state seconds per program (from the WARM-th result on: no
-    start-up in it)."""
+def workloads(reps: int) -> tuple[dict[str, list[Program]], dict]:
+    """Both workloads, each program `reps` times as distinct sources; `ms` picked by
+    timing every corpus program here, unprotected (best of three)."""
+    ids = sorted(p.stem for p in CORPUS.glob("*.py"))
+    tasks = load_dataset("arc-agi-1/training", task_ids=ids)
+    sources = {t: (CORPUS / f"{t}.py").read_text() for t in ids}
+    took = {t: min(unprotected([Program(t, 0, sources[t])], tasks) for _ in range(3)) for t in ids}
+    few_ms = [t for t in ids if 0.001 <= took[t] < 0.010]
+
+    def repeated(chosen: list[str]) -> list[Program]:
+        return [
+            Program(t, rep, f"{sources[t]}\n# rep {rep}\n") for rep in range(reps) for t in chosen
+        ]
+
+    return {"corpus": repeated(ids), "ms": repeated(few_ms)}, tasks
+
+
+def sandboxed(programs: list[Program], tasks: dict, pool: Pool | None, cache=None) -> float:
+    """(b)/(d): the executor's seconds for `programs` on `pool` (a new one of 2 if None)."""
     started = time.perf_counter()
-    run = execute(programs, tasks, LIMITS, workers=workers, cache=cache, reuse=reuse, pool=pool)
-    results, stamps = [], []
-    for result in run:
-        results.append(result)
-        stamps.append(time.perf_counter())
+    results = list(execute(programs, tasks, LIMITS, workers=2, cache=cache, pool=pool))
     seconds = time.perf_counter() - started
-    warm = min(WARM, len(stamps) - 1)
-    steady = (stamps[-1] - stamps[warm]) / max(1, len(stamps) - 1 - warm)
     bad = [r for r in results if r.status != "ok"]
     if bad:
-        raise SystemExit(
-            f"{len(bad)} corpus programs failed in the sandbox, e.g. {bad[0].program.task_id}: {bad[0].error}"
-        )
-    return seconds, results, run.summary(), steady
-
-
-def pool_startup(tasks: dict) -> float:
-    """Seconds from starting a one-worker pool to its first result (a trivial program)."""
-    code = "def transform(g):\n    return g\n"
-    one = [Program(next(iter(tasks)), "startup", code)]
-    started = time.perf_counter()
-    sandboxed(one, tasks, workers=1)
-    return time.perf_counter() - started
+        raise SystemExit(f"{len(bad)} programs failed in the sandbox, e.g. {bad[0].error}")
+    return seconds
 
 
 class Pair:
-    """(a) in two processes at once, sharing a chunk the way a pool's workers do (each takes
-    the next program when it is done with one, from a counter in shared memory): what this
-    machine gives two processes that share nothing else, and so the most (b, 2)/(b, 1) can
-    be here. Two helpers forked once, before any pool starts, and warmed by one pass, so
-    that no fork, import or copy-on-write fault is in the time."""
+    """(a) in two processes at once, sharing a workload the way a pool's workers do (each
+    takes the next program when it is done with one, from a counter in shared memory). Two
+    helpers forked once, before any pool starts, and warmed by one pass, so that no fork,
+    import or copy-on-write fault is in the time."""
 
-    def __init__(self, chunks: list[list[Program]], tasks: dict) -> None:
+    def __init__(self, workloads: list[list[Program]], tasks: dict) -> None:
         import multiprocessing
 
         self.next = multiprocessing.get_context("fork").Value("i", 0)
@@ -162,26 +140,27 @@ class Pair:
                         os.close(fd)  # the other helper's too, or it never sees its EOF
                     with os.fdopen(to_r) as commands:
                         for line in commands:
-                            span = _unprotected_span(self._take(chunks[int(line)]), tasks)
+                            span = _unprotected_span(self._take(workloads[int(line)]), tasks)
                             os.write(back_w, json.dumps(span).encode() + b"\n")
                 finally:
                     os._exit(0)
             os.close(to_r)
             os.close(back_w)
             self.helpers.append((pid, to_w, back_r))
-        self.run(0)  # each helper's first pass copies its pages from this process: not timed
+        for index in range(len(workloads)):  # each helper's first pass copies its pages
+            self.run(index)
 
-    def _take(self, chunk: list[Program]) -> Iterator[Program]:
+    def _take(self, programs: list[Program]) -> Iterator[Program]:
         while True:
             with self.next.get_lock():
                 index = self.next.value
                 self.next.value += 1
-            if index >= len(chunk):
+            if index >= len(programs):
                 return
-            yield chunk[index]
+            yield programs[index]
 
     def run(self, index: int) -> float:
-        """Seconds from the first helper's start to the last one's end on chunk `index`."""
+        """Seconds from the first helper's start to the last one's end on workload `index`."""
         self.next.value = 0
         for _, to_w, _ in self.helpers:
             os.write(to_w, f"{index}\n".encode())
@@ -198,77 +177,173 @@ class Pair:
             os.close(back_r)
 
 
-def _cpu_ns(pid: int) -> int:
-    """CPU nanoseconds a live process has run (/proc/PID/schedstat), 0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/schedstat") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0
+def _stat(pid: int) -> tuple[float, float, int, int]:
+    """A live process's own CPU seconds and its reaped children's, and their minor page
+    faults (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    minflt, cminflt = int(fields[7]), int(fields[8])
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return (utime + stime) / TICK, (cutime + cstime) / TICK, minflt, cminflt
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def accounted(pool: Pool, run: Callable[[], float]) -> tuple[float, dict[str, float]]:
-    """`run()`'s seconds, and the CPU seconds it took in this process (the executor), in
-    the pool's workers and in the programs' processes (their children), read from
-    /proc/PID/schedstat: the pools' processes live on, so rusage cannot count them. A
-    child that exits within the chunk is missed (about one in 2,000 here)."""
+    """`run()`'s seconds, and the CPU seconds of this process (the executor), the pool's
+    workers and their children (the programs' processes) while it ran, and the workers'
+    and the children's page faults."""
     workers = pool.worker_pids()
-    kids = {k: _cpu_ns(k) for w in workers for k in children(w)}
-    before = {p: _cpu_ns(p) for p in [os.getpid(), *workers]}
+    before = [_stat(w) for w in workers], _self_cpu()
     seconds = run()
-    after = {p: _cpu_ns(p) for p in before}
-    programs = sum(_cpu_ns(k) - kids.get(k, 0) for w in workers for k in children(w))
-    cpu = {
-        "executor": after[os.getpid()] - before[os.getpid()],
-        "workers": sum(after[w] - before[w] for w in workers),
-        "programs": programs,
+    after = [_stat(w) for w in workers], _self_cpu()
+    deltas = [[a[i] - b[i] for a, b in zip(after[0], before[0], strict=True)] for i in range(4)]
+    return seconds, {
+        "executor": after[1] - before[1],
+        "workers": sum(deltas[0]),
+        "programs": sum(deltas[1]),
+        "worker faults": sum(deltas[2]),
+        "program faults": sum(deltas[3]),
     }
-    return seconds, {k: v / 1e9 for k, v in cpu.items()}
 
 
-def interleaved(
-    programs: list[Program], tasks: dict, rounds: int, size: int
-) -> list[dict[str, float]]:
-    """The steady state again, paired closely enough for a machine whose speed swings by
-    up to 1.8x within seconds (as this VM's does): one running pool of 1 and one of 2 workers
-    (`execute(..., pool=...)`: no start-up in it), and per round the same chunk of `size`
-    programs through (a), (a) in two processes at once (`Pair`), (b, 1) and (b, 2) back to
-    back, in an order that rotates. Returns per round the ratios (b1/a, b2/b1, a2/a) and,
-    for (b, 1) and (b, 2), the CPU of the programs' processes per program against (a)'s
-    time, and that of the executor and of the workers as shares of the programs'."""
-    chunks = [programs[i : i + size] for i in range(0, len(programs), size)]
-    with Pair(chunks, tasks) as pair, Pool(1, str(DSL_PATH)) as one, Pool(2, str(DSL_PATH)) as two:
-
-        def executor(pool: Pool) -> Callable[[int], tuple[float, dict[str, float]]]:
-            return lambda i: accounted(
-                pool, lambda: sandboxed(chunks[i], tasks, pool.size, pool=pool)[0]
-            )
-
-        modes: dict[str, Callable[[int], tuple[float, dict[str, float] | None]]] = {
-            "a": lambda i: (unprotected(chunks[i], tasks), None),
-            "a2": lambda i: (pair.run(i), None),
-            "b1": executor(one),
-            "b2": executor(two),
-        }
-        for mode in ("b1", "b2"):  # both pools up and warm before anything counts
-            modes[mode](0)
-        rows = []
-        for r in range(rounds):
-            names = list(modes)[r % 4 :] + list(modes)[: r % 4]
-            measured = {name: modes[name](r % len(chunks)) for name in names}
-            seconds = {name: took for name, (took, _) in measured.items()}
-            row = {
-                "b1/a": seconds["a"] / seconds["b1"],
-                "b2/b1": seconds["b1"] / seconds["b2"],
-                "a2/a": seconds["a"] / seconds["a2"],
-            }
-            for name in ("b1", "b2"):
-                used = measured[name][1]
-                row[f"{name} programs/a"] = used["programs"] / seconds["a"]
-                row[f"{name} executor"] = used["executor"] / used["programs"]
-                row[f"{name} workers"] = used["workers"] / used["programs"]
-            rows.append(row)
+def rounds(
+    workloads: dict[str, list[Program]], tasks: dict, count: int
+) -> dict[str, list[dict[str, float]]]:
+    """Per workload and round, (a), (a2), (b1) and (b2) back to back in a rotating order, on
+    running pools: the ratios of each round, and (b)'s CPU per program."""
+    names = list(workloads)
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    with (
+        Pair([workloads[n] for n in names], tasks) as pair,
+        Pool(1, str(DSL_PATH)) as one,
+        Pool(2, str(DSL_PATH)) as two,
+    ):
+        for pool in (one, two):  # both pools up and warm before anything counts
+            sandboxed(workloads[names[0]][:20], tasks, pool)
+        for r in range(count):
+            for index, name in enumerate(names):
+                programs, n = workloads[name], len(workloads[name])
+                modes: dict[str, Callable[[], tuple[float, dict[str, float] | None]]] = {
+                    "a": lambda programs=programs: (unprotected(programs, tasks), None),
+                    "a2": lambda index=index: (pair.run(index), None),
+                    "b1": lambda p=programs: accounted(one, lambda: sandboxed(p, tasks, one)),
+                    "b2": lambda p=programs: accounted(two, lambda: sandboxed(p, tasks, two)),
+                }
+                order = list(modes)[r % 4 :] + list(modes)[: r % 4]
+                measured = {mode: modes[mode]() for mode in order}
+                s = {mode: took for mode, (took, _) in measured.items()}
+                row = {
+                    "b1/a": s["a"] / s["b1"],
+                    "b2/b1": s["b1"] / s["b2"],
+                    "a2/a": s["a"] / s["a2"],
+                }
+                row["a ms"], row["b1 ms"] = s["a"] / n * 1e3, s["b1"] / n * 1e3
+                for mode in ("b1", "b2"):
+                    for part, used in measured[mode][1].items():
+                        scale = 1 if part.endswith("faults") else 1e3  # CPU in ms per program
+                        row[f"{mode} {part}"] = used / n * scale
+                rows[name].append(row)
     return rows
+
+
+def floor(count: int) -> dict[str, float]:
+    """Per fork of a real worker's warm image (its filter on), in a helper process: a bare
+    fork + wait, and a fork that prepares and locks down like a spare child, then exits.
+    Wall and CPU (the worker's and the child's) in ms."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.write(w, json.dumps(_floor_in_worker(count)).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        found = json.loads(f.read())
+    os.waitpid(pid, 0)
+    return found
+
+
+def _floor_in_worker(count: int) -> dict[str, float]:
+    from arcjobs.sandbox import child
+    from arcjobs.sandbox.worker import Worker
+
+    worker = Worker(str(DSL_PATH))
+
+    def bare() -> int:
+        pid = worker.fork()
+        if pid == 0:
+            os._exit(0)
+        return pid
+
+    def locked() -> int:
+        def serve() -> None:
+            child.prepare(worker.ctx)
+            child.lock_down(worker.ctx)
+            os._exit(0)
+
+        c = worker._fork_child(serve)
+        c.close()
+        return c.pid
+
+    found = {}
+    for name, start in (("bare", bare), ("locked", locked)):
+        for _ in range(20):  # warm
+            os.waitpid(start(), 0)
+        own, kids = (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+        started = time.perf_counter()
+        for _ in range(count):
+            os.waitpid(start(), 0)
+        wall = time.perf_counter() - started
+        own2, kids2 = (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+        found[f"{name} wall ms"] = wall / count * 1e3
+        found[f"{name} worker ms"] = (
+            (own2.ru_utime + own2.ru_stime - own.ru_utime - own.ru_stime) / count * 1e3
+        )
+        found[f"{name} child ms"] = (
+            (kids2.ru_utime + kids2.ru_stime - kids.ru_utime - kids.ru_stime) / count * 1e3
+        )
+    return found
+
+
+def fault_costs(pages: int = 16384) -> dict[str, float]:
+    """µs per minor page fault here: a first write to fresh anonymous memory, and to memory
+    a fork shares with its parent (a forked child's first write to the warm image)."""
+    import mmap
+
+    region = mmap.mmap(-1, pages * 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+    def touch() -> float:
+        started = time.perf_counter()
+        for offset in range(0, pages * 4096, 4096):
+            region[offset] = 1
+        return time.perf_counter() - started
+
+    zero_fill, loop = touch(), touch()  # the second pass: the loop's own cost, no fault
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, str(touch()).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        cow = float(f.read())
+    os.waitpid(pid, 0)
+    return {
+        "zero-fill us": (zero_fill - loop) / pages * 1e6,
+        "copy-on-write us": (cow - loop) / pages * 1e6,
+    }
 
 
 def fresh_subprocess(programs: list[Program], tasks: dict) -> float:
@@ -285,157 +360,101 @@ def fresh_subprocess(programs: list[Program], tasks: dict) -> float:
     return time.perf_counter() - started
 
 
-def _cpu() -> tuple[float, float]:
-    """CPU seconds of this process, and of every finished descendant (workers and children)."""
-    import resource
+def pool_startup(tasks: dict) -> float:
+    """Seconds from starting a one-worker pool to its first result (a trivial program)."""
+    one = [Program(next(iter(tasks)), "startup", "def transform(g):\n    return g\n")]
+    started = time.perf_counter()
+    list(execute(one, tasks, LIMITS, workers=1))
+    return time.perf_counter() - started
 
-    own, kids = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+def _median(rows: list[dict[str, float]], key: str, digits: int = 2) -> str:
+    values = [row[key] for row in rows]
+    if len(values) < 2:
+        return f"{values[0]:.{digits}f}"
+    low, mid, high = statistics.quantiles(values, n=4)
+    return f"{mid:.{digits}f} [{low:.{digits}f}-{high:.{digits}f}]"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=40)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of (a), (b)")
-    parser.add_argument(
-        "--quick", action="store_true", help="one repetition and round, 5 subprocesses"
-    )
-    parser.add_argument(
-        "--chunk-rounds", type=int, default=20, help="rounds of the paired steady state (>= 2)"
-    )
+    parser.add_argument("--reps", type=int, default=8, help="each program this many times")
+    parser.add_argument("--rounds", type=int, default=9, help="rounds of (a), (a2), (b1), (b2)")
+    parser.add_argument("--quick", action="store_true", help="one repetition, two rounds")
     parser.add_argument("--no-append", action="store_true", help="print only")
     args = parser.parse_args()
-    if args.chunk_rounds < 2:
-        parser.error("--chunk-rounds must be at least 2 (quartiles need two rounds)")
-    reps = 1 if args.quick else args.reps
-    if args.quick:
-        args.rounds, args.chunk_rounds = 1, 2
-    programs, tasks = workload(reps)
-    n = len(programs)
-    print(f"{n} programs ({n // reps} corpus programs x {reps})", file=sys.stderr)
-
-    # (a), (b1), (b2) interleaved over rounds, best of each: the machine may be shared, and
-    # a burst of someone else's load should not land on one mode only
-    # The ratios of each round, whose modes ran back to back, are also kept: their median
-    # pairs every (b) with the (a) measured under the same load, where the best of each may
-    # come from different minutes of a machine whose speed drifts
-    best = dict.fromkeys(("a", "a2", "b1", "b2", "bf", "s1", "s2"), float("inf"))
-    paired: list[tuple[float, float, float, float, float]] = []
-    with Pair([programs], tasks) as whole:
-        for _ in range(args.rounds):
-            round_a = unprotected(programs, tasks)
-            best["a"] = min(best["a"], round_a)
-            round_a2 = whole.run(0)
-            best["a2"] = min(best["a2"], round_a2)
-            before = _cpu()
-            round_b1, round_results, round_summary, round_s1 = sandboxed(programs, tasks, workers=1)
-            if round_b1 < best["b1"]:
-                sandbox_cpu = [after - start for after, start in zip(_cpu(), before, strict=True)]
-                results, summary = round_results, round_summary
-            best["b1"], best["s1"] = min(best["b1"], round_b1), min(best["s1"], round_s1)
-            round_b2, _, _, round_s2 = sandboxed(programs, tasks, workers=2)
-            best["b2"], best["s2"] = min(best["b2"], round_b2), min(best["s2"], round_s2)
-            best["bf"] = min(best["bf"], sandboxed(programs, tasks, workers=1, reuse=False)[0])
-            paired.append(
-                (
-                    round_a / round_b1,
-                    round_b1 / round_b2,
-                    round_a / n / round_s1,
-                    round_s1 / round_s2,
-                    round_a / round_a2,
-                )
-            )
-    median = [statistics.median(column) for column in zip(*paired, strict=True)]
-    a, b1, b2, bf = best["a"], best["b1"], best["b2"], best["bf"]
-    chunk = min(n, 400)
-    close = interleaved(programs, tasks, args.chunk_rounds, chunk)
-    q = {key: statistics.quantiles([row[key] for row in close], n=4) for key in close[0]}
-
-    def quartiles(key: str, digits: int = 2) -> str:
-        low, mid, high = q[key]
-        return f"{mid:.{digits}f} [{low:.{digits}f}-{high:.{digits}f}]"
-
+    reps, count = (1, 2) if args.quick else (args.reps, args.rounds)
+    loads, tasks = workloads(reps)
+    for name, programs in loads.items():
+        print(f"{name}: {len(programs)} programs", file=sys.stderr)
+    per_round = rounds(loads, tasks, count)
+    fork = floor(200 if args.quick else 1000)
+    faults = fault_costs()
     startup = pool_startup(tasks)
-    sub_n = 5 if args.quick else min(n, 40)
-    c = fresh_subprocess(programs[:sub_n], tasks) * n / sub_n
+    corpus = loads["corpus"]
+    sub_n = 5 if args.quick else 40
+    c = fresh_subprocess(corpus[:sub_n], tasks) / sub_n
     with tempfile.TemporaryDirectory() as tmp:
         cache = ResultCache(Path(tmp) / "c.sqlite")
-        sandboxed(programs, tasks, workers=2, cache=cache)
+        b = sandboxed(corpus, tasks, None, cache) / len(corpus)
         cache.flush()
-        # best of two re-runs, like (a) and (b): the first may still be paging the file in
-        d = min(sandboxed(programs, tasks, workers=2, cache=cache)[0] for _ in range(2))
+        d = min(sandboxed(corpus, tasks, None, cache) for _ in range(2)) / len(corpus)
         cache.close()
 
-    runs = {"a": a, "a2": best["a2"], "b1": b1, "b2": b2, "bf": bf, "c": c, "d": d}
-    rate = {k: n / v for k, v in runs.items()}
-    rate["s1"], rate["s2"] = 1 / best["s1"], 1 / best["s2"]
-    program_cpu = sum(r.cpu_s for r in results) / n
-    program_wall = sum(r.wall_s for r in results) / n
+    ms = per_round["ms"]
     lines = [
         f"## Sandbox speed — {datetime.date.today().isoformat()}",
         "",
-        f"- machine: {platform.node() or 'host'} ({platform.machine()}, {os.cpu_count()} cpus, load average "
-        f"{os.getloadavg()[0]:.1f} at the end), Python {platform.python_version()}",
-        f"- command: `.venv/bin/python benchmarks/sandbox.py{' --quick' if args.quick else f' --reps {reps} --rounds {args.rounds}'}`",
-        "- times: best of the interleaved rounds for (a) and (b), pool start-up included in (b)",
-        f"- workload: {n // reps} corpus programs on their ARC-AGI-1 training tasks × {reps} = {n} programs",
-        f"- (a) unprotected, one process: {rate['a']:.1f} programs/s (baseline, {a / n * 1000:.2f} ms/program)",
-        f"- (b) executor, 1 worker: {rate['b1']:.1f} programs/s = {rate['b1'] / rate['a']:.2f}× (a) (goal ≥ 0.85)",
-        f"- (b) executor, 2 workers: {rate['b2']:.1f} programs/s = {rate['b2'] / rate['b1']:.2f}× (b, 1 worker) (goal ≥ 1.8)",
-        f"- (a) in two processes at once, taking programs as a pool's workers do: {rate['a2']:.1f} programs/s = "
-        f"{rate['a2'] / rate['a']:.2f}× (a): what this machine gives two processes that share nothing, so "
-        f"the most (b, 2 workers)/(b, 1 worker) can be here; it is {rate['b2'] / rate['b1'] / (rate['a2'] / rate['a']):.2f} of that",
-        f"- steady state (from the {WARM}th result on, as in an execute step of 100,000s of programs, where "
-        f"the {startup:.2f} s start-up is nothing): (b, 1 worker) {rate['s1']:.1f} programs/s = "
-        f"{rate['s1'] / rate['a']:.2f}× (a); (b, 2 workers) {rate['s2']:.1f} programs/s = "
-        f"{rate['s2'] / rate['s1']:.2f}× (b, 1 worker)",
-        f"- each round's own ratios, (a) and (b) back to back, median of {len(paired)}: "
-        f"(b, 1 worker) {median[0]:.2f}× (a), (b, 2 workers) {median[1]:.2f}× (b, 1 worker); "
-        f"steady state {median[2]:.2f}× and {median[3]:.2f}×; (a) in two processes {median[4]:.2f}× (a)",
-        f"- steady state, paired closely (running pools, no start-up; per round one chunk of {chunk} programs "
-        f"through (a), (a) in two processes, (b, 1) and (b, 2) back to back, rotating the order), median "
-        f"[quartiles] of {len(close)} rounds: (b, 1 worker) {quartiles('b1/a')}× (a), (b, 2 workers) "
-        f"{quartiles('b2/b1')}× (b, 1 worker), (a) in two processes {quartiles('a2/a')}× (a)",
-        f"- CPU in those chunks (/proc/PID/schedstat): the programs' processes used {quartiles('b1 programs/a')}× "
-        f"(a)'s time with 1 worker and {quartiles('b2 programs/a')}× with 2 (where each has a neighbour on the "
-        f"other core); the executor used {quartiles('b1 executor', 3)} and the workers {quartiles('b1 workers', 3)} "
-        f"of what the programs' processes used with 1 worker, {quartiles('b2 executor', 3)} and "
-        f"{quartiles('b2 workers', 3)} with 2",
-        f"- (b) executor, 1 worker, a fresh fork for every program: {rate['bf']:.1f} programs/s = "
-        f"{rate['bf'] / rate['a']:.2f}× (a); sharing a process between pure programs gives "
-        f"{rate['b1'] / rate['bf']:.2f}× that",
-        f"- (c) fresh `python -I` per program: {rate['c']:.2f} programs/s (from {sub_n} programs); "
-        f"(b, 1 worker) = {rate['b1'] / rate['c']:.0f}× (c) (goal ≥ 50)",
-        f"- (d) cached re-run, 2 workers: {rate['d']:.0f} programs/s = {rate['d'] / rate['b1']:.0f}× (b, 1 worker) (goal ≥ 20)",
-        f"- in (b, 1 worker), {summary['shared_process']} of {n} programs ran in a process that had run a "
-        f"pure program before (the rest in a fresh fork); pool start-up (first result of a one-worker "
-        f"pool) {startup:.2f} s, included in (b)",
-        f"- where (b, 1 worker)'s {b1 / n * 1000:.2f} ms/program goes: {program_wall * 1000:.2f} ms wall in the worker "
-        f"per program, of which {program_cpu * 1000:.2f} ms CPU in the program's process from receiving its job "
-        f"(decoding it, seeds, the program, collecting its garbage, and in a fresh fork "
-        f"the copy-on-write faults of the numpy/scipy image) against "
-        f"{a / n * 1000:.2f} ms for the same program in (a); the remaining "
-        f"{(b1 / n - program_cpu) * 1000:.2f} ms are the pool's start-up, handing the job over, the result "
-        f"pipe, and the worker's checks of the result and the child where they don't overlap the program",
-        f"- CPU per program in (b, 1 worker): {sandbox_cpu[1] / n * 1000:.2f} ms in the worker and its children "
-        f"(start-up, the program and its purity check, the checks) + {sandbox_cpu[0] / n * 1000:.2f} ms in the executor "
-        f"(cache keys, augmentation, scoring), against {a / n * 1000:.2f} ms in (a); wall time beyond that is "
-        f"waiting for a core",
+        f"- machine: {platform.node() or 'host'} ({platform.machine()}, {os.cpu_count()} cpus, "
+        f"load average {os.getloadavg()[0]:.1f} at the end), Python {platform.python_version()}, "
+        f"kernel {platform.release()}",
+        f"- command: `.venv/bin/python benchmarks/sandbox.py"
+        f"{' --quick' if args.quick else f' --reps {reps} --rounds {count}'}`",
+        f"- every program in a fresh process with every layer on (Landlock, seccomp, rlimits, "
+        f"no capabilities, audit hook); median [quartiles] of {count} rounds, each running "
+        f"(a), (a2), (b1) and (b2) back to back on running pools",
+        "",
+        "| workload | programs | (a) ms/program | (b1) ms/program | b1/a | b2/b1 | a2/a | (b2/b1)/(a2/a) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, rows in per_round.items():
+        scaling = [row["b2/b1"] / row["a2/a"] for row in rows]
+        lines.append(
+            f"| {name} | {len(loads[name])} | {_median(rows, 'a ms')} | {_median(rows, 'b1 ms')} "
+            f"| {_median(rows, 'b1/a')} | {_median(rows, 'b2/b1')} | {_median(rows, 'a2/a')} "
+            f"| {statistics.median(scaling):.2f} |"
+        )
+    overhead = [row["b1 ms"] - row["a ms"] for row in ms]
+    lines += [
+        "",
+        f"- goals, on `ms`: b1/a ≥ 0.75 (here {_median(ms, 'b1/a')}); (b2/b1)/(a2/a) ≥ 0.9 "
+        f"(here {statistics.median(row['b2/b1'] / row['a2/a'] for row in ms):.2f})",
+        f"- per program, (b1) − (a) on `ms`: {statistics.median(overhead):.2f} ms of wall; its "
+        f"floor, a bare fork + wait of the same worker: {fork['bare wall ms']:.2f} ms of wall "
+        f"({fork['bare worker ms']:.2f} ms CPU in the worker, {fork['bare child ms']:.2f} in the "
+        f"child); a fork that puts up every layer and exits: {fork['locked wall ms']:.2f} ms "
+        f"({fork['locked worker ms']:.2f} + {fork['locked child ms']:.2f} ms CPU)",
+        f"- CPU per program with 1 worker on `ms`: programs' processes "
+        f"{_median(ms, 'b1 programs')} ms, worker {_median(ms, 'b1 workers')} ms, "
+        f"executor {_median(ms, 'b1 executor')} ms, against {_median(ms, 'a ms')} ms in (a); "
+        f"with 2 workers {_median(ms, 'b2 programs')}, {_median(ms, 'b2 workers')} and "
+        f"{_median(ms, 'b2 executor')} ms",
+        f"- minor page faults per program on `ms`, 1 worker: {_median(ms, 'b1 program faults', 0)} "
+        f"in the program's process (fork to exit), {_median(ms, 'b1 worker faults', 0)} in the "
+        f"worker; on this machine a copy-on-write fault costs {faults['copy-on-write us']:.1f} µs "
+        f"and a zero-filled one {faults['zero-fill us']:.1f} µs (one write per page of 64 MB)",
+        f"- pool start-up (first result of a one-worker pool): {startup:.2f} s, not in (b)",
+        f"- (c) fresh `python -I` per program: {c * 1e3:.0f} ms/program (from {sub_n}); "
+        f"(b1) on `corpus` is {c / (statistics.median(r['b1 ms'] for r in per_round['corpus']) / 1e3):.0f}× faster",
+        f"- (d) cached re-run of `corpus`, new pool of 2: {d * 1e6:.0f} µs/program, "
+        f"{b / d:.0f}× the same run uncached ({b * 1e3:.2f} ms/program, start-up included)",
         "",
     ]
     text = "\n".join(lines)
     print(text)
     if not args.no_append:
-        results_md = ROOT / "BENCHMARKS.md"
-        with results_md.open("a") as f:
-            f.write(
-                ("" if results_md.exists() and results_md.stat().st_size else "# Benchmarks\n")
-                + "\n"
-                + text
-            )
+        with (ROOT / "BENCHMARKS.md").open("a") as f:
+            f.write("\n" + text)
 
 
 if __name__ == "__main__":

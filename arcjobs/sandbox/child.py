@@ -7,8 +7,8 @@ A child starts as the worker's spare, forked while the previous program runs. Be
 reads its job, it puts up every layer that needs no job (`lock_down`), in this order,
 because each later step would refuse the ones before it:
 
-1. its own process group, a parent-death signal, stdio on /dev/null, cwd `/`, default
-   signal handlers, and every descriptor closed but its job and report pipes;
+1. a parent-death signal, stdio on /dev/null, and every descriptor closed but its job and
+   report pipes (its process group, cwd `/` and signal dispositions are the worker's doing);
 2. uid 65534 where the worker is root and the Python installation is readable by it
    (`Context.drop_uid`), then no capabilities, whatever the uid;
 3. no_new_privs and its own seccomp filter (`arcjobs.sandbox.seccomp`: no processes, no
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import ctypes
 import itertools
 import os
 import random
@@ -50,11 +49,19 @@ import numpy
 from arcjobs.sandbox import limits as limits_mod
 from arcjobs.sandbox import policy
 from arcjobs.sandbox.grids import Packed
+from arcjobs.sandbox.isolation import NoCapabilities
 from arcjobs.sandbox.landlock import Ruleset
 from arcjobs.sandbox.outputs import InvalidOutput, to_grid
-from arcjobs.sandbox.protocol import FrameReader, decode_packed, encode, encode_packed, write_raw
+from arcjobs.sandbox.protocol import (
+    Frame,
+    FrameReader,
+    decode_packed,
+    encode,
+    encode_packed,
+    write_raw,
+)
 from arcjobs.sandbox.readable import IMPORTABLE
-from arcjobs.sandbox.seccomp import Filter, install
+from arcjobs.sandbox.seccomp import Loadable
 
 # private references, immune to the program's monkeypatching (see `execute`)
 __builtins__ = dict(vars(builtins))
@@ -64,7 +71,6 @@ REPORT_FD, JOB_FD = 3, 4
 MAX_FD = 1 << 20  # above any descriptor a process here can hold (`closerange` is one syscall)
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
-_CAP_VERSION_3 = 0x20080522
 
 
 @dataclass(frozen=True)
@@ -78,10 +84,13 @@ class Context:
 
     libc: Any
     ruleset: Ruleset | None
-    child_filter: Filter | None
+    child_filter: Loadable | None
+    no_capabilities: NoCapabilities | None
     hook: Any  # the audit hook, made once by the worker; None to leave it out (tests)
     drop_uid: bool
     require: bool
+    base_vm: int  # the worker's virtual size: what a program's memory limit is added to
+    rehearsal: bytes | None  # a job frame each spare runs before its own (`run_job`)
 
 
 class SetupFailed(Exception):
@@ -94,24 +103,14 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def prepare(ctx: Context) -> int:
-    """Step 1: the process's own setting; returns its virtual size, the base the memory
-    limit is added to (read now: /proc is out of reach once Landlock is in force)."""
-    os.setpgid(0, 0)
+def prepare(ctx: Context) -> None:
+    """Step 1, in as few operations as can be: each costs a fresh child page faults."""
     if ctx.libc is not None:
         ctx.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails, not kills
-    os.chdir("/")
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
+    os.dup2(0, 2)  # the worker's stdin and stdout are /dev/null already; its stderr, a log
     keep = JOB_FD if ctx.ruleset is None else ctx.ruleset.fd  # the worker's: above JOB_FD
     os.closerange(JOB_FD + 1, keep)
     os.closerange(keep + 1, MAX_FD)
-    return limits_mod.vm_size_bytes()
 
 
 def lock_down(ctx: Context) -> dict[str, Any]:
@@ -123,7 +122,7 @@ def lock_down(ctx: Context) -> dict[str, Any]:
         os.setgid(limits_mod.NOBODY)
         os.setuid(limits_mod.NOBODY)
         layers["uid"] = limits_mod.NOBODY
-    layers["no_capabilities"] = _drop_capabilities(ctx.libc)
+    layers["no_capabilities"] = ctx.no_capabilities is not None and ctx.no_capabilities.apply()
     layers["no_new_privs"] = _apply(ctx, "no_new_privs", True, _no_new_privs)
     layers["seccomp"] = _apply(ctx, "seccomp", ctx.child_filter, _seccomp)
     layers["landlock"] = _apply(ctx, "landlock", ctx.ruleset, _landlock)
@@ -149,22 +148,12 @@ def _no_new_privs(ctx: Context, _: Any) -> None:
         raise OSError("prctl(PR_SET_NO_NEW_PRIVS) failed")
 
 
-def _seccomp(ctx: Context, child_filter: Filter) -> None:
-    install(child_filter.for_pid(os.getpid()), ctx.libc)
+def _seccomp(ctx: Context, child_filter: Loadable) -> None:
+    child_filter.install(os.getpid())
 
 
 def _landlock(ctx: Context, ruleset: Ruleset) -> None:
     ruleset.restrict(ctx.libc)
-
-
-def _drop_capabilities(libc: Any) -> bool:
-    """Empty the effective, permitted and inheritable sets (a root process that could not
-    drop its uid, or one in a user namespace of its own, has some); True once they are."""
-    if libc is None:
-        return False
-    header = (ctypes.c_uint32 * 2)(_CAP_VERSION_3, 0)
-    data = (ctypes.c_uint32 * 6)()
-    return libc.capset(header, data) == 0
 
 
 class _OnlyImportable:
@@ -200,9 +189,10 @@ def _seeded_default_rng(default_rng: Any, seed: int) -> Any:
 
 
 def serve(ctx: Context) -> None:
-    """Be the worker's spare: lock down, then run the job that arrives; never returns."""
+    """Be the worker's spare: lock down, rehearse, then run the job that arrives; never
+    returns."""
     try:
-        base_vm = prepare(ctx)
+        prepare(ctx)
         lock_down(ctx)
     except SetupFailed as e:
         _report({"fatal": f"the sandbox cannot put up {e}"})
@@ -210,31 +200,46 @@ def serve(ctx: Context) -> None:
     except BaseException as e:
         _report({"fatal": f"the sandbox's child failed to start: {type(e).__name__}: {e}"})
         _exit(70)
+    if ctx.rehearsal is not None:
+        with contextlib.suppress(BaseException):
+            run_job(FrameReader().feed(ctx.rehearsal)[0], ctx, rehearsal=True)
     try:
         frame = FrameReader().next(JOB_FD)
         if frame is None:  # the worker is shutting down
             _exit(0)
-        job = decode_packed(frame, "inputs")
+        report = run_job(frame, ctx)
     except BaseException:
         _exit(70)
+    try:
+        write_raw(REPORT_FD, report)
+    finally:
+        _exit(0)
+
+
+def run_job(frame: Frame, ctx: Context, rehearsal: bool = False) -> bytes:
+    """The job's result frame. A rehearsal (a job the worker made, before the real one
+    arrives) takes the same path without the limits and the hook, which cannot be undone:
+    what it touches, a fresh child pays for in page faults once, and a spare has the time
+    while the program before it runs. Every child rehearses the same job, so what it
+    leaves behind is the same for every program."""
+    job = decode_packed(frame, "inputs")
     cpu_before = _cpu()
     try:
-        limits_mod.apply(limits_mod.Limits(**job["limits"]), base_vm)
-        if ctx.hook is not None:  # after the limits: it refuses setting them
-            policy.install(ctx.hook)
+        limits = limits_mod.Limits(**job["limits"])
+        if not rehearsal:
+            limits_mod.apply(limits, ctx.base_vm)
+            if ctx.hook is not None:  # after the limits: it refuses setting them
+                policy.install(ctx.hook)
         seed_randomness(job)
         result = execute(job["code"], job["inputs"].arrays())
     except MemoryError:
         result = {"status": "memory", "error": "MemoryError", "outputs": None}
     except BaseException as e:  # a broken set-up is the sandbox's failure, not the program's
         result = {"status": "crash", "error": f"sandbox setup: {type(e).__name__}: {e}"}
-    try:
-        result["cpu_s"] = _cpu() - cpu_before  # the program's share, for statistics only
-        outputs = result.get("outputs")
-        result["outputs"] = None if outputs is None else _pack(outputs)
-        write_raw(REPORT_FD, encode_packed(result, "outputs"))
-    finally:
-        _exit(0)
+    result["cpu_s"] = _cpu() - cpu_before  # the program's share, for statistics only
+    outputs = result.get("outputs")
+    result["outputs"] = None if outputs is None else _pack(outputs)
+    return encode_packed(result, "outputs")
 
 
 def _report(message: dict[str, Any]) -> None:

@@ -61,10 +61,9 @@ def can_switch_uid(libc: Any) -> bool:
     (a container started with `--cap-drop ALL` is root without them)."""
     if os.geteuid() != 0 or libc is None:
         return False
-    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
-    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable; two 32-bit words
+    found = NoCapabilities(libc)
     wanted = (1 << CAP_SETUID) | (1 << CAP_SETGID)
-    return libc.capget(header, data) == 0 and data[0] & wanted == wanted
+    return found.capget(found.header, found.data) == 0 and found.data[0] & wanted == wanted
 
 
 def readable_by_others(paths: Iterable[str]) -> bool:
@@ -89,3 +88,22 @@ def readable_by_others(paths: Iterable[str]) -> bool:
                 break
             path = parent
     return True
+
+
+class NoCapabilities:
+    """capset(2) to empty effective, permitted and inheritable sets, its arguments made once
+    (by the worker): a root process that could not drop its uid, or one in a user namespace
+    of its own, has capabilities until then."""
+
+    def __init__(self, libc: Any) -> None:
+        self.capset, self.capget = libc.capset, libc.capget
+        self.header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, self
+        self.data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable; two words each
+
+    def apply(self) -> bool:
+        """True once this process has none."""
+        return self.capset(self.header, self.data) == 0
+
+    def none_left(self) -> bool:
+        found = (ctypes.c_uint32 * 6)()
+        return self.capget(self.header, found) == 0 and not any(found)

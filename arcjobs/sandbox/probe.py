@@ -13,12 +13,12 @@ permission check) to the worker.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import socket
 from typing import Any
 
 from arcjobs.sandbox import child
+from arcjobs.sandbox.isolation import NoCapabilities
 from arcjobs.sandbox.protocol import encode, write_raw
 
 REQUIRED = ("no_new_privs", "seccomp", "landlock")
@@ -42,7 +42,7 @@ def attempts(libc: Any) -> dict[str, bool]:
         "seccomp": _refused(_make_socket) and _refused(lambda: os.kill(os.getppid(), 0)),
         "landlock": _refused(lambda: os.listdir("/"))
         and _refused(lambda: open("/proc/self/status", "rb").close()),  # noqa: SIM115
-        "no_capabilities": _no_capabilities(libc),
+        "no_capabilities": libc is not None and NoCapabilities(libc).none_left(),
     }
 
 
@@ -58,14 +58,6 @@ def _refused(attempt: Any) -> bool:
     except OSError:
         return False
     return False
-
-
-def _no_capabilities(libc: Any) -> bool:
-    if libc is None:
-        return False
-    header = (ctypes.c_uint32 * 2)(0x20080522, 0)
-    data = (ctypes.c_uint32 * 6)()
-    return libc.capget(header, data) == 0 and not any(data)
 
 
 def missing(layers: dict[str, Any]) -> list[str]:

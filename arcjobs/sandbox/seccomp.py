@@ -375,12 +375,36 @@ class _Assembler:
 
 
 class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 def install(code: bytes, libc: Any) -> None:
     """Install `code` (a `Filter.for_pid` result) on this process, which must have
     no_new_privs set; OSError if the kernel refuses."""
-    prog = _SockFprog(len(code) // 8, code)
-    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), f"seccomp: {os.strerror(ctypes.get_errno())}")
+    Loadable(Filter((code,)), libc).install(0)
+
+
+class Loadable:
+    """A filter with every ctypes object its installation needs made in advance (by the
+    worker), so that a fresh child installs it with one prctl after writing its pid in: each
+    object a child makes or touches costs it page faults."""
+
+    def __init__(self, filter: Filter, libc: Any) -> None:
+        self.code = ctypes.create_string_buffer(filter.for_pid(0), 8 * len(filter))
+        self.pid_at: list[int] = []
+        offset = 0
+        for part in filter.parts[:-1]:
+            offset += len(part)
+            self.pid_at.append(offset)
+            offset += 4
+        self.prog = _SockFprog(len(filter), ctypes.addressof(self.code))
+        self.arg = ctypes.byref(self.prog)
+        self.prctl = libc.prctl
+
+    def install(self, pid: int) -> None:
+        """Install it with `pid` as the process's own; OSError if the kernel refuses."""
+        packed = struct.pack("=I", pid)
+        for offset in self.pid_at:
+            self.code[offset : offset + 4] = packed
+        if self.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self.arg, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), f"seccomp: {os.strerror(ctypes.get_errno())}")
