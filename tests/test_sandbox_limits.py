@@ -26,7 +26,10 @@ def test_applied_limits_are_hard_and_on_top_of_the_base() -> None:
     if pid == 0:
         try:
             apply(Limits(timeout_s=1.5, memory_mb=100, max_procs=7, file_mb=2), base_vm=10 * 2**20)
-            names = ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NPROC", "RLIMIT_CORE")
+            names = (
+                "RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_NPROC",
+                "RLIMIT_CORE",
+            )  # fmt: skip
             os.write(
                 w, json.dumps({n: resource.getrlimit(getattr(resource, n)) for n in names}).encode()
             )
@@ -39,6 +42,7 @@ def test_applied_limits_are_hard_and_on_top_of_the_base() -> None:
     assert got["RLIMIT_CPU"] == [2, 3]
     assert got["RLIMIT_AS"] == [110 * 2**20] * 2
     assert got["RLIMIT_FSIZE"] == [2 * 2**20] * 2
+    assert got["RLIMIT_NOFILE"] == [64, 64]
     assert got["RLIMIT_NPROC"] == [7, 7]
     assert got["RLIMIT_CORE"] == [0, 0]
     assert resource.getrlimit(resource.RLIMIT_NPROC) != (7, 7)

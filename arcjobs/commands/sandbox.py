@@ -159,7 +159,7 @@ LAYERS = (
     ("landlock", "reading beyond the code imports need; writing anything"),
     ("landlock_tcp", "TCP binds and connections (Landlock ABI 4)"),
     ("landlock_scoped_signals", "signals and abstract sockets beyond the program (ABI 6)"),
-    ("rlimits", "CPU time, memory, file size, processes, core dumps"),
+    ("rlimits", "CPU time, memory, file size, open files, processes, core dumps"),
     ("network_namespace", "any network at all (an empty namespace)"),
     ("pids_cgroup", "a fork bomb, also as root"),
     ("subreaper", "descendants that escape the program's process group"),

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 NOBODY = 65534  # the uid/gid programs run as when the worker is root
+# descriptors a program's process may hold: its five, and what imports open for a moment
+MAX_OPEN_FILES = 64
 
 
 @dataclass(frozen=True)
@@ -60,22 +62,18 @@ def cpu_seconds(timeout_s: float) -> int:
     return max(1, math.ceil(timeout_s))
 
 
-def apply(limits: Limits, base_vm: int, open_cpu: bool = False) -> None:
-    """Set every rlimit on the calling process, soft = hard, never above an existing hard limit
-    (a container may already impose a lower one: that lower one then stays).
-
-    `open_cpu` leaves RLIMIT_CPU's hard limit open, for a process that runs several programs:
-    CPU time is counted per process, so the worker raises the soft limit before each one
-    (`resource.prlimit` from outside; the policy refuses both calls to the program itself).
-    """
+def apply(limits: Limits, base_vm: int) -> None:
+    """Set every rlimit on the calling process, never above an existing hard limit (a
+    container may already impose a lower one: that lower one then stays). Hard limits are
+    the soft ones, but for CPU time: SIGXCPU at the soft limit, SIGKILL a second later."""
     cpu = cpu_seconds(limits.timeout_s)
     memory = base_vm + limits.memory_mb * 1024 * 1024
     wanted = {
-        # SIGXCPU at soft, SIGKILL at hard
-        resource.RLIMIT_CPU: (cpu, resource.RLIM_INFINITY if open_cpu else cpu + 1),
+        resource.RLIMIT_CPU: (cpu, cpu + 1),
         resource.RLIMIT_AS: (memory, memory),
         resource.RLIMIT_DATA: (memory, memory),
         resource.RLIMIT_FSIZE: (limits.file_mb * 1024 * 1024,) * 2,
+        resource.RLIMIT_NOFILE: (MAX_OPEN_FILES, MAX_OPEN_FILES),
         resource.RLIMIT_NPROC: (limits.max_procs, limits.max_procs),
         resource.RLIMIT_CORE: (0, 0),
     }

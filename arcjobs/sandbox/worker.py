@@ -105,7 +105,7 @@ class Worker:
         # the worker, its spare, a few children still exiting, and what a program may start
         self.layers["pids_cgroup"] = cgroup.enter(8 + max_procs)
         self.pids_fd = _open_pids_current(self.layers["pids_cgroup"])
-        self.layers["rlimits"] = ["CPU", "AS", "DATA", "FSIZE", "NPROC", "CORE"]
+        self.layers["rlimits"] = ["CPU", "AS", "DATA", "FSIZE", "NOFILE", "NPROC", "CORE"]
         import numpy  # noqa: F401  (the warm image every child starts from)
         import scipy.ndimage  # noqa: F401
 
