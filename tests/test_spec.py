@@ -3,6 +3,7 @@ and the expansion of params, rounds and matrices."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -188,6 +189,56 @@ def test_set_overrides_are_typed_and_checked() -> None:
         load_job(JOBS / "fanout.yaml", ["colour=red"])
     with pytest.raises(UserError, match="--set repeat: expected key=value"):
         load_job(JOBS / "fanout.yaml", ["repeat"])
+
+
+def test_set_reaches_a_step_in_every_round_and_is_checked() -> None:
+    """`--set step.key=value` as if the file said so: typed, in every round of the step,
+    part of the step's parameters (so of its cache key), checked like the file."""
+    ROOT = JOBS.parents[2]
+    loop = ROOT / "jobs" / "ttt_loop.yaml"
+    base = load_job(loop, ["rounds=2"])
+    job = load_job(loop, ["rounds=2", "learn.lora_alpha=64", "search.temperature=0.8"])
+    for r in (1, 2):
+        assert job.steps[f"learn.r{r}"].params["lora_alpha"] == 64
+        assert job.steps[f"learn.r{r}"].full_params["lora_alpha"] == 64
+        assert job.steps[f"search.r{r}"].params["temperature"] == 0.8
+        assert base.steps[f"learn.r{r}"].params != job.steps[f"learn.r{r}"].params
+    assert job.steps["search.r1"].params["top_p"] == base.steps["search.r1"].params["top_p"]
+    for args, message in [
+        (
+            ["lern.lora_alpha=64"],
+            "--set lern.lora_alpha=64: .*ttt_loop.yaml has no step 'lern'; its steps: search, execute",
+        ),
+        (
+            ["learn.lora_alfa=64"],
+            "--set learn.lora_alfa=64: a train step has no parameter 'lora_alfa'; its parameters: model, ",
+        ),
+        (["learn.lora_rank=big"], "--set learn.lora_rank=big: expected an integer, got 'big'"),
+        (["learn.lora_alpha"], "--set learn.lora_alpha: expected step.key=value"),
+        (["learn.use_dora=on"], "--set learn.use_dora=on: .*vLLM, which cannot serve DoRA"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            load_job(loop, args)
+
+
+def test_set_of_a_step_through_the_cli_shows_in_plan_and_fails_in_one_line(tmp_path: Path) -> None:
+    ROOT = JOBS.parents[2]
+    shown = arcjobs(
+        "plan", ROOT / "jobs" / "ttt_round.yaml", "--set", "learn.lora_alpha=64",
+        "--json", "--data-root", tmp_path,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    (learn,) = (s for s in json.loads(shown.stdout)["steps"] if s["step"] == "learn")
+    command = learn["request"]["command"]
+    assert command[command.index("--lora-alpha") + 1] == "64"
+    bad = arcjobs(
+        "plan", ROOT / "jobs" / "ttt_round.yaml", "--set", "learn.nope=1", "--data-root", tmp_path
+    )
+    assert bad.returncode == 2
+    assert (
+        bad.stderr.strip().splitlines() == [bad.stderr.strip().splitlines()[-1]]
+        and "--set learn.nope=1: a train step has no parameter 'nope'" in bad.stderr
+    )
 
 
 def test_whole_value_reference_keeps_its_type(tmp_path: Path) -> None:

@@ -26,7 +26,10 @@ overrides = click.option(
     "overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a job parameter (repeatable); values are typed as in YAML.",
+    help=(
+        "Override a job parameter (KEY=VALUE) or one key of a step's with: (STEP.KEY=VALUE);"
+        " repeatable, values typed as in YAML."
+    ),
 )
 site = click.option(
     "--site",

@@ -31,7 +31,11 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.=+-]")
 
 
 def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Job:
-    """Read `path`, apply `--set key=value` overrides, and return the resolved job."""
+    """Read `path`, apply `--set` overrides, and return the resolved job.
+
+    `--set name=value` sets a job parameter; `--set step.key=value` sets one key of a step's
+    `with:` (in every round and branch of that step), as if the file said so. Values are
+    YAML. An override names a parameter, step or key that exists, else one line names it."""
     file = str(path)
     try:
         text = Path(path).read_text()
@@ -48,17 +52,77 @@ def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> J
     if not isinstance(located.data, dict):
         raise located.error((), "expected a mapping with keys name, params and steps")
     data = dict(located.data)
+    param_overrides = [o for o in overrides if "." not in o.partition("=")[0]]
+    step_overrides = _StepOverrides.parse([o for o in overrides if o not in param_overrides])
     if isinstance(data.get("params"), dict):
-        data["params"] = _apply_overrides(data["params"], overrides, file)
-    elif overrides:
-        _apply_overrides({}, overrides, file)
+        data["params"] = _apply_overrides(data["params"], param_overrides, file)
+    elif param_overrides:
+        _apply_overrides({}, param_overrides, file)
+    step_overrides.apply(data, file)
     _render_structure(located, data)
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as e:
         err = first_error(e)
         raise _error_at(located, ("",), tuple(err["loc"]), describe(err, JobSpec)) from None
-    return _Resolver(located, spec, spec.params).job()
+    return _Resolver(located, spec, spec.params, step_overrides).job()
+
+
+@dataclass
+class _StepOverrides:
+    """`--set step.key=value`: (step, key) → (the argument as given, the value)."""
+
+    given: dict[tuple[str, str], tuple[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, items: list[str]) -> _StepOverrides:
+        found = cls()
+        for item in items:
+            target, _, raw = item.partition("=")
+            if "=" not in item:
+                raise UserError(f"--set {item}: expected step.key=value")
+            step, _, key = target.partition(".")
+            if not step or not key:
+                raise UserError(f"--set {item}: expected step.key=value")
+            found.given[(step, key)] = (item, _yaml_value(raw))
+        return found
+
+    def apply(self, data: dict[str, Any], file: str) -> None:
+        """Write each value into its step's `with:`, after checking that the step exists,
+        takes parameters and that its kind has the key."""
+        steps = data.get("steps") if isinstance(data.get("steps"), dict) else {}
+        changed: dict[str, dict[str, Any]] = {}
+        for (step, key), (item, value) in self.given.items():
+            spec = steps.get(step)
+            if not isinstance(spec, dict):
+                known = ", ".join(steps) or "none"
+                raise UserError(f"--set {item}: {file} has no step {step!r}; its steps: {known}")
+            kind = spec.get("uses")
+            if kind not in kind_names():
+                raise UserError(f"--set {item}: step {step!r} has no kind's parameters to set")
+            fields = get_kind(kind).params.model_fields
+            if key not in fields:
+                raise UserError(
+                    f"--set {item}: a {kind} step has no parameter {key!r}; its parameters: "
+                    f"{', '.join(fields)}"
+                )
+            base = changed.setdefault(step, dict(spec.get("with") or {}))
+            base[key] = value
+        for step, values in changed.items():
+            steps[step] = {**steps[step], "with": values}
+
+    def argument(self, step: str, key: str) -> str | None:
+        """The `--set` argument that gave `step`'s `key`, if one did."""
+        found = self.given.get((step, key))
+        return found[0] if found else None
+
+
+def _yaml_value(raw: str) -> Any:
+    """A `--set` value: YAML, or the text itself where it is not valid YAML."""
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
 
 
 def _render_structure(located: yamlpos.Located, data: dict[str, Any]) -> None:
@@ -108,12 +172,10 @@ def _apply_overrides(
         if key not in params:
             known = ", ".join(params) or "none"
             raise UserError(
-                f"--set {key}: {file} has no parameter {key!r}; its parameters: {known}"
+                f"--set {key}: {file} has no parameter {key!r}; its parameters: {known} "
+                "(a step's parameter: --set step.key=value)"
             )
-        try:
-            params[key] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            params[key] = raw
+        params[key] = _yaml_value(raw)
     return params
 
 
@@ -150,8 +212,15 @@ class _Instance:
 
 
 class _Resolver:
-    def __init__(self, located: yamlpos.Located, spec: JobSpec, params: dict[str, Any]):
+    def __init__(
+        self,
+        located: yamlpos.Located,
+        spec: JobSpec,
+        params: dict[str, Any],
+        overrides: _StepOverrides | None = None,
+    ):
         self.located, self.spec, self.params = located, spec, params
+        self.overrides = overrides or _StepOverrides()
         self.round_steps = list(spec.rounds.steps) if spec.rounds else []
         self.axes_order: list[str] = []
         self.refs: dict[str, list[str]] = {}
@@ -405,6 +474,10 @@ class _Resolver:
             validated = kind.params.model_validate(given)
         except ValidationError as e:
             err = first_error(e)
+            loc = tuple(err["loc"])
+            argument = self.overrides.argument(inst.base, str(loc[0])) if loc else None
+            if argument is not None:
+                raise UserError(f"--set {argument}: {describe(err, kind.params)}") from None
             prefix = ("steps", inst.base) if spec.run is not None else path
             loc = () if spec.run is not None else tuple(err["loc"])
             raise _error_at(self.located, prefix, loc, describe(err, kind.params)) from None
@@ -453,6 +526,9 @@ class _Resolver:
             check = get_kind(kind_name).check_job
             for step_name, key, message in check(job) if check else []:
                 base = job.steps[step_name].base if step_name in job.steps else step_name
+                argument = self.overrides.argument(base, key.split(".")[0])
+                if argument is not None:
+                    raise UserError(f"--set {argument}: {message}")
                 raise self.err(("steps", base, "with", *key.split(".")), message)
 
 

@@ -117,7 +117,8 @@ class JobSpec(Strict):
     name: str = Field(pattern=NAME, description="the job's name (runs are named after it)")
     description: str = Field("", description="free text")
     params: dict[str, Any] = Field(
-        default_factory=dict, description="name → default; `--set name=value` overrides"
+        default_factory=dict,
+        description="name → default; `--set name=value` overrides (a step's key: `--set step.key=value`)",
     )
     rounds: RoundsSpec | None = Field(None, description="repeat some steps k times (below)")
     steps: dict[str, StepSpec] = Field(min_length=1, description="name → step (below)")
