@@ -53,6 +53,54 @@ def test_evaluate_end_to_end(tmp_path: Path) -> None:
     assert manifest["status"] == "ok" and manifest["params"]["dataset"].endswith("challenges.json")
 
 
+def test_evaluate_scores_several_searches_as_one_and_checks_newly_solved(tmp_path: Path) -> None:
+    """Two copies of the fixture's executions are one search of twice the budget (same pass
+    rates, twice the predictions). With a `before` search that solved nothing and the fixture
+    as the reference, every solved task is new, and its base pass rate is the fixture's."""
+    fixture = str(FIXTURES / "executions.jsonl")
+    failed = tmp_path / "before.jsonl"
+    failed.write_text(
+        "".join(
+            line + "\n"
+            for line in (FIXTURES / "executions.jsonl").read_text().splitlines()
+            if '"status": "ok"' not in line
+        )
+    )
+    one, two = tmp_path / "one" / "out", tmp_path / "two" / "out"
+    assert (
+        arcjobs("step", "evaluate", "--executions", fixture, *DATASET, "--out", str(one)).returncode
+        == 0
+    )
+    proc = arcjobs(
+        "step", "evaluate", "--executions", json.dumps([fixture, fixture]), *DATASET,
+        "--before", str(failed), "--reference", fixture, "--out", str(two),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    single = json.loads((one / "metrics.json").read_text())
+    double = json.loads((two / "metrics.json").read_text())
+    for tid, m in single["per_task"].items():
+        assert double["per_task"][tid]["predictions"] == 2 * m["predictions"]
+        assert double["per_task"][tid]["pass_rate"] == pytest.approx(m["pass_rate"])
+    solved = {tid for tid, m in single["per_task"].items() if m["pass_at_n"]}
+    rows = double["legitimacy"]["tasks"]
+    assert solved and {r["task_id"] for r in rows} == solved
+    for row in rows:
+        m = single["per_task"][row["task_id"]]
+        assert row["budget"] == 2 * m["predictions"]
+        assert row["base_pass_rate"] == pytest.approx(m["pass_rate"])
+        assert row["predictions_needed"] == pytest.approx(1 / m["pass_rate"])
+    sampled = [tid for tid, m in single["per_task"].items() if m["predictions"]]
+    assert double["study"]["tasks"] == len(sampled) < single["tasks"]  # the study's mean
+    assert "study_pass_rate" in double["study"]["mean"]
+    text = (two / "metrics.md").read_text()
+    assert "## The seed study's table" in text and "## Was the gain legitimate?" in text
+    alone = arcjobs(
+        "step", "evaluate", "--executions", fixture, *DATASET, "--reference", fixture,
+        "--out", str(tmp_path / "alone" / "out"),
+    )  # fmt: skip
+    assert alone.returncode == 2 and "`reference` needs `before`" in alone.stderr
+
+
 def test_relabel_end_to_end_from_a_step_directory(tmp_path: Path) -> None:
     execute_out = tmp_path / "execute" / "out"
     execute_out.mkdir(parents=True)

@@ -141,7 +141,7 @@ def test_loop_runs_reduced_on_cpu_and_round_two_uses_round_one_adapter(tmp_path:
     )
     steps = data / "runs/loop/steps"
     state = json.loads((data / "runs/loop/run.json").read_text())
-    assert state["status"] == "succeeded" and len(state["steps"]) == 13
+    assert state["status"] == "succeeded" and len(state["steps"]) == 14
     round_one_adapter = str(steps / "learn.r1/out/adapter")
     again = [
         json.loads(line)
@@ -154,3 +154,11 @@ def test_loop_runs_reduced_on_cpu_and_round_two_uses_round_one_adapter(tmp_path:
     assert (steps / "evaluate.r2/out/metrics.json").exists() and (
         steps / "evaluate_final/out/metrics.json"
     ).exists()
+    # the whole budget: both rounds' predictions and the last search's, scored as one search
+    metrics = {
+        name: json.loads((steps / f"{name}/out/metrics.json").read_text())["mean"]["predictions"]
+        for name in ("evaluate.r1", "evaluate.r2", "evaluate_final", "evaluate_budget")
+    }
+    assert metrics["evaluate_budget"] == sum(
+        v for k, v in metrics.items() if k != "evaluate_budget"
+    )

@@ -11,6 +11,7 @@ sandbox's summary.
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import subprocess
@@ -43,11 +44,14 @@ def _ok_step(step_dir: Path, kind: str, files: dict[str, Path]) -> None:
     (step_dir / "manifest.json").write_text(json.dumps(manifest))
 
 
-def _evaluate(step_dir: Path, executions: Path) -> None:
+def _evaluate(step_dir: Path, executions: Path, before: Path | None = None) -> None:
+    """The real evaluate step; from round 2 on it checks what is newly solved against round
+    1, with round 1's executions also standing in for a large reference search."""
+    check = [] if before is None else ["--before", before, "--reference", before]
     proc = arcjobs(
         "step", "evaluate", "--executions", executions,
         "--dataset", ARC / "challenges.json", "--solutions", ARC / "solutions.json",
-        "--pass-k", "[1, 2]", "--out", step_dir / "out",
+        "--pass-k", "[1, 2]", *check, "--out", step_dir / "out",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
 
@@ -80,7 +84,8 @@ def make_run(data_root: Path, run_id: str, rounds: int = 2, train: bool = True) 
                 }
                 _ok_step(step_dir, kind, files)
             elif kind == "evaluate":
-                _evaluate(step_dir, run_dir / "steps" / f"execute.r{r}" / "out")
+                before = run_dir / "steps" / "execute.r1" / "out" if r > 1 else None
+                _evaluate(step_dir, run_dir / "steps" / f"execute.r{r}" / "out", before)
             else:
                 _ok_step(step_dir, kind, {"metrics.json": FIXTURES / "train_metrics.json"})
             took = {"infer": 13.0, "execute": 2.0, "evaluate": 1.0, "train": 20.0}[kind]
@@ -205,6 +210,11 @@ def test_report_command_writes_html_markdown_and_images(data_root: Path, tmp_pat
     assert "uniform — newly solved by loop · evaluate.r2" in md
     assert "np.full((3, 3), g[0, 0])" in page  # the best program of a shown task
     assert "learn.r1" in md and "327.7" in md  # training table from metrics.json
+    # the seed study's own table beside the project's, and the legitimacy check of round 2
+    for text in ("The seed study's table", "pass_rate × valid outputs", "Was the gain legitimate?"):
+        assert html.escape(text) in page and text in md
+    # `uniform` was never solved in round 1's 3 predictions, which stand in for the reference
+    assert "| uniform | 2 | 0.000 | > 3 |" in md
 
 
 def test_report_default_out_and_requested_tasks(data_root: Path) -> None:
@@ -291,7 +301,7 @@ def test_paths_recorded_in_a_container_are_read_under_the_data_root(tmp_path: Pa
         )
         manifest_path.write_text(json.dumps(manifest))
     data = collect(root, ["r"])
-    assert data.runs[0].evals[1].executions == run_dir / "steps" / "execute.r2" / "out"
+    assert data.runs[0].evals[1].executions == [run_dir / "steps" / "execute.r2" / "out"]
     (ex,) = examples.build(data, [("uniform", "requested")])
     assert ex.note is None and ex.test_outputs == [[[4, 4, 4], [4, 4, 4], [4, 4, 4]]]
     last = ex.attempts[-1]
@@ -306,7 +316,7 @@ def test_pass_at_k_columns_are_in_numeric_order(data_root: Path) -> None:
     data = collect(data_root, ["loop"])
     for ev in data.evals:
         ev.mean["pass_at_k"] = {"128": 0.5, "32": 0.25, "8": 0.125}
-    (table,) = [b for b in content._metrics_section(data).blocks if isinstance(b, content.Table)]
+    table = next(b for b in content._metrics_section(data).blocks if isinstance(b, content.Table))
     assert [h for h in table.header if h.startswith("pass@") and h[5:].isdigit()] == [
         "pass@8",
         "pass@32",

@@ -60,6 +60,13 @@ def read_executions(path: str, tasks: dict[str, Task], dataset: str) -> Iterator
         yield _parse(obj, tasks, f"{p}:{lineno}", dataset)
 
 
+def read_all(paths: list[str], tasks: dict[str, Task], dataset: str) -> Iterator[Execution]:
+    """The executions of every file in `paths`, one after the other: several searches
+    scored or relabelled together, as one search over their whole budget."""
+    for path in paths:
+        yield from read_executions(path, tasks, dataset)
+
+
 def _parse(obj: dict[str, Any], tasks: dict[str, Task], where: str, dataset: str) -> Execution:
     for key in ("task_id", "sample_id", "status"):
         if key not in obj:

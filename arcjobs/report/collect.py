@@ -80,10 +80,12 @@ class EvalInfo:
     step: str
     dataset: str
     solutions: str | None
-    executions: Path | None
+    executions: list[Path]  # the executions it scored (several: one search over their budget)
     mean: dict[str, Any]
     per_task: dict[str, dict[str, Any]]
     submission: dict[str, list[dict[str, Any]]]
+    study: dict[str, Any] = field(default_factory=dict)  # the seed study's table, its mean
+    legitimacy: dict[str, Any] | None = None  # newly solved tasks and the base model's odds
 
     @property
     def name(self) -> StepName:
@@ -204,16 +206,21 @@ def _read_eval(data_root: Path, run_id: str, step: str, step_dir: Path) -> EvalI
     if manifest is None or not isinstance(metrics, dict) or "per_task" not in metrics:
         return None
     params = manifest.get("params", {})
-    executions = params.get("executions")
+    executions = params.get("executions") or []
     return EvalInfo(
         run_id=run_id,
         step=step,
         dataset=params.get("dataset") or metrics.get("dataset", ""),
         solutions=params.get("solutions"),
-        executions=host_path(data_root, executions) if executions else None,
+        executions=[
+            host_path(data_root, p)
+            for p in ([executions] if isinstance(executions, str) else executions)
+        ],
         mean=metrics.get("mean", {}),
         per_task=metrics["per_task"],
         submission=_read_json(step_dir / "out" / "submission.json") or {},
+        study=(metrics.get("study") or {}).get("mean", {}),
+        legitimacy=metrics.get("legitimacy"),
     )
 
 

@@ -147,6 +147,73 @@ def _metrics_section(data: ReportData) -> Section:
         sec.blocks.append(
             Details(f"per task: {eval_label(data, ev)}", [Table(["task", *header], rows)])
         )
+    studied = [ev for ev in data.evals if ev.study]
+    if studied:
+        from arcjobs.arc.study_metrics import COLUMNS as STUDY
+
+        sec.blocks.append(Heading("The seed study's table"))
+        sec.blocks.append(
+            Para(
+                "The same searches with the seed study's own definitions (ironbar/arc25 at "
+                "2871b24), to compare with its write-up, not with the table above: valid code "
+                "= a code block was found; pixel similarity, correct grids and the pass rates "
+                "are means over the predictions with valid outputs only (the study's known "
+                "bug; the last column is its fix, pass rate × valid outputs); pixel similarity "
+                "counts partial overlaps; the mean is over the tasks with predictions."
+            )
+        )
+        sec.blocks.append(
+            Table(
+                ["evaluate step"] + [title for _, title in STUDY],
+                [
+                    [eval_label(data, ev), *(cell(ev.study.get(k)) for k, _ in STUDY)]
+                    for ev in studied
+                ],
+            )
+        )
+    return sec
+
+
+def _legitimacy_section(data: ReportData, image: _Images) -> Section | None:
+    """The base model's odds on each task an evaluate step solved and its `before` did not."""
+    from arcjobs.arc.legitimacy import shown
+
+    checked = [ev for ev in data.evals if ev.legitimacy is not None]
+    if not checked:
+        return None
+    sec = Section("legitimacy", "Was the gain legitimate?")
+    sec.blocks.append(
+        Para(
+            "For each task solved after learning and not before: the base model's pass rate on "
+            "it in a large reference search, and the predictions that implies (1 / rate; "
+            '"> N" where the reference never solved it in its N). A task the base model would '
+            "need more predictions for than the search after learning had is not explained by "
+            "luck at that budget."
+        )
+    )
+    for ev in checked:
+        label = eval_label(data, ev)
+        found = ev.legitimacy or {}
+        rows = found.get("tasks", [])
+        share = found.get("beyond_budget")
+        sec.blocks.append(
+            Heading(
+                f"{label}: {len(rows)} newly solved"
+                + ("" if share is None else f", {share:.0%} beyond the budget")
+            )
+        )
+        chart = image(f"legitimacy-{label}", label, plots.legitimacy_chart(rows, label))
+        if chart:
+            sec.blocks.append(chart)
+        sec.blocks.append(
+            Table(
+                ["task", "budget", "base pass rate", "base predictions needed"],
+                [
+                    [r["task_id"], str(r["budget"]), cell(r["base_pass_rate"]), shown(r)]
+                    for r in rows
+                ],
+            )
+        )
     return sec
 
 
@@ -348,6 +415,9 @@ def build(
     ):
         progress(stage)
         sections.append(make())
+    legitimacy = _legitimacy_section(data, image)
+    if legitimacy is not None:
+        sections.append(legitimacy)
     sections.append(_example_section(examples, image, progress))
     return sections
 

@@ -11,6 +11,7 @@ executions that step scored.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,18 +78,14 @@ def shown_evals(data: ReportData) -> list[EvalInfo]:
     return list({id(ev): ev for ev in picked}.values())
 
 
-def best_programs(path: Path | None, task_ids: set[str]) -> dict[str, dict[str, Any]]:
+def best_programs(paths: list[Path], task_ids: set[str]) -> dict[str, dict[str, Any]]:
     """Per task, the execution that did best: right everywhere, then most train pairs right,
-    then the shortest code. Streams the file and parses only lines naming a wanted task,
+    then the shortest code. Streams the files and parses only lines naming a wanted task,
     because an executions file of a full run holds hundreds of thousands of lines."""
     best: dict[str, tuple[tuple, dict[str, Any]]] = {}
-    if path is None:
-        return {}
-    if path.is_dir():
-        path = path / "executions.jsonl"
     try:
-        with open(path) as f:
-            for line in f:
+        for path in paths:
+            for line in _lines(path / "executions.jsonl" if path.is_dir() else path):
                 if not any(tid in line for tid in task_ids):
                     continue
                 rec = json.loads(line)
@@ -106,6 +103,11 @@ def best_programs(path: Path | None, task_ids: set[str]) -> dict[str, dict[str, 
     except (OSError, ValueError):
         return {}  # the page still shows the submitted attempts
     return {tid: rec for tid, (_, rec) in best.items()}
+
+
+def _lines(path: Path) -> Iterator[str]:
+    with open(path) as f:
+        yield from f
 
 
 def _load_task(ev: EvalInfo, data_root: Path, tid: str) -> Any:

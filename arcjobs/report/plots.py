@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 
+from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from arcjobs.report.collect import EvalInfo, RoundPoint, RunInfo, TrainInfo
@@ -115,4 +116,33 @@ def timeline_chart(run: RunInfo) -> bytes | None:
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first step started")
     ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def legitimacy_chart(rows: list[dict], title: str) -> bytes | None:
+    """Per newly solved task, the base-model predictions it would need (log scale), against
+    the budget the search after learning had; a task the reference never solved is drawn at
+    the reference's size, hatched, as "more than"."""
+    rows = [r for r in rows if r["reference_predictions"]]
+    if not rows:
+        return None
+    fig = Figure(figsize=(max(5, 0.5 * len(rows) + 2), 3.6), layout="constrained")
+    ax = fig.subplots()
+    for i, r in enumerate(rows):
+        never = r["predictions_needed"] is None
+        height = r["reference_predictions"] if never else r["predictions_needed"]
+        ax.bar(i, height, color="#bbb" if never else "#4477aa", hatch="//" if never else None)
+    budget = max(r["budget"] for r in rows)
+    ax.axhline(budget, color="#cc3311", linestyle="--", label=f"budget after learning ({budget})")
+    if any(r["predictions_needed"] is None for r in rows):
+        ax.bar([0], [0], color="#bbb", hatch="//", label="never solved by the reference (> N)")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=1)
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_xticks(range(len(rows)), [r["task_id"] for r in rows], rotation=60, ha="right")
+    ax.set_ylabel("base-model predictions needed")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3, axis="y")
     return _png(fig)

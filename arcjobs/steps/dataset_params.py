@@ -8,14 +8,36 @@ pass one `${dataset}` to every step and each step sees the same tasks. Light at 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from arcjobs.steps.base import StepParams
 
 if TYPE_CHECKING:
     from arcjobs.arc.tasks import Task
+
+
+def _paths(value: Any) -> Any:
+    """One path or several: a list (nested lists, as `${step.outs}` beside other paths
+    gives, are flattened), or the JSON list text the launcher writes on a command line."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        flat: list[Any] = []
+        for item in value:
+            flat += _paths(item) if isinstance(item, list) else [item]
+        return flat
+    return value
+
+
+# executions.jsonl files, or step output directories holding one
+Paths = Annotated[list[str], BeforeValidator(_paths)]
 
 
 class DatasetParams(StepParams):
