@@ -8,6 +8,7 @@ each kind's pydantic model). A test regenerates it and compares.
 from __future__ import annotations
 
 import re
+import types
 import typing
 from typing import Any
 
@@ -32,7 +33,18 @@ steps' cache keys.
 """
 
 
+def _plain(annotation: Any) -> Any:
+    """`annotation` without `Annotated` metadata (validators print with their addresses)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _plain(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[tuple(_plain(a) for a in args)]  # noqa: UP007
+    return annotation
+
+
 def _type(annotation: Any) -> str:
+    annotation = _plain(annotation)
     text = (
         str(annotation)
         if typing.get_origin(annotation)
