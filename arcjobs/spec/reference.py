@@ -7,6 +7,8 @@ each kind's pydantic model). A test regenerates it and compares.
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 import types
 import typing
@@ -39,7 +41,9 @@ def _plain(annotation: Any) -> Any:
     if origin is typing.Annotated:
         return _plain(args[0])
     if origin in (typing.Union, types.UnionType):
-        return typing.Union[tuple(_plain(a) for a in args)]  # noqa: UP007
+        return functools.reduce(operator.or_, (_plain(a) for a in args))
+    if origin is list:
+        return list[_plain(args[0])]
     return annotation
 
 
