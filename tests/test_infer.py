@@ -311,3 +311,24 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tiny, tmp_path, args, expect
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == expected.format(**names)
     assert not out.exists()
+
+
+def test_permute_black_moves_black_in_that_share_of_prompts_and_nothing_else(tasks) -> None:
+    """0 gives exactly the prompts it always gave; 0.1 moves black in about a tenth of the
+    prompts (the seed study's setting), keeping each prompt's other choices."""
+    task = next(iter(tasks.values()))
+    plain = [plan.draw(task, p, augment=True, shuffle_train=True, seed=3) for p in range(2000)]
+    same = [
+        plan.draw(task, p, augment=True, shuffle_train=True, seed=3, permute_black=0.0)
+        for p in range(2000)
+    ]
+    assert plain == same
+    moved = [
+        plan.draw(task, p, augment=True, shuffle_train=True, seed=3, permute_black=0.1)
+        for p in range(2000)
+    ]
+    share = sum(d.augmentation.colors[0] != 0 for d in moved) / len(moved)
+    assert 0.06 < share < 0.12  # a full permutation leaves black in place 1 time in 10
+    for a, b in zip(plain, moved, strict=True):
+        assert (a.test_index, a.shuffle_seed, a.seed) == (b.test_index, b.shuffle_seed, b.seed)
+        assert a.augmentation.dihedral == b.augmentation.dihedral

@@ -53,6 +53,13 @@ def sandbox() -> None:
 )
 @click.option("--no-cache", is_flag=True, help="Run every program, ignoring the result cache.")
 @click.option("--unprotected", is_flag=True, help=UNPROTECTED_HELP)
+@click.option(
+    "--reject",
+    type=click.Choice(["none", "study"]),
+    default="none",
+    show_default=True,
+    help="Refuse sources by what they say, unrun (`study`: the seed study's list).",
+)
 @click.option("--fork-per-program", is_flag=True, hidden=True, help="Deprecated: does nothing.")
 @click.option(
     "--cache",
@@ -70,6 +77,7 @@ def run(
     memory: int,
     no_cache: bool,
     unprotected: bool,
+    reject: str,
     fork_per_program: bool,
     cache: Path | None,
 ) -> None:
@@ -98,7 +106,9 @@ def run(
     limits = Limits(timeout_s=timeout, memory_mb=memory)
     try:
         with atomic.staged_dir(out) as tmp:
-            summary = run_batch(programs, loaded, tmp, limits, workers, cache_path, unprotected)
+            summary = run_batch(
+                programs, loaded, tmp, limits, workers, cache_path, unprotected, reject
+            )
     except SandboxError as e:  # the sandbox itself cannot start: one line, not a traceback
         raise UserError(str(e)) from None
     counts = ", ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)

@@ -50,17 +50,31 @@ def _task_key(task_id: str) -> int:
     return int.from_bytes(hashlib.sha256(task_id.encode()).digest()[:8], "little")
 
 
-def draw(task: Task, prompt_index: int, *, augment: bool, shuffle_train: bool, seed: int) -> Draw:
+def draw(
+    task: Task,
+    prompt_index: int,
+    *,
+    augment: bool,
+    shuffle_train: bool,
+    seed: int,
+    permute_black: float = 0.0,
+) -> Draw:
     """The choices for prompt `prompt_index` of `task`.
 
-    All four values are drawn every time, in a fixed order, so switching `augment` or
+    All values are drawn every time, in a fixed order, so switching `augment` or
     `shuffle_train` off changes nothing else (the same test input, the same sampling seed).
+    With probability `permute_black` the colour permutation moves black too (the seed study
+    does so with 0.1); that choice is drawn after the others, so that 0 gives exactly the
+    prompts it always gave.
     """
     rng = np.random.default_rng([seed, _task_key(task.task_id), prompt_index])
     test_index = int(rng.integers(len(task.test_inputs)))
     augmentation = Augmentation.random(rng)
     shuffle_seed = int(rng.integers(2**31))
     sample_seed = int(rng.integers(2**31))
+    if rng.random() < permute_black:
+        colors = Augmentation.random(rng, permute_black=True).colors
+        augmentation = Augmentation(augmentation.dihedral, colors)
     return Draw(
         task_id=task.task_id,
         prompt_index=prompt_index,
@@ -102,6 +116,7 @@ def build_requests(
     seed: int,
     max_prompt_tokens: int,
     progress: Callable[[], None] | None = None,
+    permute_black: float = 0.0,
 ) -> tuple[list[PromptRequest], list[Draw]]:
     """Every prompt of the plan that fits `max_prompt_tokens`, and the draws that did not.
 
@@ -113,7 +128,14 @@ def build_requests(
     skipped: list[Draw] = []
     for task in tasks.values():
         for p in range(prompts_per_task):
-            d = draw(task, p, augment=augment, shuffle_train=shuffle_train, seed=seed)
+            d = draw(
+                task,
+                p,
+                augment=augment,
+                shuffle_train=shuffle_train,
+                seed=seed,
+                permute_black=permute_black,
+            )
             messages = build_messages(task, d.test_index, d.augmentation, d.shuffle_seed)
             ids = encode_prompt(tokenizer, messages, prefill)
             if progress is not None:

@@ -124,6 +124,7 @@ class SandboxRun:
     dsl_path: Path | None = None
     # go on where a kernel layer is missing: recorded in the summary, every record, cache keys
     unprotected: bool = False
+    reject: str = "none"  # a static rejection policy (`arcjobs.sandbox.rejection`)
     pool: Pool | None = None  # a running pool to use and leave running, instead of a new one
     layers: dict[str, Any] | None = None
     counts: Counter = field(default_factory=Counter)
@@ -202,6 +203,8 @@ class SandboxRun:
 
     def _refuse(self, program: Program) -> dict[str, Any] | None:
         """A result for programs that are not worth a process, or None to run it."""
+        from arcjobs.sandbox.rejection import POLICIES
+
         if program.code is None:
             return {"status": "syntax_error", "error": "no ```python block in the completion"}
         size = len(program.code.encode("utf-8", "surrogatepass"))
@@ -210,6 +213,10 @@ class SandboxRun:
                 "status": "syntax_error",
                 "error": f"source is {size} bytes (limit {self.limits.max_source_bytes})",
             }
+        policy = POLICIES[self.reject]
+        why = policy(program.code) if policy is not None else None
+        if why is not None:
+            return {"status": "unsafe", "error": f"refused by the {self.reject} policy: {why}"}
         return None
 
     def _prepare(
@@ -368,6 +375,7 @@ def execute(
     dsl_path: Path | None = None,
     unprotected: bool = False,
     pool: Pool | None = None,
+    reject: str = "none",
 ) -> SandboxRun:
     """Execute `programs` on `tasks` (id → `arcjobs.arc.tasks.Task`); iterate for results.
 
@@ -375,7 +383,8 @@ def execute(
     defaults to the CPUs this process may use. Nothing starts until iteration does.
     `unprotected=True` goes on where a kernel layer of the sandbox cannot be put up (else
     iterating raises `SandboxError`); every record then says so, and the cache keeps such
-    results apart.
+    results apart. `reject` names a static policy (`arcjobs.sandbox.rejection`) whose
+    refusals become `unsafe` without running.
 
     `pool`, a running `arcjobs.sandbox.pool.Pool`, runs the batch instead of a pool started
     for it (and closed after it): a caller that executes many batches pays the workers'
@@ -383,5 +392,13 @@ def execute(
     apply, not `workers`, `dsl_path` or `limits.max_procs`; the caller closes it.
     """
     return SandboxRun(
-        list(programs), tasks, limits or Limits(), workers, cache, dsl_path, unprotected, pool=pool
+        list(programs),
+        tasks,
+        limits or Limits(),
+        workers,
+        cache,
+        dsl_path,
+        unprotected,
+        reject,
+        pool=pool,
     )

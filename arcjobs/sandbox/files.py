@@ -80,6 +80,7 @@ def run_batch(
     workers: int | None,
     cache_path: Path | None,
     unprotected: bool = False,
+    reject: str = "none",
 ) -> dict[str, Any]:
     """Execute with a progress bar on stderr and write both files into the directory `out`.
 
@@ -105,7 +106,9 @@ def run_batch(
             print(f"warning: {cache_path}: {e}; running without the cache", file=sys.stderr)
     results: list[ProgramResult | None] = [None] * len(programs)
     try:
-        run: SandboxRun = execute(programs, tasks, limits, workers, cache, unprotected=unprotected)
+        run: SandboxRun = execute(
+            programs, tasks, limits, workers, cache, unprotected=unprotected, reject=reject
+        )
         progress = Progress(
             TextColumn("executing"),
             BarColumn(),
@@ -125,6 +128,7 @@ def run_batch(
         if cache is not None:
             cache.close()
     summary = run.summary()
+    summary["reject"] = reject
     done = [r for r in results if r is not None]
     summary["train_all_correct"] = sum(all(r.train_correct) for r in done)
     scored = [r for r in done if r.test_correct is not None]

@@ -16,6 +16,7 @@ that layout there is no default cache unless `cache` names a file.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -40,6 +41,12 @@ class Params(DatasetParams):
     )
     fork_per_program: bool = Field(
         False, description="deprecated, does nothing: every program gets a fresh process"
+    )
+    reject: Literal["none", "study"] = Field(
+        "none",
+        description="refuse sources by what they say, without running them (`unsafe`): "
+        "`study` is the seed study's list (`random`, `time.`, `open(`, ...); see "
+        "arcjobs/sandbox/rejection.py",
     )
 
 
@@ -76,7 +83,9 @@ def run(params: Params, ctx: StepContext) -> None:
     limits = Limits(timeout_s=params.timeout_s, memory_mb=params.memory_mb)
     workers = workers_for(params, ctx.resources)
     try:
-        run_batch(programs, tasks, ctx.out, limits, workers, cache, params.unprotected)
+        run_batch(
+            programs, tasks, ctx.out, limits, workers, cache, params.unprotected, params.reject
+        )
     except SandboxError as e:
         raise UserError(str(e).replace("--unprotected", "the parameter unprotected")) from None
 

@@ -42,6 +42,13 @@ class Params(DatasetParams):
     )
     augment: bool = Field(True, description="Draw one dihedral + colour augmentation per prompt.")
     shuffle_train: bool = Field(False, description="Shuffle the train pairs of each prompt.")
+    permute_black: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Probability that a prompt's colour permutation moves black (the "
+        "background) too; the seed study: 0.1.",
+    )
     prefill_prefix: bool = Field(
         True, description="Pre-fill the assistant turn with BARC's first sentence and continue it."
     )
@@ -214,6 +221,7 @@ def run(params: Params, ctx: StepContext) -> None:
             seed=params.seed,
             max_prompt_tokens=budget,
             progress=advance,
+            permute_black=params.permute_black if params.augment else 0.0,
         )
     if skipped:
         print(
