@@ -82,7 +82,7 @@ def execute(task: Task, code: str, aug: Augmentation, test_index: int = 0) -> Ex
 def test_relabelled_sample_is_solved_by_its_program(task, aug, body, data) -> None:
     code = program(body)
     test_index = data.draw(st.integers(0, len(task.test_inputs) - 1))
-    samples, stats = relabel({"t": task}, [execute(task, code, aug, test_index)], Options())
+    samples, stats, _ = relabel({"t": task}, [execute(task, code, aug, test_index)], Options())
     assert stats["samples"] == 1
     s = samples[0]
     assert [m["role"] for m in s["prompt"]] == ["system", "user"]
@@ -108,7 +108,7 @@ def ids(samples) -> list[tuple[str, str]]:
 
 
 def test_dedupe_rank_and_sources(fixture_data) -> None:
-    samples, stats = relabel(*fixture_data, Options())
+    samples, stats, _ = relabel(*fixture_data, Options())
     # twotest: s1 and s2 behave the same -> s1 (shorter) kept; train-perfect s3, s1, s0 in
     # order of code length, then the identity s4; uniform: only u0 produced valid grids.
     assert ids(samples) == [
@@ -125,20 +125,20 @@ def test_dedupe_rank_and_sources(fixture_data) -> None:
 
 
 def test_options(fixture_data) -> None:
-    top2, _ = relabel(*fixture_data, Options(per_task=2))
+    top2, _, _ = relabel(*fixture_data, Options(per_task=2))
     assert ids(top2) == [
         ("twotest:3", "correct"),
         ("twotest:1", "correct"),
         ("uniform:0", "relabelled"),
     ]
-    unsolved, stats = relabel(*fixture_data, Options(keep_solved=False))
+    unsolved, stats, _ = relabel(*fixture_data, Options(keep_solved=False))
     assert ids(unsolved) == [("uniform:0", "relabelled")] and stats["dropped_solved_tasks"] == 1
-    plain, _ = relabel(*fixture_data, Options(augment=False))
+    plain, _, _ = relabel(*fixture_data, Options(augment=False))
     assert "twotest:0" not in {s["sample_id"] for s in plain}  # s0 ran on an augmented task
 
 
 def test_relabelled_prompt_uses_the_programs_frame(fixture_data) -> None:
-    samples, _ = relabel(*fixture_data, Options())
+    samples, _, _ = relabel(*fixture_data, Options())
     s0 = next(s for s in samples if s["sample_id"] == "twotest:0")
     pairs, _ = prompt_pairs(s0["prompt"][1]["content"])
     aug = Augmentation(3)

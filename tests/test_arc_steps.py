@@ -123,6 +123,76 @@ def test_relabel_end_to_end_from_a_step_directory(tmp_path: Path) -> None:
     assert stats["samples"] == 3 and stats["fraction_correct"] == pytest.approx(2 / 3)
 
 
+def test_relabel_accumulates_rounds_and_takes_the_study_options(tmp_path: Path) -> None:
+    """A second round whose own search found nothing usable still trains on the first
+    round's selected programs (given as `previous`, ids marked prev:), in the model's own
+    words the first round recorded; it shuffles train pairs and says it ranked with the test
+    answers."""
+    fixture = FIXTURES / "executions.jsonl"
+    rows = [json.loads(x) for x in fixture.read_text().splitlines()]
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "task_id": r["task_id"],
+                    "sample_id": r["sample_id"],
+                    "text": f"my words {r['sample_id']}",
+                }
+            )
+            + "\n"
+            for r in rows
+        )
+    )
+    nothing = tmp_path / "nothing.jsonl"  # round 2: every prediction failed
+    nothing.write_text(
+        "".join(
+            json.dumps({**r, "status": "timeout", "train_outputs": None, "test_outputs": None})
+            + "\n"
+            for r in rows
+        )
+    )
+    first, second, alone = (tmp_path / d / "out" for d in ("r1", "r2", "alone"))
+    common = [*DATASET, "--task-ids", "twotest,uniform", "--per-task", "2"]
+    done = arcjobs(
+        "step", "relabel", "--executions", str(fixture), *common, "--completion", "text",
+        "--predictions", str(predictions), "--out", str(first),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    picked = [
+        (r["task_id"], r["sample_id"])
+        for r in map(json.loads, (first / "selected.jsonl").read_text().splitlines())
+    ]
+    assert picked == [("twotest", "twotest:3"), ("twotest", "twotest:1"), ("uniform", "uniform:0")]
+    plain = [json.loads(x) for x in (first / "dataset.jsonl").read_text().splitlines()]
+    proc = arcjobs(
+        "step", "relabel", "--executions", str(nothing), *common, "--previous", str(first),
+        "--completion", "text", "--predictions", str(nothing), "--shuffle-train", "true",
+        "--rank-with-test", "true", "--out", str(second),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    samples = [json.loads(x) for x in (second / "dataset.jsonl").read_text().splitlines()]
+    ids = [s["sample_id"] for s in samples]
+    assert sorted(ids) == sorted(f"prev:{sid}" for _, sid in picked)
+    assert ids[:2] == ["prev:twotest:1", "prev:twotest:3"]  # the test outputs reorder them
+    assert [s["completion"][0]["content"] for s in samples] == [
+        f"my words {i.removeprefix('prev:')}" for i in ids
+    ]
+    # the same relabelled task, its two train pairs swapped (this sample's seed swaps them)
+    shuffled = next(s for s in samples if s["sample_id"] == "prev:twotest:1")["prompt"][1]
+    as_is = next(s for s in plain if s["sample_id"] == "twotest:1")["prompt"][1]
+    assert shuffled["content"] != as_is["content"]
+    assert sorted(shuffled["content"].split("\n")) == sorted(as_is["content"].split("\n"))
+    assert json.loads((second / "stats.json").read_text())["uses_test_answers"] is True
+    done = arcjobs("step", "relabel", "--executions", str(nothing), *common, "--out", str(alone))
+    assert done.returncode == 0 and (alone / "dataset.jsonl").read_text() == ""
+    missing = arcjobs(
+        "step", "relabel", "--executions", str(fixture), *common, "--completion", "text",
+        "--out", str(tmp_path / "r3" / "out"),
+    )  # fmt: skip
+    assert missing.returncode == 2 and "completion: text needs `predictions`" in missing.stderr
+
+
 def bad_executions(tmp_path: Path, kind: str) -> str:
     rows = (FIXTURES / "executions.jsonl").read_text().splitlines()
     if kind == "corrupt":

@@ -323,3 +323,28 @@ def test_pass_at_k_columns_are_in_numeric_order(data_root: Path) -> None:
         "pass@128",
     ]
     assert table.rows[0][-4:-1] == ["0.125", "0.250", "0.500"]
+
+
+def test_scores_after_a_relabel_that_used_the_test_answers_are_marked(tmp_path: Path) -> None:
+    """A relabel step with rank_with_test (the seed study's choice) used the test answers:
+    every evaluate step after it is labelled so, on every table of the page."""
+    root = tmp_path / "data"
+    run_dir = make_run(root, "leaky")
+    _ok_step(run_dir / "steps" / "select.r1", "relabel", {})
+    manifest = run_dir / "steps" / "select.r1" / "manifest.json"
+    manifest.write_text(
+        json.dumps({**json.loads(manifest.read_text()), "params": {"rank_with_test": True}})
+    )
+    state = json.loads((run_dir / "run.json").read_text())
+    state["steps"]["select.r1"] = {
+        "status": "succeeded", "kind": "relabel", "needs": ["execute.r1"],
+        "started": T0 + 16, "ended": T0 + 17,
+    }  # fmt: skip
+    state["steps"]["learn.r1"]["needs"] = ["select.r1"]
+    (run_dir / "run.json").write_text(json.dumps(state, sort_keys=True))
+    data = collect(root, ["leaky"])
+    marked = {ev.step: ev.uses_test_answers for ev in data.evals}
+    assert marked == {"evaluate.r1": False, "evaluate.r2": True}
+    from arcjobs.report.collect import eval_label
+
+    assert eval_label(data, data.evals[1]) == "evaluate.r2 (uses test answers)"

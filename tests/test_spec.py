@@ -458,3 +458,16 @@ def test_job_reference_is_generated_from_the_schemas() -> None:
     assert (ROOT / "docs/jobs.md").read_text() == render(), (
         "regenerate: python -m arcjobs.spec.reference > docs/jobs.md"
     )
+
+
+def test_plan_says_when_a_step_uses_the_test_answers(tmp_path: Path) -> None:
+    ROOT = JOBS.parents[2]
+    job = ROOT / "jobs" / "ttt_round.yaml"
+    clean = arcjobs("plan", job, "--data-root", tmp_path, "--json")
+    assert clean.returncode == 0 and json.loads(clean.stdout)["uses_test_answers"] == []
+    leaky = arcjobs("plan", job, "--set", "select.rank_with_test=true", "--data-root", tmp_path)
+    assert leaky.returncode == 0, leaky.stderr
+    assert (
+        "warning: step select ranks programs with the test outputs (rank_with_test): every "
+        "score after it uses the test answers" in leaky.stderr
+    )

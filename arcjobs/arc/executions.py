@@ -38,6 +38,19 @@ class Execution:
     train_outputs: list[Any] | None
     test_outputs: list[Any] | None
 
+    def record(self) -> dict[str, Any]:
+        """The execution as a line of an executions file (what `read_executions` reads)."""
+        return {
+            "task_id": self.task_id,
+            "sample_id": self.sample_id,
+            "status": self.status,
+            "code": self.code,
+            "augmentation": None if self.augmentation.is_identity else self.augmentation.to_dict(),
+            "test_index": self.test_index,
+            "train_outputs": self.train_outputs,
+            "test_outputs": self.test_outputs,
+        }
+
 
 def resolve(path: str) -> Path:
     """The executions file itself, or `executions.jsonl` inside a step's output directory."""

@@ -6,11 +6,13 @@ what it produced. For each such prediction we build that task in the frame the p
 is exactly what it returned), and the sample is (BARC prompt of that task, the program).
 Programs that behave identically (same fingerprint) are one sample, with the shortest code.
 Per task, samples are ranked by how close they came to the real train outputs — never the
-test outputs, which a test-time method cannot know — and the top k are kept.
+test outputs, which a test-time method cannot know, unless `Options.rank_with_test` says so
+(the seed study did; its results then used the test answers) — and the top k are kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,12 +36,22 @@ class Options:
         then include the solution itself); False drops them to spend training on the rest.
     augment: True relabels every prediction in the frame its program ran in, augmented or
         not; False keeps only predictions made on the un-augmented task.
+    rank_with_test: rank by the test outputs too (the correct-grids ratio over train and
+        test, as the seed study did): it uses the answers, so a score after it is no test-time
+        result.
+    shuffle_train: shuffle each sample's train pairs (seeded by the sample), as the search's
+        prompts were when it shuffled them.
+    texts: the model's whole answer per (task id, sample id), to train on instead of the
+        re-fenced program (a completion in the model's own words); None trains on the code.
     """
 
     per_task: int = 8
     rank_by: RankBy = "correct_grids"
     keep_solved: bool = True
     augment: bool = True
+    rank_with_test: bool = False
+    shuffle_train: bool = False
+    texts: dict[tuple[str, str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,10 +59,13 @@ class _Candidate:
     ex: Execution
     score: PredictionScore
 
-    def rank_key(self, rank_by: RankBy) -> tuple[Any, ...]:
+    def rank_key(self, options: Options) -> tuple[Any, ...]:
         s, code = self.score, self.ex.code or ""
-        first, second = s.train_correct_ratio, s.train_pixel_mean
-        if rank_by == "pixel":
+        if options.rank_with_test:
+            first, second = s.correct_grids, s.pixel
+        else:
+            first, second = s.train_correct_ratio, s.train_pixel_mean
+        if options.rank_by == "pixel":
             first, second = second, first
         return (-first, -second, len(code), code)
 
@@ -72,21 +87,31 @@ def relabelled_task(task: Task, ex: Execution) -> Task:
     )
 
 
-def sample(task: Task, ex: Execution, source: str) -> dict[str, Any]:
+def sample(task: Task, ex: Execution, source: str, options: Options) -> dict[str, Any]:
     """One prompt–completion training sample (TRL conversational format)."""
+    shuffle = _seed(task.task_id, ex.sample_id) if options.shuffle_train else None
+    text = (options.texts or {}).get((task.task_id, str(ex.sample_id)))
     return {
         "task_id": task.task_id,
         "sample_id": ex.sample_id,
         "source": source,
-        "prompt": build_messages(relabelled_task(task, ex), test_index=ex.test_index),
-        "completion": [assistant_message(ex.code)],
+        "prompt": build_messages(relabelled_task(task, ex), ex.test_index, None, shuffle),
+        "completion": [
+            {"role": "assistant", "content": text} if text else assistant_message(ex.code)
+        ],
     }
+
+
+def _seed(task_id: str, sample_id: Any) -> int:
+    """A stable shuffle seed for one sample (Python's hash() varies between processes)."""
+    digest = hashlib.sha256(f"{task_id}\0{sample_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def relabel(
     tasks: dict[str, Task], executions: Iterable[Execution], options: Options
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(samples in task-id then rank order, stats)."""
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[Execution]]:
+    """(samples in task-id then rank order, stats, the executions they came from)."""
     best: dict[str, dict[str, _Candidate]] = {tid: {} for tid in tasks}
     solved: set[str] = set()
     seen = valid = 0
@@ -104,16 +129,17 @@ def relabel(
         kept = best[ex.task_id].get(s.fingerprint)
         if kept is None or (len(ex.code), ex.code) < (len(kept.ex.code), kept.ex.code):
             best[ex.task_id][s.fingerprint] = _Candidate(ex, s)
-    samples, per_task = [], {}
+    samples, per_task, selected = [], {}, []
     for tid, by_fp in best.items():
         if tid in solved and not options.keep_solved:
             continue
-        ranked = sorted(by_fp.values(), key=lambda c: c.rank_key(options.rank_by))
+        ranked = sorted(by_fp.values(), key=lambda c: c.rank_key(options))
         chosen = ranked[: options.per_task]
         per_task[tid] = len(chosen)
         for c in chosen:
             source = "correct" if c.score.train_pass else "relabelled"
-            samples.append(sample(tasks[tid], c.ex, source))
+            samples.append(sample(tasks[tid], c.ex, source, options))
+            selected.append(c.ex)
     correct = sum(s["source"] == "correct" for s in samples)
     stats = {
         "tasks": len(tasks),
@@ -126,5 +152,6 @@ def relabel(
         "samples": len(samples),
         "fraction_correct": correct / len(samples) if samples else 0.0,
         "samples_per_task": per_task,
+        "uses_test_answers": options.rank_with_test,
     }
-    return samples, stats
+    return samples, stats, selected

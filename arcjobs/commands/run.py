@@ -18,6 +18,7 @@ from arcjobs.engine.orchestrate import Cancelled, make_plan, run_plan
 from arcjobs.engine.progress import Progress
 from arcjobs.engine.store import RunStore
 from arcjobs.spec import load_job
+from arcjobs.spec.model import Job
 
 
 @click.command()
@@ -39,6 +40,8 @@ def run(
     started = time.time()
     job = load_job(job_file, overrides)
     plan = make_plan(job, backend, RunStore(data_root), run_id, {"site": site})
+    for warning in answer_leaks(job):
+        click.echo(f"warning: {warning}", err=True)
     with Progress() as progress:
         try:
             state = run_plan(plan, list(overrides), progress)
@@ -103,6 +106,7 @@ def plan(
     """Show what `run` would do for each step, and why. Writes nothing under the data root."""
     job = load_job(job_file, overrides)
     p = make_plan(job, backend, RunStore(data_root), run_id, {"site": site})
+    leaks = answer_leaks(job)
     requests = p.requests()
     artefacts = p.backend.artefacts(list(requests.values()), p.layout)
     data = {
@@ -119,6 +123,7 @@ def plan(
             for n, d in p.decisions.items()
         ],
         "artefacts": artefacts,
+        "uses_test_answers": leaks,
     }
     if out is not None:
         _write_plan(
@@ -153,6 +158,19 @@ def plan(
     click.echo("\n".join(lines))
     for path, text in artefacts.items():
         click.echo(f"\n--- {path} ---\n{text}")
+    for warning in leaks:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def answer_leaks(job: Job) -> list[str]:
+    """A line for each step that uses the test answers (the seed study's `rank_with_test`):
+    what follows it is no test-time result, and `plan`, `run` and the report say so."""
+    return [
+        f"step {name} ranks programs with the test outputs (rank_with_test): every score "
+        "after it uses the test answers"
+        for name, step in job.steps.items()
+        if step.full_params.get("rank_with_test")
+    ]
 
 
 def _write_plan(out: Path, data: dict, files: dict[str, str]) -> None:

@@ -86,6 +86,9 @@ class EvalInfo:
     submission: dict[str, list[dict[str, Any]]]
     study: dict[str, Any] = field(default_factory=dict)  # the seed study's table, its mean
     legitimacy: dict[str, Any] | None = None  # newly solved tasks and the base model's odds
+    # a relabel step before it ranked with the test outputs (rank_with_test): its scores
+    # used the test answers
+    uses_test_answers: bool = False
 
     @property
     def name(self) -> StepName:
@@ -269,10 +272,14 @@ def read_run(store: RunStore, run_id: str) -> RunInfo:
     layout = store.layout(run_id)
     steps, evals, trains = [], [], []
     all_steps = state.get("steps", {})
+    leaked = False  # a relabel step so far ranked with the test answers
     for name in step_order(all_steps):
         info = all_steps[name]
         step_dir = layout.step_dir(name)
         kind = info.get("kind", "")
+        if kind == "relabel":
+            params = (read_manifest(step_dir) or {}).get("params", {})
+            leaked = leaked or params.get("rank_with_test") in (True, "true")
         steps.append(
             StepInfo(
                 name=name,
@@ -284,6 +291,7 @@ def read_run(store: RunStore, run_id: str) -> RunInfo:
             )
         )
         if kind == "evaluate" and (ev := _read_eval(store.data_root, run_id, name, step_dir)):
+            ev.uses_test_answers = leaked
             evals.append(ev)
         elif kind == "train" and (tr := _read_train(run_id, name, step_dir)):
             trains.append(tr)
@@ -345,5 +353,7 @@ def round_points(data: ReportData) -> list[RoundPoint]:
 
 
 def eval_label(data: ReportData, ev: EvalInfo) -> str:
-    """How an evaluate step is named on the page: with its run only when there are several."""
-    return f"{ev.run_id} · {ev.step}" if len(data.runs) > 1 else ev.step
+    """How an evaluate step is named on the page: with its run only when there are several,
+    and marked when a relabel step before it used the test answers."""
+    label = f"{ev.run_id} · {ev.step}" if len(data.runs) > 1 else ev.step
+    return f"{label} (uses test answers)" if ev.uses_test_answers else label
