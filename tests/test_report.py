@@ -210,6 +210,11 @@ def test_report_command_writes_html_markdown_and_images(data_root: Path, tmp_pat
     assert "uniform — newly solved by loop · evaluate.r2" in md
     assert "np.full((3, 3), g[0, 0])" in page  # the best program of a shown task
     assert "learn.r1" in md and "327.7" in md  # training table from metrics.json
+    assert "| search.r1 | infer | succeeded | 13.0 s | " in md  # a 13 s step gets its rate
+    assert "| execute.r1 | execute | succeeded | 2.0 s | – |" in md  # a 2 s step does not
+    # no program of round 1 gave a grid for `nopred`: said so, not drawn as a 1×1 black grid
+    assert "(loop · evaluate.r1: no program gave a grid)" in md
+    assert "nopred-test0-loop_evaluate.r1" not in md
     # the seed study's own table beside the project's, and the legitimacy check of round 2
     for text in ("The seed study's table", "pass_rate × valid outputs", "Was the gain legitimate?"):
         assert html.escape(text) in page and text in md
@@ -348,3 +353,29 @@ def test_scores_after_a_relabel_that_used_the_test_answers_are_marked(tmp_path: 
     from arcjobs.report.collect import eval_label
 
     assert eval_label(data, data.evals[1]) == "evaluate.r2 (uses test answers)"
+
+
+def test_charts_read_plainly(data_root: Path) -> None:
+    """Log axes carry plain numbers ("7.62", not "7.62×10⁰"), and a histogram bar covers its
+    whole bin: a ratio of 0.0 is drawn from 0.0, not near 0.07."""
+    from matplotlib.figure import Figure
+
+    from arcjobs.report import plots
+
+    ax = Figure().subplots()
+    ax.set_yscale("log")
+    plots._plain_ticks(ax)
+    assert ax.yaxis.get_major_formatter()(7.62, 0) == "7.62"
+    assert ax.yaxis.get_minor_formatter()(300.0, 0) == "300"
+    ev = collect(data_root, ["loop"]).evals[0]
+    fig = plots.correct_grids_figure(ev, "t")
+    bars = [p for p in fig.axes[0].patches if p.get_height() > 0]
+    assert bars and all(round(p.get_x() * 10, 9) % 1 == 0 for p in bars)  # at bin edges
+    assert all(abs(p.get_width() - 0.1) < 1e-9 for p in bars)
+
+
+def test_counts_are_whole_numbers() -> None:
+    """metrics.json may hold counts as floats (1234.0): the page shows 1,234."""
+    from arcjobs.report import content
+
+    assert content._count(1234.0) == "1,234" and content._count(None) == "–"

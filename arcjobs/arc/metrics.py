@@ -142,6 +142,8 @@ def _task_metrics(t: _TaskTally, ks: list[int], attempts: int) -> tuple[dict[str
             if k <= t.n or not t.n
         },
         "arc_score": None,
+        # real attempts per test output; the submission pads the rest with FALLBACK_GRID
+        "attempts_made": [len(tries) for tries in chosen],
     }
     if known:
         hits = [
@@ -184,7 +186,7 @@ def _mean(per_task: dict[str, dict[str, Any]], ks: list[int]) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {"predictions": sum(r["predictions"] for r in rows)}
     for key in rows[0]:
-        if key in ("predictions", "pass_at_k"):
+        if key in ("predictions", "pass_at_k", "attempts_made"):
             continue
         values = [r[key] for r in rows]
         out[key] = None if any(v is None for v in values) else sum(values) / len(values)

@@ -19,7 +19,9 @@ from arcjobs.report.collect import collect
 
 
 def default_out(data_root: Path, run_ids: list[str]) -> Path:
-    return Path(data_root).absolute() / "reports" / run_ids[0]
+    """`reports/RUN` for one run; a comparison gets a directory of its own
+    (`reports/RUN+OTHER+...`), so it never replaces a run's single report."""
+    return Path(data_root).absolute() / "reports" / "+".join(dict.fromkeys(run_ids))
 
 
 def _check_out(out: Path) -> None:

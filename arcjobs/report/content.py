@@ -286,25 +286,35 @@ def _training_section(data: ReportData, image: _Images) -> Section:
     chart = image("loss", "training loss", plots.loss_chart(trains, labels))
     if chart:
         sec.blocks.append(chart)
+    count, rate = _count, lambda v: "–" if v is None else f"{v:,.1f}"
     keys = [
-        ("global_step", "steps"),
-        ("samples", "samples"),
-        ("samples_skipped", "skipped"),
-        ("final_loss", "final loss"),
-        ("tokens_seen", "tokens"),
-        ("tokens_per_s", "tokens/s"),
-        ("train_runtime_s", "runtime s"),
+        ("global_step", "steps", count),
+        ("samples", "samples", count),
+        ("samples_skipped", "skipped", count),
+        ("final_loss", "final loss", cell),
+        ("tokens_seen", "tokens", count),
+        ("tokens_per_s", "tokens/s", rate),
+        ("train_runtime_s", "runtime s", rate),
     ]
     sec.blocks.append(
         Table(
-            ["train step"] + [title for _, title in keys],
+            ["train step"] + [title for _, title, _ in keys],
             [
-                [label] + [cell(t.metrics.get(k)) for k, _ in keys]
+                [label] + [shown(t.metrics.get(k)) for k, _, shown in keys]
                 for t, label in zip(trains, labels, strict=True)
             ],
         )
     )
     return sec
+
+
+def _count(value: Any) -> str:
+    """A count as a whole number (metrics.json may hold 1234.0)."""
+    return "–" if value is None else f"{round(value):,}"
+
+
+# steps shorter than this get no rate: 16 trivial programs in 0.5 s say nothing of speed
+MIN_TIMED_S = 10.0
 
 
 def _steps_section(data: ReportData, image: _Images) -> Section:
@@ -319,11 +329,14 @@ def _steps_section(data: ReportData, image: _Images) -> Section:
                 s.kind,
                 s.status,
                 _seconds(s.seconds),
-                ", ".join(f"{k} {v:,.1f}" for k, v in s.throughput.items()) or "–",
+                ", ".join(f"{k} {v:,.1f}" for k, v in s.throughput.items())
+                if s.seconds is not None and s.seconds >= MIN_TIMED_S
+                else "–",
             ]
             for s in run.steps
         ]
         sec.blocks.append(Table(["step", "kind", "status", "time", "throughput"], rows))
+        sec.blocks.append(Para(f"Rates are given for steps of {MIN_TIMED_S:.0f} s or more."))
     return sec
 
 
@@ -358,6 +371,8 @@ def _example_section(
                 items.append(_grid(image, f"{tid}-test{j}-out", "expected", ex.test_outputs[j]))
             for a in ex.attempts:
                 tries = a.tries[j] if j < len(a.tries) else []
+                if not tries:  # no program of this step produced a grid for this input
+                    items.append((f"{a.label}: no program gave a grid", None))
                 for n, grid in enumerate(tries):
                     mark = ""
                     if a.hits is not None and j < len(a.hits):

@@ -65,11 +65,26 @@ def choose(data: ReportData, requested: list[str] | None) -> list[tuple[str, str
     solved = last.solved()
     for tid in sorted(last.per_task):
         if len(chosen) < EXAMPLES and tid not in solved:
-            chosen.setdefault(tid, f"unsolved by {eval_label(data, last)}")
+            chosen.setdefault(tid, _status(data, tid))
     for tid in sorted(last.per_task):
         if len(chosen) < EXAMPLES:
-            chosen.setdefault(tid, f"solved by {eval_label(data, last)}")
+            chosen.setdefault(tid, _status(data, tid))
     return list(chosen.items())
+
+
+def _status(data: ReportData, tid: str) -> str:
+    """Which evaluate steps solve the task, and how close the others came (its best
+    correct-grids ratio)."""
+    scoring = [ev for ev in data.evals if tid in ev.per_task]
+    solving = [eval_label(data, ev) for ev in scoring if tid in ev.solved()]
+    if len(solving) == len(scoring):
+        return "solved by every evaluate step"
+    closest = max(scoring, key=lambda ev: ev.per_task[tid].get("correct_grids") or 0.0)
+    ratio = closest.per_task[tid].get("correct_grids") or 0.0
+    near = f"closest: {ratio:.2f} of its grids right, in {eval_label(data, closest)}"
+    if not solving:
+        return f"solved by no evaluate step ({near})"
+    return f"solved by {', '.join(solving)}, not by the others ({near})"
 
 
 def shown_evals(data: ReportData) -> list[EvalInfo]:
@@ -142,7 +157,10 @@ def build(data: ReportData, chosen: list[tuple[str, str]]) -> list[Example]:
         for ev in evals:
             if tid not in ev.submission:
                 continue
+            made = ev.per_task.get(tid, {}).get("attempts_made")
             tries = [list(entry.values()) for entry in ev.submission[tid]]
+            if made is not None:  # the rest is the submission's padding, not a prediction
+                tries = [ts[:k] for ts, k in zip(tries, made, strict=False)]
             hits = None
             if ex.test_outputs is not None:
                 hits = [

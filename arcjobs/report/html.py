@@ -76,7 +76,7 @@ def _block(b: Block) -> str:
         return f"<figure>{_img(b)}<figcaption>{escape(b.caption)}</figcaption></figure>"
     if isinstance(b, GridRow):
         cells = "".join(
-            f"<figure>{_img(img) if img else '<div class=missing>no grid</div>'}"
+            f"<figure>{_img(img) if img else '<div class=missing>–</div>'}"
             f"<figcaption>{escape(caption)}</figcaption></figure>"
             for caption, img in b.items
         )

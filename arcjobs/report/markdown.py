@@ -47,7 +47,7 @@ def _block(b: Block) -> str:
         return f"![{b.caption}]({IMG_DIR}/{b.name})"
     if isinstance(b, GridRow):
         return " ".join(
-            f"![{caption}]({IMG_DIR}/{img.name})" if img else f"({caption}: no grid)"
+            f"![{caption}]({IMG_DIR}/{img.name})" if img else f"({caption})"
             for caption, img in b.items
         )
     if isinstance(b, Code):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
+from typing import Any
 
 from matplotlib import ticker
 from matplotlib.figure import Figure
@@ -17,6 +18,12 @@ from matplotlib.figure import Figure
 from arcjobs.report.collect import EvalInfo, RoundPoint, RunInfo, TrainInfo
 
 DPI = 100
+
+
+def _plain_ticks(ax: Any) -> None:
+    """Plain numbers on a log-scaled y axis ("7.6", not "7.62×10⁰"), major ticks only."""
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def _png(fig: Figure) -> bytes:
@@ -60,6 +67,7 @@ def loss_chart(trains: list[TrainInfo], labels: list[str]) -> bytes | None:
         ax.plot([s for s, _ in t.loss], [v for _, v in t.loss], label=label)
     if all(v > 0 for t, _ in curves for _, v in t.loss):
         ax.set_yscale("log")
+        _plain_ticks(ax)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (completion tokens)")
     ax.grid(alpha=0.3)
@@ -74,6 +82,11 @@ def correct_grids_chart(ev: EvalInfo, title: str) -> bytes | None:
     separates the groups when search is close: unsolved tasks with a high ratio are the
     ones learning can tip over.
     """
+    fig = correct_grids_figure(ev, title)
+    return None if fig is None else _png(fig)
+
+
+def correct_grids_figure(ev: EvalInfo, title: str) -> Figure | None:
     if not ev.per_task:
         return None
     solved = ev.solved()
@@ -83,17 +96,22 @@ def correct_grids_chart(ev: EvalInfo, title: str) -> bytes | None:
     fig = Figure(figsize=(6, 3.4), layout="constrained")
     ax = fig.subplots()
     bins = [i / 10 for i in range(11)]
+    # stacked, so each bar spans its whole bin: side by side, a ratio of 0.0 would be drawn
+    # near 0.07
     ax.hist(
         [groups["solved"], groups["unsolved"]],
         bins=bins,
+        stacked=True,
         label=[f"solved ({len(groups['solved'])})", f"unsolved ({len(groups['unsolved'])})"],
         color=["#2ECC40", "#FF4136"],
+        edgecolor="white",
     )
+    ax.set_xticks(bins)
     ax.set_xlabel("correct-grids ratio of the task")
     ax.set_ylabel("tasks")
     ax.set_title(title, fontsize="medium")
     ax.legend(fontsize="small")
-    return _png(fig)
+    return fig
 
 
 def timeline_chart(run: RunInfo) -> bytes | None:
@@ -138,8 +156,7 @@ def legitimacy_chart(rows: list[dict], title: str) -> bytes | None:
         ax.bar([0], [0], color="#bbb", hatch="//", label="never solved by the reference (> N)")
     ax.set_yscale("log")
     ax.set_ylim(bottom=1)
-    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    _plain_ticks(ax)
     ax.set_xticks(range(len(rows)), [r["task_id"] for r in rows], rotation=60, ha="right")
     ax.set_ylabel("base-model predictions needed")
     ax.set_title(title)
