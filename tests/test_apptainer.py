@@ -33,9 +33,10 @@ DIGEST = {name: "sha256:" + config for name, (config, _) in IMAGES.items()}
 FAKE_DOCKER = """#!{python}
 import io, json, os, sys, tarfile
 images = {images!r}
-with open(os.environ["FAKE_CALLS"], "a") as f:
-    f.write(json.dumps({{"argv": sys.argv}}) + "\\n")
 args = sys.argv[1:]
+beside = sorted(os.listdir(os.path.dirname(args[2]))) if args[:1] == ["save"] else []
+with open(os.environ["FAKE_CALLS"], "a") as f:
+    f.write(json.dumps({{"argv": sys.argv, "beside": beside}}) + "\\n")
 if args[:3] == ["image", "inspect", "--format"] and args[4] in images:
     print("sha256:" + images[args[4]][1])
     sys.exit(0)
@@ -112,7 +113,9 @@ def test_converts_each_digest_once_through_a_saved_archive_in_node_local_scratch
     args = ["--out", str(cache), "--image", "sandbox", "--image", "train"]
     first = arcjobs(args, bin_dir, calls)
     assert first.returncode == 0, first.stderr
-    saves = [c["argv"][1:] for c in calls_of(calls, "docker") if c["argv"][1] == "save"]
+    save_calls = [c for c in calls_of(calls, "docker") if c["argv"][1] == "save"]
+    saves = [c["argv"][1:] for c in save_calls]
+    assert "sandbox.tar" not in save_calls[1]["beside"]  # each archive goes once converted
     assert [(s[0], s[1], s[3]) for s in saves] == [
         ("save", "-o", "arcjobs-sandbox:0.1.0"),
         ("save", "-o", "arcjobs-train:0.1.0"),

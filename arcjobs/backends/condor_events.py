@@ -213,8 +213,9 @@ def _idle_detail(a: Attempt, tries: str) -> str:
     usual cause on a new pool is FILESYSTEM_DOMAIN: with should_transfer_files = NO a job
     matches only machines sharing the access point's (docs/cluster.md).
     """
-    since = f" since {time.strftime('%Y-%m-%d %H:%M', time.localtime(a.submitted))}"
-    text = f"idle{since if a.submitted else ''}, waiting for a machine{tries}"
+    when = time.localtime(a.submitted) if a.submitted else None
+    since = f" since {time.strftime('%Y-%m-%d %H:%M', when)}" if when else ""
+    text = f"idle{since}, waiting for a machine{tries}"
     if not a.host:
         text += (
             f"; if it stays idle, `condor_q -better-analyze {a.cluster}.0` says why (often: "

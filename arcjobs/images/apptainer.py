@@ -298,6 +298,8 @@ def _convert_one(
     if todo:
         echo(f"{src.name}: converting {src.origin} ({digest[:19]}) → {target}")
         _build(apptainer, target, f"docker-archive:{archive}", scratch / "tmp", cachedir)
+    if src.archive is None and archive is not None:
+        archive.unlink(missing_ok=True)  # several GB: gone before the next image is saved
     _record(cache, src.name, digest, target, src.origin, src.docker_id)
     took = time.monotonic() - started
     echo(f"{src.name}: {'converted in ' + f'{took:.0f}s' if todo else 'up to date'}: {target}")
