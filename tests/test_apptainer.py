@@ -1,10 +1,12 @@
 """`arcjobs images apptainer`: conversion to .sif keyed by image digest, run through the CLI.
 
 Neither Apptainer nor a Docker daemon can run here, so `apptainer` and `docker` are FAKE
-executables put first on PATH: `docker image inspect --format {{.Id}} TAG` prints a fixed
-digest for known tags, and `apptainer build TARGET SOURCE` records its command line and the
-APPTAINER_* variables it was given, then writes TARGET. The `docker save` archive is a real
-tar in Docker's archive layout (manifest.json naming the config blob).
+executables put first on PATH. The fake `docker` behaves as Docker's containerd image store
+does (the default of fresh Docker 29 installs): `image inspect --format {{.Id}} TAG` prints
+the image's *manifest* digest, and `save -o FILE TAG` writes a real archive in the OCI layout
+that store writes (index.json naming the manifest, manifest.json naming the config blob).
+The fake `apptainer build TARGET SOURCE` records its command line and the APPTAINER_*
+variables it was given, then writes TARGET. Both record their calls in one file.
 """
 
 from __future__ import annotations
@@ -24,13 +26,34 @@ from arcjobs.images.apptainer import archive_digest, lookup, sif_path
 
 pytestmark = pytest.mark.unit
 
-DIGEST = {"sandbox": "sha256:" + "5" * 64, "train": "sha256:" + "7" * 64}
+# name → (config digest hex, manifest digest hex = what `docker image inspect` calls its Id)
+IMAGES = {"sandbox": ("5" * 64, "a" * 64), "train": ("7" * 64, "b" * 64)}
+DIGEST = {name: "sha256:" + config for name, (config, _) in IMAGES.items()}
 
 FAKE_DOCKER = """#!{python}
-import sys
-digests = {digests!r}
-if sys.argv[1:4] == ["image", "inspect", "--format"] and sys.argv[5] in digests:
-    print(digests[sys.argv[5]])
+import io, json, os, sys, tarfile
+images = {images!r}
+args = sys.argv[1:]
+beside = sorted(os.listdir(os.path.dirname(args[2]))) if args[:1] == ["save"] else []
+with open(os.environ["FAKE_CALLS"], "a") as f:
+    f.write(json.dumps({{"argv": sys.argv, "beside": beside}}) + "\\n")
+if args[:3] == ["image", "inspect", "--format"] and args[4] in images:
+    print("sha256:" + images[args[4]][1])
+    sys.exit(0)
+if args[:2] == ["save", "-o"] and args[3] in images:
+    config, manifest = images[args[3]]
+    files = {{
+        "index.json": {{"manifests": [{{"digest": "sha256:" + manifest}}]}},
+        "manifest.json": [{{"Config": "blobs/sha256/" + config, "RepoTags": [args[3]],
+                           "Layers": []}}],
+        "blobs/sha256/" + config: {{}},
+    }}
+    with tarfile.open(args[2], "w") as tar:
+        for name, value in files.items():
+            data = json.dumps(value).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     sys.exit(0)
 print("Error: No such image: " + sys.argv[-1], file=sys.stderr)
 sys.exit(1)
@@ -52,8 +75,8 @@ with open(sys.argv[2], "w") as f:
 def install(bin_dir: Path, name: str, text: str) -> None:
     bin_dir.mkdir(exist_ok=True)
     path = bin_dir / name
-    tags = {f"arcjobs-{n}:0.1.0": d for n, d in DIGEST.items()}
-    path.write_text(text.format(python=sys.executable, digests=tags))
+    tags = {f"arcjobs-{n}:0.1.0": list(ids) for n, ids in IMAGES.items()}
+    path.write_text(text.format(python=sys.executable, images=tags))
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
 
 
@@ -66,45 +89,82 @@ def tools(tmp_path):
 
 
 def arcjobs(args: list[str], bin_dir: Path, calls: Path, **env: str):
-    full = {**os.environ, "PATH": str(bin_dir), "FAKE_CALLS": str(calls), **env}
+    node_tmp = calls.parent / "node-tmp"  # stands for the node's own $TMPDIR
+    node_tmp.mkdir(exist_ok=True)
+    full = {**os.environ, "PATH": str(bin_dir), "FAKE_CALLS": str(calls), "TMPDIR": str(node_tmp)}
     full.pop("ARCJOBS_SITE", None)
     return subprocess.run(
         [sys.executable, "-m", "arcjobs", "images", "apptainer", *args],
         capture_output=True,
         text=True,
-        env=full,
+        env={**full, **env},
+        preexec_fn=lambda: os.umask(0o077),  # a private umask must not make the lock private
     )
 
 
-def calls_of(calls: Path) -> list[dict]:
-    return [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+def calls_of(calls: Path, tool: str = "apptainer") -> list[dict]:
+    lines = calls.read_text().splitlines() if calls.exists() else []
+    return [c for c in map(json.loads, lines) if Path(c["argv"][0]).name == tool]
 
 
-def test_converts_each_digest_once_with_explicit_apptainer_dirs(tools, tmp_path):
+def test_converts_each_digest_once_through_a_saved_archive_in_node_local_scratch(tools, tmp_path):
     bin_dir, calls = tools
     cache = tmp_path / "cache"
     args = ["--out", str(cache), "--image", "sandbox", "--image", "train"]
     first = arcjobs(args, bin_dir, calls)
     assert first.returncode == 0, first.stderr
-    made = calls_of(calls)
-    assert [c["argv"][1:2] + c["argv"][3:] for c in made] == [
-        ["build", "docker-daemon:arcjobs-sandbox:0.1.0"],
-        ["build", "docker-daemon:arcjobs-train:0.1.0"],
+    save_calls = [c for c in calls_of(calls, "docker") if c["argv"][1] == "save"]
+    saves = [c["argv"][1:] for c in save_calls]
+    assert "sandbox.tar" not in save_calls[1]["beside"]  # each archive goes once converted
+    assert [(s[0], s[1], s[3]) for s in saves] == [
+        ("save", "-o", "arcjobs-sandbox:0.1.0"),
+        ("save", "-o", "arcjobs-train:0.1.0"),
     ]
-    sandbox_sif = sif_path(cache, "sandbox", DIGEST["sandbox"])
+    made = calls_of(calls)
+    # Apptainer converts the saved archive, from a private scratch directory in $TMPDIR.
+    assert [c["argv"][3] for c in made] == [f"docker-archive:{s[2]}" for s in saves]
+    scratch = Path(saves[0][2]).parent
+    assert scratch.parent == tmp_path / "node-tmp" and scratch.name.startswith("arcjobs-apptainer-")
+    assert made[0]["env"]["APPTAINER_TMPDIR"] == str(scratch / "tmp")
+    assert made[0]["env"]["APPTAINER_CACHEDIR"] == str(scratch / "cache")  # never shared
+    assert not scratch.exists()  # removed afterwards
+    assert not [p for p in cache.iterdir() if p.name.startswith(".apptainer")]
     # Built under a private name beside the target, then renamed into place.
+    sandbox_sif = sif_path(cache, "sandbox", DIGEST["sandbox"])
     assert Path(made[0]["argv"][2]).parent == cache
     assert Path(made[0]["argv"][2]).name.startswith(f".{sandbox_sif.name}.")
-    assert made[0]["env"]["APPTAINER_TMPDIR"] == str(cache / ".apptainer-tmp")
-    assert made[0]["env"]["APPTAINER_CACHEDIR"] == str(cache / ".apptainer-cache")
-    assert sandbox_sif.read_text() == "SIF docker-daemon:arcjobs-sandbox:0.1.0"
-    assert lookup(cache, "train").digest == DIGEST["train"]
+    assert sandbox_sif.exists() and lookup(cache, "train").digest == DIGEST["train"]
     assert lookup(cache, "infer") is None
+    # Other users of a group's cache can lock its index, whatever the converter's umask.
+    assert (cache / ".index.lock").stat().st_mode & 0o777 == 0o664
 
     again = arcjobs(args, bin_dir, calls)
     assert again.returncode == 0, again.stderr
     assert len(calls_of(calls)) == 2  # nothing converted twice
+    assert len([c for c in calls_of(calls, "docker") if c["argv"][1] == "save"]) == 2  # nor saved
     assert f"sandbox: up to date: {sandbox_sif}" in again.stderr
+
+
+def test_the_daemon_and_an_archive_key_one_image_by_its_config_digest(tools, tmp_path):
+    """Under Docker's containerd store `docker image inspect`'s Id is the manifest digest; the
+    archive names the config. Both paths must give the one .sif (DIGEST is the config's)."""
+    bin_dir, calls = tools
+    from_daemon = tmp_path / "a"
+    assert (
+        arcjobs(["--out", str(from_daemon), "--image", "sandbox"], bin_dir, calls).returncode == 0
+    )
+    archive = tmp_path / "sandbox.tar"
+    subprocess.run(
+        [str(bin_dir / "docker"), "save", "-o", str(archive), "arcjobs-sandbox:0.1.0"],
+        env={**os.environ, "FAKE_CALLS": str(calls)},
+        check=True,
+    )
+    from_archive = tmp_path / "b"
+    out = arcjobs(["--out", str(from_archive), "--archive", f"sandbox={archive}"], bin_dir, calls)
+    assert out.returncode == 0, out.stderr
+    assert lookup(from_daemon, "sandbox").digest == lookup(from_archive, "sandbox").digest
+    assert lookup(from_archive, "sandbox").digest == DIGEST["sandbox"]
+    assert sif_path(from_daemon, "sandbox", DIGEST["sandbox"]).exists()
 
 
 def test_tmpdir_and_cachedir_options_are_passed_to_apptainer(tools, tmp_path):
@@ -116,10 +176,9 @@ def test_tmpdir_and_cachedir_options_are_passed_to_apptainer(tools, tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     (call,) = calls_of(calls)
-    assert call["env"] == {
-        "APPTAINER_TMPDIR": str(tmp_path / "t"),
-        "APPTAINER_CACHEDIR": str(tmp_path / "k"),
-    }
+    tmpdir = Path(call["env"]["APPTAINER_TMPDIR"])
+    assert tmpdir.parent.parent == tmp_path / "t" and tmpdir.name == "tmp"
+    assert call["env"]["APPTAINER_CACHEDIR"] == str(tmp_path / "k")
 
 
 def docker_save(path: Path, config_hex: str, oci: bool) -> None:
@@ -150,6 +209,7 @@ def test_converts_from_a_docker_save_archive_without_docker(tools, tmp_path):
     assert out.returncode == 0, out.stderr
     (call,) = calls_of(calls)
     assert call["argv"][3] == f"docker-archive:{archive}"
+    assert calls_of(calls, "docker") == []
     assert lookup(cache, "sandbox").path == sif_path(cache, "sandbox", "sha256:" + "e" * 64)
 
 
@@ -175,7 +235,7 @@ def test_an_unbuilt_image_is_refused_before_any_conversion(tools, tmp_path):
     out = arcjobs(["--out", str(tmp_path / "c")], bin_dir, calls)  # infer is not built
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "image arcjobs-infer:0.1.0 is not in the local Docker daemon" in out.stderr
-    assert calls_of(calls) == []
+    assert calls_of(calls) == [] and calls_of(calls, "docker")[-1]["argv"][1] == "image"
 
 
 def test_a_failed_build_leaves_no_sif_and_no_index_entry(tools, tmp_path):
@@ -183,7 +243,7 @@ def test_a_failed_build_leaves_no_sif_and_no_index_entry(tools, tmp_path):
     cache = tmp_path / "c"
     out = arcjobs(["--out", str(cache), "--image", "sandbox"], bin_dir, calls, FAKE_FAIL="1")
     assert out.returncode == 2
-    assert "apptainer build of docker-daemon:arcjobs-sandbox:0.1.0 failed (exit 255)" in out.stderr
+    assert "apptainer build of docker-archive:" in out.stderr and "failed (exit 255)" in out.stderr
     assert not list(cache.glob("*.sif")) and not list(cache.glob(".*.part"))
     assert lookup(cache, "sandbox") is None
 
@@ -197,8 +257,9 @@ def test_bad_archive_option_is_one_line(tools, tmp_path):
 
 @pytest.mark.parametrize("name", ["train", "infer", "sandbox"])
 def test_definition_files_bootstrap_from_a_docker_save_archive_of_their_image(name):
-    """apptainer/*.def: the header Apptainer parses, the archive default, and a %test whose
-    arcjobs modules exist (a rename in the package must not silently break the self-test)."""
+    """apptainer/*.def: the header Apptainer parses, the archive default, no %test (HTCondor
+    would run it before every job), and a documented one-off check whose arcjobs modules
+    exist (a rename in the package must not silently break it)."""
     import importlib.util
     import re
 
@@ -207,7 +268,8 @@ def test_definition_files_bootstrap_from_a_docker_save_archive_of_their_image(na
     assert body[:2] == ["Bootstrap: docker-archive", "From: {{ archive }}"]
     assert f"    archive=arcjobs-{name}.tar" in body
     sections = [line for line in body if line.startswith("%")]
-    assert sections == ["%arguments", "%labels", "%environment", "%runscript", "%test"]
-    test = text.rsplit("\n%test", 1)[1]
-    modules = re.findall(r"\barcjobs(?:\.\w+)+", test)
+    assert sections == ["%arguments", "%labels", "%environment", "%runscript"]
+    check = next(line for line in text.splitlines() if f"apptainer exec arcjobs-{name}.sif" in line)
+    modules = re.findall(r"\barcjobs(?:\.\w+)+", check)
     assert modules and all(importlib.util.find_spec(m) for m in modules)
+    assert "entry point come from the Docker image" not in text

@@ -200,7 +200,7 @@ def test_poll_follows_each_step_log_and_dagmans_own(world):
     assert got["learn"].state == "exited" and got["learn"].detail.startswith("held: ")
     assert got["search"].exit_code == 0
     # A fresh backend (as `arcjobs status` makes) reads the same from the files alone.
-    assert CondorBackend(cli_site()).poll(handles) == got
+    assert CondorBackend(cli_site(), root).poll(handles) == got
 
 
 def test_polls_closer_than_the_interval_reuse_the_last_answer(world):
@@ -209,7 +209,7 @@ def test_polls_closer_than_the_interval_reuse_the_last_answer(world):
     root, _, _ = world
     plan, requests = planned(root, cli_site())
     handles = plan.backend.submit_dag(requests, {}, plan.layout)
-    backend = CondorBackend(cli_site())
+    backend = CondorBackend(cli_site(), root)
     assert backend.poll(handles)["search"].state == "queued"
     shutil.copy(EVENTS / "success.log", handles["search"]["events"])
     for h in handles.values():
@@ -228,7 +228,7 @@ def test_cancel_removes_the_dagman_job_once_and_waits_for_the_abort_event(world,
         (EVENTS / "dagman_running.log").read_text().replace("(100.000.000)", "(4242.000.000)")
     )
     monkeypatch.setenv("FAKE_DAGMAN_LOG", str(dagman_log))
-    backend = CondorBackend(cli_site())
+    backend = CondorBackend(cli_site(), root)
     for handle in handles.values():  # the engine cancels step by step
         backend.cancel(handle)
     rm_calls = [c["argv"] for c in calls_of(calls) if c["argv"][0].endswith("condor_rm")]
@@ -245,7 +245,7 @@ def test_missing_condor_rm_is_one_clear_line(world):
     handles = plan.backend.submit_dag(requests, {}, plan.layout)
     (bin_dir / "condor_rm").unlink()
     with pytest.raises(UserError, match=r"^condor_rm not found on PATH; "):
-        CondorBackend(cli_site()).cancel(handles["learn"])
+        CondorBackend(cli_site(), root).cancel(handles["learn"])
 
 
 def test_site_config_errors_are_one_line(tmp_path, monkeypatch):
@@ -303,7 +303,7 @@ def test_cancel_through_the_bindings_without_a_schedd_is_one_line(world):
         (EVENTS / "dagman_running.log").read_text().replace("(100.000.000)", "(4242.000.000)")
     )
     with pytest.raises(UserError) as e:
-        CondorBackend(SiteConfig()).cancel(handle)
+        CondorBackend(SiteConfig(), root).cancel(handle)
     assert str(e.value) == "cannot reach the local schedd: Unable to locate local daemon."
 
 
@@ -340,3 +340,49 @@ def test_the_bindings_path_builds_dagmans_job_with_force_and_the_run_as_batch_na
     assert dagman["log"] == str(dag_dir / "run.dag.dagman.log")
     args = dagman["arguments"].strip('"')
     assert f"-Dag {dag_dir / 'run.dag'}" in args and "-force" in args.split()
+
+
+def test_cancel_through_the_bindings_sends_its_reason_as_htcondor2_wants_it(world, monkeypatch):
+    """Real `htcondor2.Schedd.act` down to its C call, which is FAKED here (it would talk to
+    a schedd): htcondor2 25.x drops a plain-string reason and sends (text, code) through."""
+    import classad2
+    import htcondor2
+
+    from arcjobs.backends import condor
+
+    root, _, _ = world
+    sent = []
+    monkeypatch.setattr(
+        htcondor2._schedd, "_schedd_act_on_job_constraint", lambda *args: sent.append(args)
+    )
+    ad = {"MyAddress": "<10.0.0.1:9618>", "Name": "ap", "CondorVersion": htcondor2.version()}
+    monkeypatch.setattr(condor, "_schedd", lambda *_: htcondor2.Schedd(classad2.ClassAd(ad)))
+    backend = CondorBackend(SiteConfig(), root)
+    backend._remove_bindings({"dagman": 4242})
+    remove = int(htcondor2.JobAction.Remove)
+    assert sent == [("<10.0.0.1:9618>", "ClusterID == 4242", remove, "arcjobs cancel", "0")]
+    condor._schedd().act(htcondor2.JobAction.Remove, "4242", reason="a plain string")
+    assert sent[-1][3] is None  # what the old call sent: no reason at all
+
+
+def test_a_node_dagman_could_not_submit_says_why_from_dagmans_files(world):
+    """DAGMan fails a node it cannot submit without an event in the node's log; poll then
+    reports the lines of run.dag.dagman.out and run.dag.lib.err (fixtures/condor/dagman)."""
+    root, _, _ = world
+    plan, requests = planned(root, cli_site())
+    handles = plan.backend.submit_dag(requests, {}, plan.layout)
+    for h in handles.values():
+        h["dagman"] = 100
+    dag = Path(handles["learn"]["dag"])
+    shutil.copy(EVENTS / "dagman_failed.log", handles["learn"]["dagman_log"])
+    for suffix in (".dagman.out", ".lib.err"):
+        shutil.copy(FIXTURES / "dagman" / f"run.dag{suffix}", f"{dag}{suffix}")
+    got = CondorBackend(cli_site(), root).poll(handles)
+    assert got["learn"].state == "lost"
+    assert got["learn"].detail == (
+        "never started: DAGMan exited with code 1; DAGMan could not submit it: ERROR: on Line 31 "
+        "of submit file: failed to create job classad / ERROR: you specified files you want "
+        'Condor to transfer via "transfer_input_files", but you disabled '
+        f"should_transfer_files. ({dag}.dagman.out)"
+    )
+    assert got["score"].detail == "never started: DAGMan exited with code 1"

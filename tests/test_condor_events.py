@@ -15,7 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from arcjobs.backends.condor_events import Follower, dagman_outcome, step_status
+from arcjobs.backends.condor_events import (
+    Follower,
+    dagman_outcome,
+    step_status,
+    submit_failures,
+)
 from arcjobs.errors import UserError
 
 pytestmark = pytest.mark.unit
@@ -165,7 +170,7 @@ def test_a_released_hold_is_forgotten(tmp_path):
     log.write_text(held + released)
     follower = Follower()
     s = step_status(follower.read(log), DAGMAN, 0, None)
-    assert (s.state, s.detail) == ("queued", "idle, waiting for a machine")
+    assert (s.state, s.detail) == ("queued", "idle since 2026-11-25 10:00, waiting for a machine")
     with log.open("a") as f:
         f.write(
             aborted.replace(
@@ -175,3 +180,92 @@ def test_a_released_hold_is_forgotten(tmp_path):
         )
     s = step_status(follower.read(log), DAGMAN, 0, None)
     assert s.state == "exited" and s.detail == "removed: via condor_rm (by user alice)"
+
+
+def until_terminated(tmp_path: Path, then: str) -> Path:
+    """success.log up to its terminated event, then `then`: a job that ran on gpu07."""
+    text = (EVENTS / "success.log").read_text()
+    log = tmp_path / "condor.log"
+    log.write_text(text[: text.index("005 (201")] + then)
+    return log
+
+
+SHADOW_EXCEPTION = (
+    "007 (201.000.000) 2026-11-25 10:30:00 Shadow exception!\n"
+    "\tError from slot1_1@gpu07.example.org: Failed to open '/staging/log.txt' as standard "
+    "output: No such file or directory (errno 2)\n"
+    "\t0  -  Run Bytes Sent By Job\n\t0  -  Run Bytes Received By Job\n...\n"
+)
+RECONNECT_FAILED = (
+    "024 (201.000.000) 2026-11-25 10:30:00 Job reconnection failed\n"
+    "    Job disconnected too long: JobLeaseDuration (2400 seconds) expired\n"
+    "    Can not reconnect to slot1_1@gpu07.example.org, rescheduling job\n...\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("event", "said"),
+    [
+        (SHADOW_EXCEPTION, "shadow exception on gpu07.example.org: Error from slot1_1@"),
+        (RECONNECT_FAILED, "reconnect failed on gpu07.example.org: Job disconnected too long"),
+    ],
+)
+def test_a_job_the_shadow_lost_is_idle_again_not_running_on_its_old_host(tmp_path, event, said):
+    """The schedd marks the job idle when its shadow is gone (schedd.cpp, _mark_job_stopped);
+    the next execute event says where it runs again."""
+    log = until_terminated(tmp_path, event)
+    follower = Follower()
+    s = step_status(follower.read(log), DAGMAN, 0, None)
+    assert s.state == "queued" and "running" not in s.detail
+    assert s.detail.startswith("idle since 2026-11-25 10:00, waiting for a machine; ")
+    assert said in s.detail and s.detail.endswith("; requeued")
+    with log.open("a") as f:
+        f.write(
+            "001 (201.000.000) 2026-11-25 10:40:00 Job executing on host: "
+            "<10.0.0.9:9618?addrs=10.0.0.9-9618&alias=gpu09.example.org>\n...\n"
+        )
+    again = step_status(follower.read(log), DAGMAN, 0, None)
+    assert again.state == "running" and again.detail.startswith("running on gpu09.example.org")
+
+
+def test_a_job_that_never_ran_says_since_when_and_how_to_ask_htcondor_why(tmp_path):
+    text = (EVENTS / "success.log").read_text()
+    log = tmp_path / "condor.log"
+    log.write_text(text[: text.index("001 (201")])  # submitted only
+    s = step_status(Follower().read(log), DAGMAN, 0, None)
+    assert s.state == "queued"
+    assert s.detail == (
+        "idle since 2026-11-25 10:00, waiting for a machine; if it stays idle, "
+        "`condor_q -better-analyze 201.0` says why (often: no execute node shares the access "
+        "point's FILESYSTEM_DOMAIN)"
+    )
+
+
+DAGMAN_OUT = Path(__file__).parent / "fixtures" / "condor" / "dagman"
+
+
+def test_why_a_node_could_not_be_submitted_comes_from_dagmans_own_files():
+    """dagman.out has the node's failed tries; DAGMan's stderr (lib.err) has condor_submit's
+    message, printed once per try; an earlier DAGMan's lines in the same file do not count."""
+    out = (DAGMAN_OUT / "run.dag.dagman.out").read_text()
+    err = (DAGMAN_OUT / "run.dag.lib.err").read_text()
+    assert submit_failures(out, err, DAGMAN) == {
+        "learn": "ERROR: on Line 31 of submit file: failed to create job classad / ERROR: you "
+        'specified files you want Condor to transfer via "transfer_input_files", but you '
+        "disabled should_transfer_files."
+    }
+    assert submit_failures(out, "", 90) == {
+        "learn": "ERROR: on Line 12 of submit file: an error of an earlier DAGMan"
+    }
+    assert submit_failures("", err, DAGMAN) == {}
+    s = step_status(
+        Follower().read(DAGMAN_OUT / "none.log"),
+        DAGMAN,
+        0,
+        "DAGMan exited with code 1",
+        submit_error="why",
+    )
+    assert (s.state, s.detail) == (
+        "lost",
+        "never started: DAGMan exited with code 1; DAGMan could not submit it: why",
+    )

@@ -189,7 +189,7 @@ def test_a_run_goes_through_dagman_and_status_and_logs_read_it(env):
 
 def test_a_failed_node_fails_its_step_and_skips_what_depends_on_it(env):
     root, job, environ = env
-    environ = {**environ, "FAKE_FAIL_NODES": "branch.k=2"}
+    environ = {**environ, "FAKE_FAIL_NODES": "branch_k=2"}  # a node name
     out = arcjobs("run", str(job), "--backend", "condor", "--run-id", "c2", environ=environ)
     assert out.returncode == 1
     steps = json.loads((root / "runs" / "c2" / "run.json").read_text())["steps"]
@@ -209,7 +209,7 @@ def test_a_failed_node_fails_its_step_and_skips_what_depends_on_it(env):
         for line in (root / "runs" / "c2" / "condor" / "run.dag").read_text().splitlines()
         if line.startswith("JOB ")
     ]
-    assert sorted(jobs) == ["branch.k=2", "gather"]
+    assert sorted(jobs) == ["branch_k=2", "gather"]  # node names: "." is "_"
 
 
 def test_cancel_removes_the_dag_of_a_live_run(env):

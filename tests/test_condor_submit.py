@@ -2,8 +2,10 @@
 backend through the real engine planner and the real `htcondor2` bindings (Submit, dags), and
 parsed back with those bindings (`htcondor2.Submit` for .sub files, `classad2` for
 expressions, `htcondor2.dags.rescue` for node names). No HTCondor daemon is involved: nothing
-here submits. The image cache holds empty placeholder .sif files under the names a conversion
-would give them, registered in its index.json as `arcjobs images apptainer` registers them.
+here submits. What condor_submit and the starter would make of the files is checked against
+HTCondor's own rules, restated from its source in condor_rules.py (a stand-in: the bindings
+build no job ad). The image cache holds empty placeholder .sif files under the names a
+conversion would give them, registered in its index.json as `arcjobs images apptainer` does.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 import classad2
+import condor_rules
 import htcondor2
 import pytest
 from htcondor2 import dags
@@ -42,6 +45,7 @@ DIGESTS = {
 def cluster(tmp_path):
     """A data root, an image cache with the three images registered, and a site config."""
     root = tmp_path / "data"
+    root.mkdir()
     cache = tmp_path / "sif"
     cache.mkdir(parents=True)
     images = {}
@@ -53,7 +57,7 @@ def cluster(tmp_path):
     site = tmp_path / "site.yaml"
     site.write_text(
         f"image_cache: {cache}\n"
-        "data_root: /staging/alice/arcjobs\n"
+        f"data_root: {root}\n"
         "requirements: (OpSysMajorVer >= 9)\n"
         "accounting_group: group_ml\n"
         "accounting_group_user: alice\n"
@@ -76,21 +80,26 @@ def plan_files(job_file: Path, root: Path, site: Path):
 
 
 def parse_dag(text: str) -> tuple[dict[str, str], dict[str, set[str]], dict[str, str]]:
-    """JOB, PARENT/CHILD and RETRY lines of a DAG file: node → file, node → parents, retries."""
-    jobs, parents, retries = {}, {}, {}
-    for line in text.splitlines():
-        w = line.split()
-        if not w:
-            continue
-        if w[0] == "JOB":
-            jobs[w[1]] = w[2]
-            parents.setdefault(w[1], set())
-        elif w[0] == "PARENT":
+    """JOB, PARENT/CHILD and RETRY lines of a DAG file, by step: step → file, parents, retries.
+
+    A node's step is its submit file's name; node names themselves must be what DAGMan
+    accepts: no `.` or `+` (reserved, DAGMan manual), not PARENT or CHILD.
+    """
+    lines = [line.split() for line in text.splitlines()]
+    step_of, jobs, parents, retries = {}, {}, {}, {}
+    for w in lines:
+        if w[:1] == ["JOB"]:
+            assert not set(w[1]) & {".", "+"} and w[1].upper() not in ("PARENT", "CHILD"), w[1]
+            step_of[w[1]] = w[2].removesuffix(".sub")
+            jobs[step_of[w[1]]] = w[2]
+            parents[step_of[w[1]]] = set()
+    for w in lines:
+        if w[:1] == ["PARENT"]:
             i = w.index("CHILD")
             for child in w[i + 1 :]:
-                parents.setdefault(child, set()).update(w[1:i])
-        elif w[0] == "RETRY":
-            retries[w[1]] = " ".join(w[2:])
+                parents[step_of[child]].update(step_of[n] for n in w[1:i])
+        elif w[:1] == ["RETRY"]:
+            retries[step_of[w[1]]] = " ".join(w[2:])
     return jobs, parents, retries
 
 
@@ -113,21 +122,23 @@ def test_ttt_round_submit_descriptions_parse_back_with_the_requested_values(clus
     assert learn["request_memory"] == "131072MB"  # 128G, units explicit
     assert execute["request_memory"] == "32768MB"
     assert "request_gpus" not in execute  # CPU steps ask for no GPU at all
-    assert learn["gpus_minimum_memory"] == "40960MB"
-    assert learn["gpus_minimum_capability"] == "8.0"
-    assert "gpus_minimum_memory" not in execute
+    # 40G from the site, at 90% (a GPU reports less than its nominal size); CUDA 13.0.
+    assert learn["require_gpus"] == (
+        "Capability >= 8.0 && GlobalMemoryMb >= 36864 && MaxSupportedVersion >= 13000"
+    )
+    assert "require_gpus" not in execute
+    assert not [k for k in learn if k.startswith("gpus_minimum")]  # 23.0 ignores these
     assert learn["should_transfer_files"] == "NO" and learn["getenv"] == "false"
     assert learn["accounting_group"] == "group_ml" and learn["accounting_group_user"] == "alice"
     assert learn["requirements"] == "(OpSysMajorVer >= 9)"
 
-    # Paths: the execute node writes the step's log.txt on the cluster's data root; the
-    # schedd writes the event log where the launcher reads it; /data is the cluster root.
-    step_dir = "/staging/alice/arcjobs/runs/r1/steps/learn"
-    assert learn["initialdir"] == step_dir
+    # One path for the access point (initialdir is checked there, the schedd writes `log`
+    # there) and the execute node (`output`, the bind source of /data).
+    step_dir = plan.layout.step_dir("learn")
+    assert learn["initialdir"] == str(step_dir)
     assert learn["output"] == learn["error"] == f"{step_dir}/log.txt"
-    assert learn["log"] == str(plan.layout.step_dir("learn") / "condor.log")
-    assert classad2.ExprTree(learn["My.SingularityBind"]).eval() == ("/staging/alice/arcjobs:/data")
-    assert classad2.ExprTree(learn["My.DontAppend"]).eval() is False
+    assert learn["log"] == f"{step_dir}/condor.log"
+    assert classad2.ExprTree(learn["My.SingularityBind"]).eval() == f"{root}:/data"
     assert classad2.ExprTree(learn["My.ArcjobsStep"]).eval() == "learn"
 
 
@@ -143,8 +154,8 @@ def test_a_steps_gpu_selectors_override_the_site_and_its_requirements_add_up(clu
     )
     subs = submits(plan_files(job, root, site)[2])
     big, plain = subs["big"], subs["plain"]
-    assert (big["gpus_minimum_memory"], big["gpus_minimum_capability"]) == ("81920MB", "9.0")
-    assert (plain["gpus_minimum_memory"], plain["gpus_minimum_capability"]) == ("40960MB", "8.0")
+    assert big["require_gpus"].startswith("Capability >= 9.0 && GlobalMemoryMb >= 73728 && ")
+    assert plain["require_gpus"].startswith("Capability >= 8.0 && GlobalMemoryMb >= 36864 && ")
     assert big["requirements"] == '((OpSysMajorVer >= 9)) && (Machine =!= "bad.example.org")'
     assert plain["requirements"] == "(OpSysMajorVer >= 9)"
     want = classad2.ExprTree(big["requirements"])
@@ -255,12 +266,14 @@ def test_sweep_dag_fans_out_into_independent_branches(cluster):
         ("64", "0.0001"),
         ("64", "0.0003"),
     ]
-    # Node names are the step names, so DAGMan's rescue files read back through the bindings.
+    # Node names are the step names with '.' as '_': DAGMan's rescue files name those, and
+    # read back through the bindings as the steps.
+    assert f"JOB {branches[0].replace('.', '_')} {branches[0]}.sub" in files[dag_path]
     rescue = Path(plan.layout.run_dir) / "run.dag.rescue001"
     rescue.parent.mkdir(parents=True, exist_ok=True)
-    rescue.write_text(f"# Rescue DAG\nDONE select\nDONE {branches[0]}\n")
+    rescue.write_text(f"# Rescue DAG\nDONE select\nDONE {branches[0].replace('.', '_')}\n")
     dag = cs.build_dag([cs.Node(n, {}, (), 0) for n in jobs], "r1")
-    dags.rescue(dag, rescue, formatter=cs._formatter())
+    dags.rescue(dag, rescue, formatter=cs.formatter(jobs))
     done = {n.name for n in dag.nodes if n.done.get(0)}
     assert done == {"select", branches[0]}
 
@@ -352,16 +365,168 @@ def test_validate_rejects_broken_files():
         cs.validate({"/x/a.sub": "queue\n", "/x/run.dag": "JOB a a.sub\nPARENT a CHILD b\n"})
     with pytest.raises(ValueError, match="unknown nodes"):
         cs.validate({"/x/a.sub": "queue\n", "/x/run.dag": "JOB a a.sub\nRETRY b 1\n"})
+    with pytest.raises(ValueError, match=r"node names DAGMan reserves.*\['a\.b', 'Parent'\]"):
+        cs.validate({"/x/a.sub": "queue\n", "/x/run.dag": "JOB a.b a.sub\nJOB Parent a.sub\n"})
+    with pytest.raises(classad2.ClassAdException):
+        cs.validate({"/x/a.sub": "require_gpus = Capability >=\nqueue\n"})
     node = cs.Node("a", {"request_cpus": "2"}, (), 0)
     cs.validate({"/x/a.sub": "request_cpus = 2\nqueue\n"}, [node])
     with pytest.raises(ValueError, match="does not read back"):
         cs.validate({"/x/a.sub": "request_cpus = 2\nrequest_cpus = 3\nqueue\n"}, [node])
 
 
-def test_node_names_refuse_what_dagman_cannot_parse():
-    assert cs.node_name("learn.lora_rank=16") == "learn.lora_rank=16"
+def test_node_names_map_dots_and_refuse_what_dagman_cannot_parse():
+    """DAGMan manual ("DAG input file"): node names may not contain `.` or `+`, nor be the
+    words PARENT or CHILD in any case; dag.cpp compares ALL_NODES without case too."""
+    assert cs.node_names(["learn.lora_rank=16", "learn.r2"]) == {
+        "learn.lora_rank=16": "learn_lora_rank=16",
+        "learn.r2": "learn_r2",
+    }
     with pytest.raises(UserError, match="DAGMan node name"):
-        cs.node_name("learn.lr=1e+4")
+        cs.node_names(["learn.lr=1e+4"])
+    for word in ("parent", "Child", "all_nodes"):
+        with pytest.raises(UserError, match="are DAG keywords in any case; rename the step"):
+            cs.node_names([word])
+    with pytest.raises(UserError) as e:
+        cs.node_names(["learn_r2", "learn.r2"])
+    assert str(e.value) == (
+        "steps 'learn_r2' and 'learn.r2' would both be DAGMan node 'learn_r2' "
+        "('.' becomes '_' in node names); rename one"
+    )
+
+
+def test_a_step_named_like_a_dag_keyword_is_refused_by_plan(cluster, tmp_path):
+    root, _, site = cluster
+    job = tmp_path / "kw.yaml"
+    job.write_text("name: kw\nsteps:\n  parent:\n    run: 'true'\n")
+    env = {**os.environ, "ARCJOBS_SITE": str(site), "ARCJOBS_DATA_ROOT": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-m", "arcjobs", "plan", str(job), "--backend", "condor"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr == (
+        "error: step 'parent' cannot be a DAGMan node name: PARENT, CHILD, ALL_NODES are DAG "
+        "keywords in any case; rename the step\n"
+    )
+
+
+# --- the files as HTCondor would read them (condor_rules: HTCondor's rules from its source) ---
+
+
+def all_submits(cluster) -> dict[str, htcondor2.Submit]:
+    root, _, site = cluster
+    subs = {}
+    for job in (FIXTURES / "ttt_round.yaml", FIXTURES / "sweep.yaml", JOBS / "sweep_lora.yaml"):
+        subs.update(
+            {f"{job.stem}/{k}": v for k, v in submits(plan_files(job, root, site)[2]).items()}
+        )
+    return subs
+
+
+def test_every_node_passes_condor_submits_transfer_rule(cluster):
+    """A container job's image joins the input files unless `transfer_container = false`
+    (process_container_input_files), and input files with should_transfer_files = NO abort
+    the submission (SetTransferFiles); DAGMan then fails the node without a retry."""
+    subs = all_submits(cluster)
+    assert len(subs) > 20
+    for name, sub in subs.items():
+        assert (sub["universe"], sub["transfer_container"]) == ("container", "false"), name
+        assert sub["should_transfer_files"] == "NO" and "transfer_input_files" not in sub
+        assert condor_rules.container_input_files(sub) == []
+        condor_rules.check_transfer(sub)  # would raise SubmitRefused
+    # The rule itself, on the same file without the command: refused, as before this fix.
+    first = dict(next(iter(subs.values())))
+    learn = htcondor2.Submit({k: v for k, v in first.items() if k != "transfer_container"})
+    assert condor_rules.container_input_files(learn) == [learn["container_image"]]
+    with pytest.raises(condor_rules.SubmitRefused, match="you disabled should_transfer_files"):
+        condor_rules.check_transfer(learn)
+
+
+def test_log_txt_is_appended_across_retries_and_evictions(cluster):
+    """`erase_output_and_error_on_restart = false` sets EraseOutputAndErrorOnRestart, which
+    the starter reads to open output and error with O_APPEND and without O_TRUNC."""
+    for sub in all_submits(cluster).values():
+        assert sub["erase_output_and_error_on_restart"] == "false"
+        assert condor_rules.JOB_ATTRIBUTE["erase_output_and_error_on_restart"] == (
+            "EraseOutputAndErrorOnRestart"
+        )
+        assert not [k for k in sub if "dontappend" in k.lower()]
+        flags = condor_rules.output_open_flags(sub)
+        assert flags & os.O_APPEND and not flags & os.O_TRUNC
+        assert sub["output"] == sub["error"]
+
+
+def test_jobs_match_only_execute_nodes_of_the_access_points_filesystem_domain(cluster):
+    """should_transfer_files = NO makes condor_submit AND `(TARGET.FileSystemDomain ==
+    MY.FileSystemDomain)` into the requirements (SetRequirements), with the job's
+    FileSystemDomain from the access point's FILESYSTEM_DOMAIN, which defaults to its full
+    hostname: execute nodes match only where the admin gave both sides one domain."""
+    sub = all_submits(cluster)["ttt_round/learn"]
+    assert sub["should_transfer_files"] == "NO"
+    assert "filesystemdomain" not in sub["requirements"].lower()  # HTCondor adds the clause
+    assert condor_rules.job_requirements(sub) == (
+        "((OpSysMajorVer >= 9)) && (TARGET.FileSystemDomain == MY.FileSystemDomain)"
+    )
+    node = {"OpSysMajorVer": 9, "FileSystemDomain": "pool.example.edu"}
+    assert condor_rules.matches(sub, {"FileSystemDomain": "pool.example.edu"}, node)
+    # The default: each machine's domain is its own hostname, so nothing ever matches.
+    assert not condor_rules.matches(sub, {"FileSystemDomain": "ap40.example.edu"}, node)
+
+
+A100_40 = {"Capability": 8.0, "GlobalMemoryMb": 40536, "MaxSupportedVersion": 13000}
+
+
+@pytest.mark.parametrize(
+    ("gpu", "fits"),
+    [
+        (A100_40, True),  # a "40G" card reports 40536 MiB, below 40G = 40960 MiB
+        ({**A100_40, "GlobalMemoryMb": 81050}, True),  # A100-80GB
+        ({**A100_40, "Capability": 7.0, "GlobalMemoryMb": 32510}, False),  # V100-32GB
+        ({**A100_40, "Capability": 8.6, "GlobalMemoryMb": 24564}, False),  # RTX 4090
+        ({**A100_40, "MaxSupportedVersion": 12040}, False),  # driver of CUDA 12.4: too old
+    ],
+)
+def test_gpu_constraints_admit_the_gpus_they_name(cluster, gpu, fits):
+    sub = all_submits(cluster)["ttt_round/learn"]  # site: gpus_minimum_memory 40G, 8.0
+    assert condor_rules.gpu_matches(sub, gpu) is fits
+
+
+def test_gpu_runtime_follows_the_site(cluster, tmp_path):
+    root, _, site = cluster
+    site.write_text(site.read_text() + "gpus_minimum_runtime: 12.8\n")
+    learn = submits(plan_files(FIXTURES / "ttt_round.yaml", root, site)[2])["learn"]
+    assert learn["require_gpus"].endswith(" && MaxSupportedVersion >= 12080")
+    assert condor_rules.gpu_matches(learn, {**A100_40, "MaxSupportedVersion": 12080})
+    site.write_text(site.read_text().replace("12.8", "null"))
+    learn = submits(plan_files(FIXTURES / "ttt_round.yaml", root, site)[2])["learn"]
+    assert "MaxSupportedVersion" not in learn["require_gpus"]
+
+
+def test_the_data_root_must_be_the_sites_and_exist(cluster, tmp_path):
+    """Every path of a submit file is read on the access point and on the execute node alike,
+    and HTCondor silently skips a bind source that does not exist: a launcher data root other
+    than the site's, and a site data root that does not exist, are refused by plan."""
+    root, _, site = cluster
+    env = {**os.environ, "ARCJOBS_SITE": str(site)}
+    cmd = [sys.executable, "-m", "arcjobs", "plan", str(FIXTURES / "ttt_round.yaml")]
+    cmd += ["--backend", "condor"]
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    out = subprocess.run(cmd + ["--data-root", str(other)], capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert out.stderr.startswith(
+        f"error: {site}: data_root is {root}, but the launcher's data root is {other}; "
+    )
+    assert f"run with --data-root {root}" in out.stderr
+    missing = tmp_path / "missing"
+    site.write_text(site.read_text().replace(f"data_root: {root}", f"data_root: {missing}"))
+    out = subprocess.run(
+        cmd + ["--data-root", str(missing)], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert out.stderr.startswith(f"error: {site}: data_root {missing} does not exist here; ")
+    assert f"mkdir -p {missing}" in out.stderr and not missing.exists()
 
 
 def test_quoting_matches_the_condor_submit_manual():
@@ -411,8 +576,9 @@ def split_new_syntax(value: str) -> list[str]:
 
 
 def test_the_backend_constructor_reads_the_site_from_the_environment(cluster, monkeypatch):
-    _, cache, site = cluster
+    root, cache, site = cluster
     monkeypatch.setenv("ARCJOBS_SITE", str(site))
+    monkeypatch.setenv("ARCJOBS_DATA_ROOT", str(root))
     backend = CondorBackend()
     assert backend.site.image_cache == cache
     assert backend.image_id("train") == DIGESTS["train"]

@@ -8,8 +8,10 @@ keeps going if the launcher exits. The launcher then only follows the event logs
 from any machine that sees the data root (cancel: from one that can reach the schedd).
 
 Construction takes the site config (`site=PATH`, else $ARCJOBS_SITE, else
-~/.config/arcjobs/site.yaml) and, for the default image cache `<data_root>/images`, the
-launcher's data root (`data_root=PATH`, else $ARCJOBS_DATA_ROOT, else `data`).
+~/.config/arcjobs/site.yaml) and the launcher's data root (`data_root=PATH`, else
+$ARCJOBS_DATA_ROOT, else `data`), which must be the site's `data_root`, and exist, where
+the site names one: every path in a submit file is read on the access point and on the
+execute nodes alike (see `_check_data_root`).
 `htcondor2` is imported when the backend is constructed, never when this module is, so
 `arcjobs --help` and the other backends never load it.
 """
@@ -27,8 +29,13 @@ from typing import Any, ClassVar
 
 from arcjobs.backends import condor_submit as cs
 from arcjobs.backends.base import Backend, StepRequest, StepStatus
-from arcjobs.backends.condor_events import Follower, dagman_outcome, step_status
-from arcjobs.backends.site import SiteConfig, load_site
+from arcjobs.backends.condor_events import (
+    Follower,
+    dagman_outcome,
+    step_status,
+    submit_failures,
+)
+from arcjobs.backends.site import SiteConfig, load_site, site_path
 from arcjobs.engine.layout import RunLayout
 from arcjobs.errors import UserError
 from arcjobs.images import docker_tag
@@ -41,6 +48,9 @@ HF_HOME = f"{MOUNT}/cache/huggingface"  # the same Hugging Face cache as compose
 DEFAULT_MEMORY_PER_CPU_MB = 4096
 DEFAULT_MEMORY_PER_GPU_MB = 48 * 1024  # room to load an 8B model in host memory per GPU
 CANCEL_WAIT_S = 60.0
+# htcondor2 25.x's Schedd.act keeps a reason only when given as (text, code) and sends none
+# for a plain string (_schedd.py, `act`); the code is read by holds only.
+REMOVE_REASON = ("arcjobs cancel", 0)
 
 
 class CondorBackend(Backend):
@@ -58,9 +68,40 @@ class CondorBackend(Backend):
                 "pip install 'arcjobs[cluster]'"
             ) from None
         self.site = site if isinstance(site, SiteConfig) else load_site(site)
-        self.data_root = Path(data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data")
+        given = data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data"
+        self.data_root = Path(os.path.normpath(Path(given).absolute()))
+        self._check_data_root(
+            "the site config" if isinstance(site, SiteConfig) else site_path(site)
+        )
         self._events = Follower()
         self._last_poll: tuple[float, dict[str, StepStatus]] = (-float("inf"), {})
+        self._submit_failures: dict[tuple[str, int], dict[str, str]] = {}
+
+    def _check_data_root(self, site_file: object) -> None:
+        """Refuse a data root that cannot work on the pool, before anything is written.
+
+        - One path on both sides: condor_submit checks on the access point that `initialdir`
+          exists, the schedd writes `log` there, the launcher reads both; the execute node
+          opens `output` and binds the data root at that same path.
+        - Where the site names it, it must exist: HTCondor skips a bind source that does not
+          exist without failing the job ("Skipping invalid singularity bind source
+          directory", singularity.cpp), so a mistyped or unmounted path would leave /data
+          empty in every step. (Without a site data_root the launcher creates its own.)
+        """
+        wanted = self.site.data_root
+        if wanted is not None and Path(os.path.normpath(wanted)) != self.data_root:
+            raise UserError(
+                f"{site_file}: data_root is {wanted}, but the launcher's data root is "
+                f"{self.data_root}; the condor backend needs one path, the same on the access "
+                f"point and the execute nodes: run with --data-root {wanted} (or export "
+                f"ARCJOBS_DATA_ROOT={wanted})"
+            )
+        if wanted is not None and not self.data_root.is_dir():
+            raise UserError(
+                f"{site_file}: data_root {self.data_root} does not exist here; HTCondor would "
+                f"silently skip binding it at {MOUNT} in every step: mount the shared "
+                f"filesystem, or create it there (mkdir -p {self.data_root})"
+            )
 
     # --- where and what --------------------------------------------------------------------
 
@@ -68,11 +109,11 @@ class CondorBackend(Backend):
         return MOUNT
 
     def image_cache(self, data_root: Path | None = None) -> Path:
-        return self.site.images_dir(Path(data_root or self.data_root).absolute())
+        return self.site.images_dir(Path(data_root or self.data_root))
 
     def image_id(self, image: str) -> str:
-        """The Docker digest the image's .sif was built from: the same image identity (and so
-        the same cache keys) as on a workstation running that image."""
+        """The digest of the Docker image the .sif was built from (its config blob's: see
+        arcjobs.images.apptainer), whichever way it was converted."""
         sif = lookup(self.image_cache(), image)
         return sif.digest if sif else f"unconverted:{docker_tag(image)}"
 
@@ -97,9 +138,7 @@ class CondorBackend(Backend):
         a multi-GPU train step's `accelerate launch` sees exactly the GPUs it was given.
         """
         r = step.resources
-        cluster_root = self.site.cluster_data_root(layout.data_root)
-        local_dir = layout.step_dir(step.name)
-        cluster_dir = cluster_root / local_dir.relative_to(layout.data_root)
+        step_dir = layout.step_dir(step.name)
         out = layout.seen_from(MOUNT, layout.out_dir(step.name))
         command = ["arcjobs", "step", step.kind, *format_params(params), "--out", out]
         memory_mb = r.memory_mb or (
@@ -133,8 +172,8 @@ class CondorBackend(Backend):
             sif=sif_path,
             command=command,
             env=env,
-            paths=cs.StepPaths(cluster_dir=cluster_dir, local_dir=local_dir),
-            cluster_data_root=cluster_root,
+            step_dir=step_dir,
+            data_root=layout.data_root,
             mount=MOUNT,
             resources=r,
             memory_mb=memory_mb,
@@ -145,8 +184,8 @@ class CondorBackend(Backend):
             image=str(sif_path),
             command=command,
             env=env,
-            mounts={str(cluster_root): MOUNT},
-            workdir=str(cluster_dir),
+            mounts={str(layout.data_root): MOUNT},
+            workdir=str(step_dir),
             log=str(layout.log(step.name)),
             resources=r,
             extra={
@@ -293,15 +332,36 @@ class CondorBackend(Backend):
             dkey = (h["dagman_log"], h["dagman"])
             if dkey not in over:
                 over[dkey] = dagman_outcome(self._events.read(h["dagman_log"]), h["dagman"])
+            failures = self._failed_submits(h) if over[dkey] else {}
             out[name] = step_status(
                 self._events.read(h["events"]),
                 after_cluster=h["dagman"],
                 retries=h["retries"],
                 dag_over=over[dkey],
                 memory_mb=h.get("memory_mb"),
+                submit_error=failures.get(cs.node_names([name])[name]),
             )
         self._last_poll = (time.monotonic(), out)
         return out
+
+    def _failed_submits(self, handle: dict[str, Any]) -> dict[str, str]:
+        """Why DAGMan could not submit nodes of a DAG that is over (read once: it is final).
+
+        Such a node leaves no event in its step's log; DAGMan's debug log and stderr,
+        beside the DAG, say why (condor_events.submit_failures).
+        """
+        key = (handle["dag"], handle["dagman"])
+        if key not in self._submit_failures:
+            texts = []
+            for suffix in (".dagman.out", ".lib.err"):
+                try:
+                    texts.append(Path(handle["dag"] + suffix).read_text(errors="replace"))
+                except OSError:
+                    texts.append("")
+            found = submit_failures(texts[0], texts[1], handle["dagman"])
+            where = f" ({handle['dag']}.dagman.out)"
+            self._submit_failures[key] = {node: why + where for node, why in found.items()}
+        return self._submit_failures[key]
 
     def cancel(self, handle: dict[str, Any]) -> None:
         """Remove the run's DAGMan job (HTCondor then removes its node jobs) and wait for the
@@ -325,7 +385,7 @@ class CondorBackend(Backend):
 
         try:
             _schedd(handle.get("schedd"), handle.get("collector")).act(
-                htcondor2.JobAction.Remove, str(handle["dagman"]), reason="arcjobs cancel"
+                htcondor2.JobAction.Remove, str(handle["dagman"]), reason=REMOVE_REASON
             )
         except htcondor2.HTCondorException as e:
             raise UserError(f"condor_rm of DAG {handle['dagman']} failed: {_one_line(e)}") from None

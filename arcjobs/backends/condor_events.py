@@ -15,6 +15,7 @@ reader per file so that a long run does not re-parse its logs on every poll.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +38,7 @@ class Attempt:
     exit_code: int | None = None
     signal: int | None = None
     host: str = ""
+    submitted: float | None = None  # when the schedd queued it (epoch seconds)
     hold_reason: str = ""
     hold_code: int | None = None
     note: str = ""  # the latest eviction / shadow exception / removal reason
@@ -64,7 +66,7 @@ def apply(log: StepLog, event: Any) -> None:
     a = log.attempts.setdefault(event.cluster, Attempt(event.cluster))
     kind = event.type
     if kind == T.SUBMIT:
-        a.state = "idle"
+        a.state, a.submitted = "idle", event.timestamp
     elif kind == T.EXECUTE:
         a.state, a.host = "running", _host(event.get("ExecuteHost", ""))
     elif kind == T.JOB_EVICTED:
@@ -75,8 +77,15 @@ def apply(log: StepLog, event: Any) -> None:
         a.hold_code = event.get("HoldReasonCode")
     elif kind == T.JOB_RELEASED:
         a.state, a.hold_reason, a.hold_code = "idle", "", None
-    elif kind == T.SHADOW_EXCEPTION:
-        a.note = f"shadow exception: {event.get('Message', '').strip()}"
+    elif kind == T.SHADOW_EXCEPTION or kind == T.JOB_RECONNECT_FAILED:
+        # The shadow is gone either way; the schedd marks a running job idle again
+        # (schedd.cpp, `_mark_job_stopped`) and matches it anew. A hold, if it comes,
+        # is its own event.
+        why = event.get("Message") or event.get("Reason") or ""
+        what = "shadow exception" if kind == T.SHADOW_EXCEPTION else "reconnect failed"
+        where = f" on {a.host}" if a.host else ""
+        a.state = "idle" if a.state == "running" else a.state
+        a.note = f"{what}{where}: {str(why).strip()}; requeued"
     elif kind == T.JOB_TERMINATED:
         if event.get("TerminatedNormally", True):
             a.exit_code = int(event.get("ReturnValue", 0))
@@ -159,17 +168,20 @@ def step_status(
     retries: int,
     dag_over: str | None,
     memory_mb: int | None = None,
+    submit_error: str | None = None,
 ) -> StepStatus:
     """The engine's view of one step: queued (idle, held, awaiting a retry), running, exited,
     or lost.
 
     A failed attempt is final when no retry will follow: DAGMan has ended, the exit code is
     the no-retry one, or the step has failed more times than it may be retried.
+    `submit_error` is why DAGMan could not submit the step, if it could not (`submit_failures`).
     """
     attempts = [a for c, a in sorted(log.attempts.items()) if c > after_cluster]
     if not attempts:
         if dag_over:
-            return StepStatus("lost", None, f"never started: {dag_over}")
+            why = f"; DAGMan could not submit it: {submit_error}" if submit_error else ""
+            return StepStatus("lost", None, f"never started: {dag_over}{why}")
         return StepStatus("queued", None, "queued in the DAG")
     last = attempts[-1]
     if last.state == "succeeded":
@@ -191,4 +203,72 @@ def step_status(
     if last.state == "running":
         where = f" on {last.host}" if last.host else ""
         return StepStatus("running", None, f"running{where}{tries}{note}")
-    return StepStatus("queued", None, f"idle, waiting for a machine{tries}{note}")
+    return StepStatus("queued", None, _idle_detail(last, tries) + note)
+
+
+def _idle_detail(a: Attempt, tries: str) -> str:
+    """An idle job: since when, and — if it never ran — how to ask HTCondor why.
+
+    The event log cannot say why nothing matches; `condor_q -better-analyze` can. The
+    usual cause on a new pool is FILESYSTEM_DOMAIN: with should_transfer_files = NO a job
+    matches only machines sharing the access point's (docs/cluster.md).
+    """
+    when = time.localtime(a.submitted) if a.submitted else None
+    since = f" since {time.strftime('%Y-%m-%d %H:%M', when)}" if when else ""
+    text = f"idle{since}, waiting for a machine{tries}"
+    if not a.host:
+        text += (
+            f"; if it stays idle, `condor_q -better-analyze {a.cluster}.0` says why (often: "
+            "no execute node shares the access point's FILESYSTEM_DOMAIN)"
+        )
+    return text
+
+
+# --- DAGMan's own account of what it could not submit ------------------------------------
+
+_STAMP = re.compile(r"^\d+/\d+/\d+ \d+:\d+:\d+(?:\.\d+)? ")  # dprintf's default time format
+_SUBMITTING = re.compile(r"Submitting (?:\w+ )?Node (\S+) job\(s\)")
+# The failure lines of one try (dagman_submit.cpp); DAGMan's other ERROR lines (its summary
+# of failed nodes, say) are not about a submission.
+_ERROR = re.compile(
+    r"^(ERROR: on Line \d+ of submit file|submit error:|ERROR: submit attempt failed"
+    r"|could not open submit file|ERROR.*Failed to run condor_submit)"
+)
+
+
+def submit_failures(dagman_out: str, lib_err: str, cluster: int) -> dict[str, str]:
+    """Why DAGMan could not submit nodes, by node name, from `<dag>.dagman.out` and DAGMan's
+    stderr `<dag>.lib.err`.
+
+    - A node that fails to submit has no job, so its step's event log stays empty; after
+      DAGMAN_MAX_SUBMIT_ATTEMPTS DAGMan fails it without RETRY (dag.cpp, ProcessFailedSubmit).
+    - dagman.out, at the default DAGMAN_VERBOSITY, has `Submitting HTCondor Node <node>
+      job(s)...` (23.0, 24.0: `Submitting <type> Node`) before each try, then `ERROR: on Line
+      N of submit file: ...` and `submit error: ...` (dagman_submit.cpp).
+    - condor_submit's own complaints, e.g. the transfer rule's, are printed to stderr
+      (print_wrapped_text in submit_utils.cpp), which is `<dag>.lib.err`, shared by all nodes.
+    - dagman.out is appended by every DAGMan of the DAG file: only the part written by DAGMan
+      job `cluster` counts, from its `** condor_scheduniv_exec.<cluster>.0 ... STARTING UP`
+      to the next start.
+    """
+    lines = dagman_out.splitlines()
+    starts = [i for i, line in enumerate(lines) if "(CONDOR_DAGMAN) STARTING UP" in line]
+    ours = [i for i in starts if f"condor_scheduniv_exec.{cluster}." in lines[i]]
+    begin = (ours or starts or [0])[-1]
+    end = next((i for i in starts if i > begin), len(lines))
+    errors: dict[str, list[str]] = {}
+    node = None
+    for raw in lines[begin:end]:
+        line = _STAMP.sub("", raw).strip()
+        found = _SUBMITTING.search(line)
+        if found:
+            node = found.group(1)
+            errors[node] = []  # a new try: only the last one's errors count
+        elif node and _ERROR.match(line) and line not in errors[node]:
+            errors[node].append(line)
+    stderr = []  # paragraphs, wrapped at 78 columns, once per try
+    for paragraph in re.split(r"\n\s*\n", lib_err):
+        text = " ".join(paragraph.split())
+        if text and text not in stderr:
+            stderr.append(text)
+    return {name: " / ".join(found + stderr) for name, found in errors.items() if found}

@@ -4,7 +4,8 @@ A job file says what to compute; the site config says where the cluster keeps th
 its scheduler wants to hear. Keeping the two apart is what lets the same `jobs/*.yaml` run on
 a workstation and on any pool. The file is looked up at `--site PATH`, else `$ARCJOBS_SITE`,
 else `~/.config/arcjobs/site.yaml`; without one, every field has a default that suits a
-single-schedd pool whose shared filesystem is mounted at the same path everywhere.
+single-schedd pool whose shared filesystem is mounted at the same path everywhere — which
+the condor backend requires of the data root (see `data_root`).
 
 Documented field by field, with an annotated example, in docs/cluster.md.
 """
@@ -31,13 +32,18 @@ class SiteConfig(BaseModel):
 
     schedd: str | None = None  # scheduler (access point) name; None: the local schedd
     collector: str | None = None  # central manager used to locate `schedd`; None: from config
-    data_root: Path | None = None  # the data root on the shared filesystem; None: --data-root
+    # The data root on the shared filesystem, the same path on the access point and on the
+    # execute nodes: the launcher's --data-root must be this path (a check, not a mapping).
+    data_root: Path | None = None
     image_cache: Path | None = None  # where the .sif files live; None: <data_root>/images
     requirements: str | None = None  # extra ClassAd requirements, ANDed with HTCondor's
     accounting_group: str | None = None
     accounting_group_user: str | None = None
     gpus_minimum_memory: int | None = None  # MB (units accepted: 40G, 40960M)
     gpus_minimum_capability: float | None = None  # e.g. 8.0 for bf16-capable GPUs
+    # The CUDA version the images were built for: GPUs whose driver supports less cannot run
+    # them. 13.0: the shipped Dockerfiles' torch and vLLM wheels (driver >= 580).
+    gpus_minimum_runtime: str | None = Field("13.0", pattern=r"^\d+(\.\d)?$")
     retries: int = Field(1, ge=0, le=10)  # DAGMan retries for transient failures, every step
     request_disk: int = Field(20 * 1024, ge=1)  # MB of execute-node scratch per step
     submit: Literal["bindings", "condor_submit_dag"] = "bindings"
@@ -47,6 +53,11 @@ class SiteConfig(BaseModel):
     @classmethod
     def _megabytes(cls, v: object) -> object:
         return memory_mb(v) if isinstance(v, str) else v
+
+    @field_validator("gpus_minimum_runtime", mode="before")
+    @classmethod
+    def _version(cls, v: object) -> object:
+        return str(v) if isinstance(v, int | float) else v  # YAML reads 12.8 as a number
 
     @field_validator("data_root", "image_cache")
     @classmethod
@@ -63,12 +74,8 @@ class SiteConfig(BaseModel):
                 raise ValueError(f"{name!r} is not an environment variable name")
         return {k: str(x) for k, x in v.items()}
 
-    def cluster_data_root(self, launcher_data_root: Path) -> Path:
-        """The data root as execute nodes see it (the launcher's own path by default)."""
-        return self.data_root or Path(launcher_data_root).absolute()
-
-    def images_dir(self, launcher_data_root: Path) -> Path:
-        return self.image_cache or self.cluster_data_root(launcher_data_root) / "images"
+    def images_dir(self, data_root: Path) -> Path:
+        return self.image_cache or Path(data_root).absolute() / "images"
 
 
 def site_path(path: str | Path | None = None) -> Path:

@@ -49,12 +49,14 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option(
     "--tmpdir",
     type=click.Path(path_type=Path),
-    help="APPTAINER_TMPDIR: room to unpack layers (default: OUT/.apptainer-tmp).",
+    help="Node-local room for a private scratch directory: the image saved from Docker and "
+    "APPTAINER_TMPDIR, about twice the image's size (default: $TMPDIR, else /tmp).",
 )
 @click.option(
     "--cachedir",
     type=click.Path(path_type=Path),
-    help="APPTAINER_CACHEDIR: Apptainer's layer cache (default: OUT/.apptainer-cache).",
+    help="APPTAINER_CACHEDIR, yours alone: Apptainer's cache cannot be shared between users "
+    "(default: inside the scratch directory, discarded).",
 )
 @click.option("--site", type=click.Path(path_type=Path), help="Site config (env ARCJOBS_SITE).")
 @click.option(

@@ -8,11 +8,19 @@ coexist while runs that use an older one finish. `<cache>/index.json` maps each 
 to its current digest and file: the condor backend reads it to fill `container_image` and to
 key cached step outputs by the exact image.
 
-The source is the local Docker daemon (`docker-daemon:arcjobs-train:0.1.0`) or, when Docker
-runs on another machine, a `docker save` archive (`docker-archive:train.tar`). Apptainer's
-temporary and cache directories are set explicitly (`APPTAINER_TMPDIR`, `APPTAINER_CACHEDIR`)
-because their defaults, /tmp and ~/.apptainer, are small or quota-limited on cluster login
-nodes and a multi-GB layer unpack there fails half-way.
+The digest is the image's config blob's (`sha256:` of its config JSON), read from a `docker
+save` archive on both paths:
+- given an archive (`--archive`, Docker on another machine), from that archive;
+- from the local Docker daemon, the image is first saved to an archive, and Apptainer
+  converts that archive. `docker image inspect`'s Id cannot serve: under Docker's containerd
+  image store (the default of fresh Docker 29 installs) it is the manifest's digest, not the
+  config's, so the two paths would key one image twice. The Id is only recorded beside the
+  digest, so that an unchanged image is not saved again to be found up to date.
+
+Apptainer's scratch (`APPTAINER_TMPDIR`, and the saved archive) and its cache
+(`APPTAINER_CACHEDIR`) go to a private directory on node-local storage ($TMPDIR, else /tmp;
+`--tmpdir` to choose), removed afterwards: Apptainer's cache is private to one user and must
+not be shared (Apptainer's "Build Environment" docs), which a shared image cache would do.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -67,34 +76,49 @@ def find_apptainer() -> str:
     )
 
 
-def docker_digest(tag: str) -> str:
-    """The image id (`sha256:...`) the local Docker daemon has for `tag`."""
+def _docker(tag: str) -> str:
     docker = shutil.which("docker")
     if docker is None:
         raise UserError(
             f"docker not found on PATH, so {tag} cannot be read from a Docker daemon; `docker "
             "save` it where it was built and pass --archive NAME=FILE.tar"
         )
+    return docker
+
+
+def docker_image_id(tag: str) -> str:
+    """The image id (`sha256:...`) the local Docker daemon reports for `tag`: the config's
+    digest under the classic store, the manifest's under the containerd one."""
     proc = subprocess.run(
-        [docker, "image", "inspect", "--format", "{{.Id}}", tag],
+        [_docker(tag), "image", "inspect", "--format", "{{.Id}}", tag],
         capture_output=True,
         text=True,
     )
-    digest = proc.stdout.strip()
-    if proc.returncode != 0 or not digest.startswith("sha256:"):
+    image_id = proc.stdout.strip()
+    if proc.returncode != 0 or not image_id.startswith("sha256:"):
         raise UserError(
             f"image {tag} is not in the local Docker daemon; build it first "
             f"(`docker compose build {tag.split(':')[0].removeprefix('arcjobs-')}`)"
         )
-    return digest
+    return image_id
+
+
+def docker_save(tag: str, archive: Path) -> None:
+    """`docker save TAG -o ARCHIVE`: the same archive a user would copy to the cluster."""
+    proc = subprocess.run(
+        [_docker(tag), "save", "-o", str(archive), tag], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        why = " ".join(proc.stderr.split()) or f"exit {proc.returncode}"
+        raise UserError(f"docker save {tag} failed: {why}")
 
 
 def archive_digest(archive: Path) -> str:
-    """The image id of the single image in a `docker save` archive (its config blob's hash).
+    """The config digest of the single image in a `docker save` archive.
 
-    Docker's image id is the sha256 of the image config, and `manifest.json` in the archive
-    names that config file (`<hex>.json` in the legacy layout, `blobs/sha256/<hex>` in the
-    OCI one), so the digest is known without loading the archive anywhere.
+    `manifest.json` in the archive names the image's config blob (`<hex>.json` in the legacy
+    layout, `blobs/sha256/<hex>` in the OCI one, which both of Docker's image stores write),
+    so the digest is known without loading the archive anywhere.
     """
     try:
         with tarfile.open(archive) as tar:
@@ -131,8 +155,24 @@ def lookup(cache: Path, name: str) -> Sif | None:
 
 @contextlib.contextmanager
 def _locked(cache: Path) -> Iterator[None]:
-    """Serialise index updates between converters running at once on the shared filesystem."""
-    fd = os.open(cache / ".index.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    """Serialise index updates between converters running at once on the shared filesystem.
+
+    The lock file is opened for writing, which an exclusive lock on NFS needs (the client
+    turns flock into a POSIX write lock); so whoever creates it makes it group-writable, for
+    the other users of a group's cache.
+    """
+    lock = cache / ".index.lock"
+    try:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o664)
+            os.fchmod(fd, 0o664)  # whatever the umask
+        except FileExistsError:
+            fd = os.open(lock, os.O_RDWR)
+    except PermissionError:
+        raise UserError(
+            f"cannot open {lock} for writing, so the image index cannot be locked; its owner "
+            f"can allow the cache's other users with `chmod g+w {lock}`"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -140,20 +180,21 @@ def _locked(cache: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _record(cache: Path, name: str, digest: str, path: Path, source: str) -> None:
+def _record(cache: Path, name: str, digest: str, path: Path, source: str, docker_id: str) -> None:
     with _locked(cache):
         images = read_index(cache)
         images[name] = {
             "digest": digest,
             "sif": path.name,
             "source": source,
+            "docker_id": docker_id,  # the daemon's image id it was saved from; "" for archives
             "recorded": time.time(),
         }
         atomic.write_json(cache / INDEX, {"images": images})
 
 
 def build_command(apptainer: str, target: Path, source: str) -> list[str]:
-    """`apptainer build TARGET SOURCE`; SOURCE is docker-daemon:TAG or docker-archive:FILE."""
+    """`apptainer build TARGET docker-archive:FILE`."""
     return [apptainer, "build", str(target), source]
 
 
@@ -163,6 +204,30 @@ def build_env(tmpdir: Path, cachedir: Path) -> dict[str, str]:
         env[f"{prefix}_TMPDIR"] = str(tmpdir)
         env[f"{prefix}_CACHEDIR"] = str(cachedir)
     return env
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where one image comes from: an archive given, or a tag of the local daemon with its
+    image id. `digest` is known up front for an archive, and for a daemon image converted
+    before under the same image id (`_known_digest`); otherwise it is saved to learn it."""
+
+    name: str
+    archive: Path | None
+    digest: str | None
+    tag: str = ""
+    docker_id: str = ""
+
+    @property
+    def origin(self) -> str:
+        return f"docker-archive:{self.archive}" if self.archive else f"docker-daemon:{self.tag}"
+
+
+def _known_digest(cache: Path, name: str, docker_id: str) -> str | None:
+    entry = read_index(cache).get(name) or {}
+    if entry.get("docker_id") == docker_id and sif_path(cache, name, entry["digest"]).exists():
+        return str(entry["digest"])
+    return None
 
 
 def convert(
@@ -176,45 +241,69 @@ def convert(
 ) -> list[Conversion]:
     """Make sure `cache` holds a `.sif` of each image's current digest; convert what is missing.
 
-    Digests are all resolved before anything is built, so a missing image or archive fails
-    the command before a long conversion of the others starts.
+    Sources are all checked before anything is built (archives exist, tags are in the
+    daemon, Apptainer is there if anything may need building), so a missing piece fails
+    the command before a long conversion of the others. `tmpdir` is where the private
+    scratch directory goes (default: $TMPDIR or /tmp); `cachedir` is Apptainer's cache
+    (default: inside that scratch, discarded).
     """
     cache = Path(cache).absolute()
     archives, tags = archives or {}, tags or {}
     unknown = sorted(set(archives) - set(names))
     if unknown:
         raise UserError(f"--archive given for {', '.join(unknown)}, which is not being converted")
-    sources: dict[str, tuple[str, str]] = {}
+    sources = []
     for name in names:
         if name in archives:
             archive = Path(archives[name]).absolute()
             if not archive.is_file():
                 raise UserError(f"--archive {name}={archive}: no such file")
-            sources[name] = (archive_digest(archive), f"docker-archive:{archive}")
+            sources.append(_Source(name, archive, archive_digest(archive)))
         else:
             tag = tags.get(name, docker_tag(name))
-            sources[name] = (docker_digest(tag), f"docker-daemon:{tag}")
-    todo = [n for n in names if not sif_path(cache, n, sources[n][0]).exists()]
+            image_id = docker_image_id(tag)
+            sources.append(_Source(name, None, _known_digest(cache, name, image_id), tag, image_id))
+    todo = [s for s in sources if not s.digest or not sif_path(cache, s.name, s.digest).exists()]
     apptainer = find_apptainer() if todo else ""
     cache.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tmpdir or cache / ".apptainer-tmp").absolute()
-    cachedir = Path(cachedir or cache / ".apptainer-cache").absolute()
-    results = []
-    for name in names:
-        digest, source = sources[name]
-        target = sif_path(cache, name, digest)
-        started = time.monotonic()
-        if name in todo:
-            echo(f"{name}: converting {source} ({digest[:19]}) → {target}")
-            _build(apptainer, target, source, tmpdir, cachedir)
-        _record(cache, name, digest, target, source)
-        took = time.monotonic() - started
-        results.append(Conversion(name, digest, target, name in todo, took))
-        echo(
-            f"{name}: {'converted in ' + f'{took:.0f}s' if name in todo else 'up to date'}: "
-            f"{target}"
-        )
-    return results
+    base = Path(tmpdir or tempfile.gettempdir()).absolute()
+    base.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="arcjobs-apptainer-", dir=base))
+    try:
+        return [
+            _convert_one(apptainer, src, cache, scratch, Path(cachedir or scratch / "cache"), echo)
+            for src in sources
+        ]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _convert_one(
+    apptainer: str,
+    src: _Source,
+    cache: Path,
+    scratch: Path,
+    cachedir: Path,
+    echo: Callable[[str], None],
+) -> Conversion:
+    started = time.monotonic()
+    archive, digest = src.archive, src.digest
+    if digest is None:
+        archive = scratch / f"{src.name}.tar"
+        echo(f"{src.name}: saving {src.tag} from the Docker daemon")
+        docker_save(src.tag, archive)
+        digest = archive_digest(archive)
+    target = sif_path(cache, src.name, digest)
+    todo = not target.exists()
+    if todo:
+        echo(f"{src.name}: converting {src.origin} ({digest[:19]}) → {target}")
+        _build(apptainer, target, f"docker-archive:{archive}", scratch / "tmp", cachedir)
+    if src.archive is None and archive is not None:
+        archive.unlink(missing_ok=True)  # several GB: gone before the next image is saved
+    _record(cache, src.name, digest, target, src.origin, src.docker_id)
+    took = time.monotonic() - started
+    echo(f"{src.name}: {'converted in ' + f'{took:.0f}s' if todo else 'up to date'}: {target}")
+    return Conversion(src.name, digest, target, todo, took)
 
 
 def _build(apptainer: str, target: Path, source: str, tmpdir: Path, cachedir: Path) -> None:
@@ -229,7 +318,8 @@ def _build(apptainer: str, target: Path, source: str, tmpdir: Path, cachedir: Pa
         )
         if proc.returncode != 0 or not part.exists():
             raise UserError(
-                f"apptainer build of {source} failed (exit {proc.returncode}); its output is above"
+                f"apptainer build of {source} failed (exit {proc.returncode}); its output is "
+                f"above (if it ran out of space in {tmpdir.parent}, choose another --tmpdir)"
             )
         os.replace(part, target)
     finally:

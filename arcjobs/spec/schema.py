@@ -45,15 +45,16 @@ class ResourcesSpec(Strict):
 
     gpu_memory: str | int | None = Field(
         None,
-        description="least memory each GPU must have, e.g. 40G (condor: gpus_minimum_memory, "
-        "overriding the site config's; other backends place on the GPUs they have)",
+        description="each GPU's nominal memory, e.g. 40G for a 40 GB card or larger (condor: "
+        "require_gpus, matching GPUs that report at least 90% of it, in place of the site "
+        "config's gpus_minimum_memory; other backends place on the GPUs they have)",
     )
     gpu_capability: float | None = Field(
         None,
         ge=1,
         le=20,
-        description="least CUDA compute capability, e.g. 8.0 for bf16 (condor: "
-        "gpus_minimum_capability, overriding the site config's)",
+        description="least CUDA compute capability, e.g. 8.0 for bf16 (condor: require_gpus, "
+        "in place of the site config's gpus_minimum_capability)",
     )
     requirements: str | None = Field(
         None,
