@@ -252,3 +252,35 @@ def test_prompt_command_seeds_and_errors() -> None:
     assert arcjobs(*args, "--augment-seed", "1", "--shuffle-seed", "2").stdout == seeded.stdout
     bad = arcjobs(*args, "--test-index", "3")
     assert bad.returncode == 2 and "--test-index 3 is out of range" in bad.stderr
+
+
+def test_programs_in_a_searchs_frames_relabel_into_augmented_samples(tmp_path: Path) -> None:
+    """`programs --augmentations 2`: the corpus program of 0d3d703e (a colour substitution) in
+    its own frame and in the frames of infer prompts 0 and 1 for the same seed. Executed for
+    real and relabelled, it gives three samples with three different prompts: the original
+    task (correct) and two tasks it does solve, in frames where its colours have moved."""
+    from arcjobs.inference.plan import draw
+
+    task = load_dataset("arc-agi-1/training", task_ids=["0d3d703e"])["0d3d703e"]
+    where = ["--dataset", "arc-agi-1/training", "--task-ids", "0d3d703e"]
+    programs, execute, relabel = (tmp_path / s / "out" for s in ("programs", "execute", "relabel"))
+    proc = arcjobs(
+        "step", "programs", *where, "--augmentations", "2", "--seed", "3", "--out", str(programs)
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in (programs / "predictions.jsonl").read_text().splitlines()]
+    assert [x["sample_id"] for x in lines] == [f"0d3d703e.program.{k}" for k in range(3)]
+    assert lines[0]["augmentation"] is None and len({x["code"] for x in lines}) == 1
+    for k, line in enumerate(lines[1:]):
+        frame = draw(task, k, augment=True, shuffle_train=False, seed=3).augmentation
+        assert line["augmentation"] == frame.to_dict()
+
+    proc = arcjobs("step", "execute", "--predictions", str(programs), *where, "--out", str(execute))
+    assert proc.returncode == 0, proc.stderr
+    proc = arcjobs("step", "relabel", "--executions", str(execute), *where, "--out", str(relabel))
+    assert proc.returncode == 0, proc.stderr
+    samples = [json.loads(x) for x in (relabel / "dataset.jsonl").read_text().splitlines()]
+    assert sorted(s["source"] for s in samples) == ["correct", "relabelled", "relabelled"]
+    assert len({json.dumps(s["prompt"]) for s in samples}) == 3
+    correct = next(s for s in samples if s["source"] == "correct")
+    assert correct["prompt"][1:] == build_messages(task)[1:]
