@@ -39,7 +39,6 @@ from pydantic import Field, ValidationInfo, field_validator
 from arcjobs.errors import UserError
 from arcjobs.steps.base import StepContext, StepKind, StepParams
 
-DATASET_FILE = "dataset.jsonl"
 CHECKPOINTS = "checkpoints"
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -161,35 +160,10 @@ def check_job(job: Any) -> list[tuple[str, str, str]]:
 
 
 def read_dataset(path: str) -> list[dict[str, Any]]:
-    """The prompt–completion samples of a relabel output, validated line by line."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / DATASET_FILE
-    if not p.is_file():
-        raise UserError(f"{p}: dataset not found")
-    rows = []
-    for lineno, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise UserError(f"{p}:{lineno}: not JSON: {e}") from None
-        for key in ("prompt", "completion"):
-            msgs = row.get(key) if isinstance(row, dict) else None
-            if (
-                not isinstance(msgs, list)
-                or not msgs
-                or not all(
-                    isinstance(m, dict) and isinstance(m.get("content"), str) and "role" in m
-                    for m in msgs
-                )
-            ):
-                raise UserError(
-                    f"{p}:{lineno}: {key}: expected a list of {{role, content}} messages"
-                )
-        rows.append({"prompt": row["prompt"], "completion": row["completion"]})
-    return rows
+    """The prompt–completion pairs of a relabel output (checked line by line)."""
+    from arcjobs.arc.samples import read_samples
+
+    return [{"prompt": r["prompt"], "completion": r["completion"]} for r in read_samples(path)]
 
 
 def drop_long(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> tuple[list, int]:
