@@ -1,4 +1,4 @@
-"""Backends place and watch steps: local processes, Docker Compose, HTCondor + Apptainer."""
+"""Backends place and watch steps: local processes, Docker Compose, HTCondor + Apptainer, Slurm."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ BACKENDS: dict[str, str] = {
     "local": "arcjobs.backends.local:LocalBackend",
     "compose": "arcjobs.backends.compose:ComposeBackend",
     "condor": "arcjobs.backends.condor:CondorBackend",
+    "slurm": "arcjobs.backends.slurm:SlurmBackend",
 }
 
 
