@@ -153,7 +153,15 @@ def test_the_sandbox_keeps_its_hardening_under_apptainer_and_docker(cluster, mon
         assert flags in words, flags
     assert argv[argv.index(DIGESTS["sandbox"]) + 1 :][:3] == ["arcjobs", "step", "execute"]
     learn = files[str(root / "runs/r1/slurm/learn.sbatch")]
-    assert ' --gpus "device=$CUDA_VISIBLE_DEVICES" ' in learn
+    # What bash hands docker on a node where Slurm gave the job GPUs 2 and 3 (no GPU here: a
+    # shell function stands in for docker and prints its arguments). Docker reads --gpus as
+    # CSV, so the device list must arrive inside double quotes.
+    line = re.search(r"\n    (docker run .*) &\n", learn).group(1)
+    shown = subprocess.run(
+        ["bash", "-c", f'docker() {{ printf "%s\\n" "$@"; }}; CUDA_VISIBLE_DEVICES=2,3; {line}'],
+        capture_output=True, text=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert shown[shown.index("--gpus") + 1] == '"device=2,3"'
     assert "--network" not in the_command(learn) and "--ipc" in the_command(learn)
     # the container is the daemon's child, not the job's: SIGTERM removes it
     name = the_command(learn)[the_command(learn).index("--name") + 1]
@@ -207,8 +215,9 @@ def test_submit_argv_is_what_submit_sh_runs():
         "sbatch", "--parsable", "--dependency=afterok:12:13", "d.sbatch",
     ]  # fmt: skip
     text = sb.submit_script(
-        [sb.Submission("a", ()), sb.Submission("d", ("a",), live=("77",))], "r1"
+        [sb.Submission("a", ()), sb.Submission("d", ("a",), live=("77",))], "r1", ["/x/a", "/x/d"]
     )
+    assert "\nmkdir -p /x/a /x/d\n" in text
     assert text.splitlines()[-1] == (
         'record d "$(sbatch --parsable "--dependency=afterok:${job[a]}:77" d.sbatch)"'
     )
@@ -306,7 +315,7 @@ def test_the_slurm_site_example_in_the_docs_is_valid(tmp_path):
 # --- what squeue and sacct say -------------------------------------------------------------
 
 HANDLE = {"job_id": "12", "key": "k", "step_dir": "/nonexistent", "needs": {"search": "11"},
-          "memory_mb": 4096, "time": "1:00:00"}  # fmt: skip
+          "memory_mb": 4096}  # fmt: skip
 
 
 def status_of(line: str, handle: dict | None = None):

@@ -78,8 +78,7 @@ class SlurmHandle(TypedDict):
     key: str  # the cache key the job computes: reattach only to the same computation
     step_dir: str  # the launcher's path: the manifest says how a forgotten job ended
     needs: dict[str, str]  # needed step → its job id (named while waiting on them)
-    memory_mb: int | None
-    time: str | None
+    memory_mb: int | None  # what --mem asked: named when the job runs out of memory
 
 
 @dataclass(frozen=True)
@@ -265,7 +264,10 @@ class SlurmBackend(Backend):
         self, requests: list[StepRequest], order: list[sb.Submission], layout: RunLayout
     ) -> dict[str, str]:
         files = {str(self._dir(layout) / sb.script_file(r.step)): _job(r).script for r in requests}
-        files[str(self._dir(layout) / sb.SUBMIT_FILE)] = sb.submit_script(order, layout.run_id)
+        submitted = [r.workdir for r, s in zip(requests, order, strict=True) if not s.done]
+        files[str(self._dir(layout) / sb.SUBMIT_FILE)] = sb.submit_script(
+            order, layout.run_id, submitted
+        )
         return files
 
     def artefacts(self, requests: list[StepRequest], layout: RunLayout) -> dict[str, str]:
@@ -349,7 +351,6 @@ class SlurmBackend(Backend):
                     needs={n: ids[n] for n in sub.needs}
                     | {n: live[n]["job_id"] for n in needs.get(sub.step, []) if n in live},
                     memory_mb=_job(requests[sub.step]).memory_mb,
-                    time=self.slurm.time,
                 )
             )
             for sub in order

@@ -159,7 +159,8 @@ def runtime_command(rt: Runtime, command: list[str], env: dict[str, str], gpus: 
         argv += SANDBOX_DOCKER if rt.sandbox else MODEL_DOCKER
         argv += ["--cpus", str(rt.cpus)]
         argv += ["--memory", rt.memory, "--memory-swap", rt.memory] if rt.memory else []
-        gpus_flag = ' --gpus "device=$CUDA_VISIBLE_DEVICES"' if gpus else ""
+        # Docker reads --gpus as CSV: a device list must reach it inside double quotes.
+        gpus_flag = ' --gpus "\\"device=$CUDA_VISIBLE_DEVICES\\""' if gpus else ""
         return q(argv) + gpus_flag + " " + q([rt.image, *command])
     argv = ["apptainer", "exec", "--cleanenv", "--bind", f"{rt.data_root}:{rt.mount}"]
     argv += ["--pwd", rt.workdir] + (["--nv"] if gpus else [])
@@ -243,10 +244,10 @@ class Submission:
     done: bool = False
 
 
-def submit_script(order: list[Submission], run_id: str) -> str:
+def submit_script(order: list[Submission], run_id: str, step_dirs: Sequence[str]) -> str:
     """`submit.sh`: the order and dependencies `run` submits with, as a script that does the
-    same by hand (from the directory holding the .sbatch files). Each line is `submit_argv`,
-    with the job ids of earlier lines as `${job[STEP]}`."""
+    same by hand. It makes the step directories first (Slurm opens each log there; `run` makes
+    them too). Each sbatch line is `submit_argv`, the job ids of earlier lines as `${job[STEP]}`."""
     lines = [
         "#!/bin/bash",
         f"# Run {run_id}: each step is submitted after the jobs it needs (afterok), in this order.",
@@ -255,6 +256,7 @@ def submit_script(order: list[Submission], run_id: str) -> str:
         'cd "$(dirname "$0")"',
         "declare -A job",
         'record() { job[$1]=${2%%;*}; echo "$1: Slurm job ${job[$1]}"; }  # STEP SBATCH-OUTPUT',
+        shlex.join(["mkdir", "-p", *step_dirs]),
     ]
     for s in order:
         if s.done:

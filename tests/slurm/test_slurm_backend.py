@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, arcjobs
+from helpers import JOBS, ROOT, arcjobs
 from parity import COMPARED, write_inputs
 from slurm_cluster import none_runtime_site, squeue
 
@@ -116,6 +116,28 @@ def test_the_demo_job_runs_end_to_end(tmp_path, site):
     assert metrics and (steps / "evaluate/out/submission.json").exists()
     report = arcjobs("report", run_id, "--data-root", root, check=True)
     assert Path(report.stdout.strip().splitlines()[-1]).exists()
+
+
+def test_the_plans_scripts_submitted_by_hand_are_the_run(tmp_path, site):
+    """`plan --out` writes every script and submit.sh; `bash submit.sh` submits them to Slurm
+    without arcjobs, and a `run` of the same run id then finds every step complete."""
+    root, review, run_id = tmp_path / "data", tmp_path / "review", new_id("byhand")
+    job = JOBS / "fanout.yaml"
+    arcjobs("plan", job, "-b", "slurm", "--site", site, "--data-root", root, "--run-id",
+            run_id, "--out", review, check=True)  # fmt: skip
+    submitted = subprocess.run(["bash", str(review / "slurm/submit.sh")], capture_output=True,
+                               text=True, timeout=120)  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    assert [line.split(":")[0] for line in submitted.stdout.splitlines()] == [
+        "a", "b", "c.factor=2", "c.factor=3", "d"
+    ]  # fmt: skip
+    log = tmp_path / "wait.log"
+    log.write_text(submitted.stdout)
+    wait_for("the jobs to finish", lambda: queued(run_id) == [], None, log)
+    done = arcjobs("run", job, "-b", "slurm", "--site", site, "--data-root", root, "--run-id",
+                   run_id, check=True)  # fmt: skip
+    assert "0 ran" in done.stderr and "(5 already complete in this run)" in done.stderr
+    assert len(jobs_of(run_id)["d"]) == 1
 
 
 FAILING = """
