@@ -1,9 +1,9 @@
 """Batch scripts of steps and the order they are submitted in, for the slurm backend.
 
-Everything here is pure: the slurm backend's `request` puts a step's script in
-`StepRequest.extra` (so `plan --json` shows it as data), `render` turns a run's requests into
-the exact files `plan` prints and `run` writes, and `submit_argv` is the one sbatch command
-line that both `run` and the written `submit.sh` use.
+Everything here is pure: the slurm backend's `request` puts a step's `script` in
+`StepRequest.extra` (so `plan --json` shows it as data), `submit_script` writes the order the
+steps are submitted in, and `submit_argv` is the one sbatch command line that both `run` and
+that `submit.sh` use. `plan` prints and `run` writes exactly these texts.
 
 Choices a reviewer should know (docs/cluster.md explains them to users):
 
@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from arcjobs.backends.site import SlurmSite
 from arcjobs.spec.model import Resources
 
 SUBMIT_FILE = "submit.sh"
@@ -112,10 +113,9 @@ def directives(
     workdir: Path,
     resources: Resources,
     memory_mb: int | None,
-    site: object,  # arcjobs.backends.site.SlurmSite (kept loose: plain data, no import cycle)
+    site: SlurmSite,
 ) -> list[str]:
     """The step's sbatch options, in the order they appear in its script."""
-    s = site
     options = [
         f"--job-name={name}",
         # `%` starts a filename pattern (%j, ...) in --output; `%%` is a literal one.
@@ -129,21 +129,16 @@ def directives(
     if memory_mb:
         options.append(f"--mem={memory_mb}M")
     if resources.gpus:
-        typed = f"{s.gpu_type}:" if s.gpu_type else ""  # type: ignore[attr-defined]
-        if s.gpu_flag == "gpus":  # type: ignore[attr-defined]
+        typed = f"{site.gpu_type}:" if site.gpu_type else ""
+        if site.gpu_flag == "gpus":
             options.append(f"--gpus={typed}{resources.gpus}")
         else:
             options.append(f"--gres=gpu:{typed}{resources.gpus}")
-    for flag, value in (
-        ("time", s.time),  # type: ignore[attr-defined]
-        ("partition", s.partition),  # type: ignore[attr-defined]
-        ("account", s.account),  # type: ignore[attr-defined]
-        ("qos", s.qos),  # type: ignore[attr-defined]
-    ):
+    for flag in ("time", "partition", "account", "qos"):
+        value = getattr(site, flag)
         if value:
             options.append(f"--{flag}={_directive_value(str(value))}")
-    options += ["--export=NONE", "--kill-on-invalid-dep=yes", *s.sbatch]  # type: ignore[attr-defined]
-    return options
+    return [*options, "--export=NONE", "--kill-on-invalid-dep=yes", *site.sbatch]
 
 
 def runtime_command(rt: Runtime, command: list[str], env: dict[str, str], gpus: int) -> str:
@@ -256,8 +251,9 @@ def submit_script(order: list[Submission], run_id: str, step_dirs: Sequence[str]
         'cd "$(dirname "$0")"',
         "declare -A job",
         'record() { job[$1]=${2%%;*}; echo "$1: Slurm job ${job[$1]}"; }  # STEP SBATCH-OUTPUT',
-        shlex.join(["mkdir", "-p", *step_dirs]),
     ]
+    if step_dirs:
+        lines.append(shlex.join(["mkdir", "-p", *step_dirs]))
     for s in order:
         if s.done:
             lines.append(f"# {s.step}: complete in this run, not submitted")
