@@ -11,7 +11,8 @@
 # Clients find this cluster through SLURM_CONF; the last line printed is the `export` to use:
 #   eval "$(scripts/slurm-up.sh)"
 #
-# A cluster of ours that already answers is left alone. Settings (environment):
+# Run it as root, as CI does: apt-get needs it, and slurmd starts each job as its user. A
+# cluster of ours that already answers is left alone. Settings (environment):
 #   ARCJOBS_SLURM_DIR           the directory above
 #   ARCJOBS_SLURMCTLD_PORT      controller port (default 6817); slurmd uses the next one
 set -euo pipefail
