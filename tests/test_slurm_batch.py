@@ -294,8 +294,13 @@ def test_slurm_site_errors_are_one_line_naming_the_key(tmp_path, text, message):
     assert str(e.value).startswith(f"{site}: {message}") and "\n" not in str(e.value)
 
 
-def test_a_numeric_time_limit_is_minutes():
-    assert SlurmSite(time=90).time == "90"
+def test_an_unquoted_time_limit_is_refused_since_yaml_reads_it_in_base_60(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text("slurm: {time: 4:00:00}\n")
+    with pytest.raises(UserError, match=r"slurm.time: Value error, quote the time limit .*14400"):
+        load_site(site)
+    site.write_text("slurm: {time: '4:00:00'}\n")
+    assert load_site(site).slurm.time == "4:00:00"
 
 
 def test_the_slurm_site_example_in_the_docs_is_valid(tmp_path):

@@ -48,9 +48,11 @@ class SlurmSite(BaseModel):
     @field_validator("time", mode="before")
     @classmethod
     def _time(cls, v: object) -> object:
+        if isinstance(v, int | float):  # YAML reads 4:00:00 as 14400, and 1:30 like 90
+            raise ValueError(f"quote the time limit ('90', '4:00:00'): YAML read it as {v}")
         if v is not None and not SLURM_TIME.match(str(v)):
             raise ValueError(f"expected a Slurm time limit such as 90, 4:00:00 or 2-00, got {v!r}")
-        return None if v is None else str(v)  # YAML reads `time: 90` as a number
+        return v
 
     @field_validator("sbatch")
     @classmethod
