@@ -25,11 +25,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# unit + integration on the host, then the docker tier against a real engine (which
-# scripts/ci-docker.sh installs and starts when it is missing, and stops afterwards).
+# unit + integration on the host, the slurm tier against a real one-host Slurm cluster, then
+# the docker tier against a real engine (scripts/ci-slurm.sh and scripts/ci-docker.sh install
+# and start what is missing, and stop what they started afterwards).
 # The images tier is opt-in: ARCJOBS_TEST_IMAGES=1 $(BIN)/pytest -m images
 test: lint
-	$(BIN)/pytest -m "not docker and not images and not gpu"
+	$(BIN)/pytest -m "not docker and not images and not gpu and not slurm"
+	PYTHON=$(BIN)/python scripts/ci-slurm.sh
 	PYTHON=$(BIN)/python scripts/ci-docker.sh
 
 unit: $(STAMP)

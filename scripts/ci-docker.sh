@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The docker tier of CI, start to finish: engine up, base image, sandbox image, `-m docker`
-# tests, engine down (by its pid, also when a step fails, if this run started it).
+# tests (with the test Slurm cluster up, scripts/with-slurm.sh), engine down (by its pid, also
+# when a step fails, if this run started it).
 #
 # Why one script: .ci/run stays a list of tiers, and a developer reproduces the tier exactly
 # with `scripts/ci-docker.sh` (extra arguments go to pytest, e.g. `-k fork -x`).
@@ -60,4 +61,5 @@ if [[ "$BASE" == arcjobs-base:* ]]; then
     timed "base image" scripts/make-base-image.sh
 fi
 timed "sandbox image" build_sandbox
-timed "docker tests" "$PYTHON" -m pytest -m docker tests/docker "$@"
+# The Slurm cluster too: one test runs the sandbox image under the slurm backend's docker runtime.
+timed "docker tests" scripts/with-slurm.sh "$PYTHON" -m pytest -m docker tests/docker "$@"

@@ -1,4 +1,4 @@
-"""Backends place and watch steps: local processes, Docker Compose, HTCondor + Apptainer."""
+"""Backends place and watch steps: local processes, Docker Compose, HTCondor + Apptainer, Slurm."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ BACKENDS: dict[str, str] = {
     "local": "arcjobs.backends.local:LocalBackend",
     "compose": "arcjobs.backends.compose:ComposeBackend",
     "condor": "arcjobs.backends.condor:CondorBackend",
+    "slurm": "arcjobs.backends.slurm:SlurmBackend",
 }
 
 
@@ -30,3 +31,12 @@ def get_backend(name: str, **options: object) -> Backend:
     cls = getattr(importlib.import_module(module), attr)
     accepted = inspect.signature(cls).parameters
     return cls(**{k: v for k, v in options.items() if k in accepted and v is not None})
+
+
+def outlives_launcher(name: str) -> bool:
+    """Whether a run on backend `name` goes on without its launcher (a whole-DAG scheduler):
+    `status`, `logs -f` and `cancel` then ask the backend themselves."""
+    if name not in BACKENDS:
+        return False
+    module, attr = BACKENDS[name].split(":")
+    return bool(getattr(importlib.import_module(module), attr).whole_dag)

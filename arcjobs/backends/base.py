@@ -47,6 +47,11 @@ class Backend(ABC):
     # True for schedulers that take the whole DAG at once (HTCondor's DAGMan): the engine then
     # calls `submit_dag` once instead of `submit` per ready step, and only follows progress.
     whole_dag: ClassVar[bool] = False
+    # True for whole-DAG schedulers whose jobs a new launcher can follow again by their handles
+    # (Slurm job ids): a resumed run then reattaches to its live steps instead of reaping them,
+    # and submits only the rest, after them. Such handles carry the cache key their job
+    # computes (`key`), so a job of an older version of a step is reaped, not reattached.
+    reattach: ClassVar[bool] = False
 
     @abstractmethod
     def data_mount(self, layout: RunLayout) -> str:
@@ -86,7 +91,11 @@ class Backend(ABC):
     def submit_dag(
         self, requests: dict[str, StepRequest], needs: dict[str, list[str]], layout: RunLayout
     ) -> dict[str, dict[str, Any]]:
-        """Submit every request at once with its dependencies; a handle per step."""
+        """Submit every request at once with its dependencies; a handle per step.
+
+        A `reattach` backend also takes `live`: the handles of needed steps still in the
+        scheduler from an earlier launcher (`needs` names them too); the new jobs wait for them.
+        """
         raise NotImplementedError(f"the {self.name} backend submits steps one by one")
 
     def reap(self, handle: dict[str, Any]) -> None:

@@ -1,11 +1,13 @@
-"""The site config: what differs from one HTCondor pool to the next, in one YAML file.
+"""The site config: what differs from one cluster to the next, in one YAML file.
 
 A job file says what to compute; the site config says where the cluster keeps things and what
 its scheduler wants to hear. Keeping the two apart is what lets the same `jobs/*.yaml` run on
-a workstation and on any pool. The file is looked up at `--site PATH`, else `$ARCJOBS_SITE`,
-else `~/.config/arcjobs/site.yaml`; without one, every field has a default that suits a
-single-schedd pool whose shared filesystem is mounted at the same path everywhere — which
-the condor backend requires of the data root (see `data_root`).
+a workstation and on any pool. Top-level keys are HTCondor's, but for what every cluster
+backend shares (`data_root`, `image_cache`, `environment`); Slurm's own live under `slurm:`.
+The file is looked up at `--site PATH`, else `$ARCJOBS_SITE`, else
+`~/.config/arcjobs/site.yaml`; without one, every field has a default that suits a
+single-scheduler cluster whose shared filesystem is mounted at the same path everywhere —
+which the condor backend requires of the data root (see `data_root`).
 
 Documented field by field, with an annotated example, in docs/cluster.md.
 """
@@ -13,6 +15,7 @@ Documented field by field, with an annotated example, in docs/cluster.md.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +26,57 @@ from arcjobs.errors import UserError
 from arcjobs.spec.schema import memory_mb
 
 DEFAULT_PATH = Path("~/.config/arcjobs/site.yaml")
+# Slurm's time limit formats (sbatch --time): M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
+SLURM_TIME = re.compile(r"^(\d+(:\d+){0,2}|\d+-\d+(:\d+){0,2})$")
+
+
+class SlurmSite(BaseModel):
+    """The `slurm:` section: where and how the slurm backend submits; every field optional."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partition: str | None = None  # sbatch --partition; None: the cluster's default
+    account: str | None = None
+    qos: str | None = None
+    time: str | None = None  # sbatch --time of every step, e.g. 2-00:00:00; None: partition's
+    gpu_flag: Literal["gres", "gpus"] = "gres"  # --gres=gpu:N or --gpus=N
+    gpu_type: str | None = None  # e.g. a100: --gres=gpu:a100:N
+    sbatch: list[str] = Field(default_factory=list)  # extra #SBATCH options, e.g. --exclusive
+    setup: list[str] = Field(default_factory=list)  # shell lines run before each step
+    runtime: Literal["apptainer", "docker", "none"] = "apptainer"
+    image_cache: Path | None = None  # apptainer's .sif cache; None: the top-level image_cache
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _time(cls, v: object) -> object:
+        if isinstance(v, int | float):  # YAML reads 4:00:00 as 14400, and 1:30 like 90
+            raise ValueError(f"quote the time limit ('90', '4:00:00'): YAML read it as {v}")
+        if v is not None and not SLURM_TIME.match(str(v)):
+            raise ValueError(f"expected a Slurm time limit such as 90, 4:00:00 or 2-00, got {v!r}")
+        return v
+
+    @field_validator("sbatch")
+    @classmethod
+    def _options(cls, v: list[str]) -> list[str]:
+        for option in v:
+            if not option.startswith("-") or any(c in option for c in "\n\r\0"):
+                raise ValueError(
+                    f"expected one sbatch option per item such as --exclusive, got {option!r}"
+                )
+        return v
+
+    @field_validator("setup")
+    @classmethod
+    def _lines(cls, v: list[str]) -> list[str]:
+        for line in v:
+            if any(c in line for c in "\n\r\0"):
+                raise ValueError(f"one shell line per item, got {line!r}")
+        return v
+
+    @field_validator("image_cache")
+    @classmethod
+    def _absolute(cls, v: Path | None) -> Path | None:
+        return SiteConfig._absolute(v)  # the same rule as the top-level paths
 
 
 class SiteConfig(BaseModel):
@@ -48,6 +102,7 @@ class SiteConfig(BaseModel):
     request_disk: int = Field(20 * 1024, ge=1)  # MB of execute-node scratch per step
     submit: Literal["bindings", "condor_submit_dag"] = "bindings"
     environment: dict[str, str] = Field(default_factory=dict)  # extra variables for every step
+    slurm: SlurmSite = Field(default_factory=SlurmSite)
 
     @field_validator("gpus_minimum_memory", "request_disk", mode="before")
     @classmethod
@@ -108,6 +163,7 @@ def load_site(path: str | Path | None = None) -> SiteConfig:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
-            known = ", ".join(SiteConfig.model_fields)
+            section = SlurmSite if err["loc"][0] == "slurm" and len(err["loc"]) > 1 else SiteConfig
+            known = ", ".join(section.model_fields)
             raise UserError(f"{file}: {key}: unknown setting; expected one of: {known}") from None
         raise UserError(f"{file}: {key}: {err['msg']}") from None

@@ -19,7 +19,7 @@ backend = click.option(
     "-b",
     default="local",
     show_default=True,
-    help="Where steps run: local, compose or condor.",
+    help="Where steps run: local, compose, condor or slurm.",
 )
 overrides = click.option(
     "--set",
@@ -35,6 +35,6 @@ site = click.option(
     "--site",
     envvar="ARCJOBS_SITE",
     type=click.Path(path_type=Path),
-    help="Cluster site config (condor backend; see docs/cluster.md); env ARCJOBS_SITE.",
+    help="Cluster site config (condor and slurm backends; see docs/cluster.md); env ARCJOBS_SITE.",
 )
 run_id = click.option("--run-id", help="Name the run; an existing run id resumes that run.")

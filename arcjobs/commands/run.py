@@ -91,7 +91,8 @@ def run(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     help="Also write plan.json and every generated file (condor: the DAG and its submit "
-    "files, under condor/) into this directory, for review.",
+    "files, under condor/; slurm: the batch scripts and submit.sh, under slurm/) into this "
+    "directory, for review.",
 )
 def plan(
     job_file: Path,

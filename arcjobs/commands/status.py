@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from arcjobs.backends import get_backend
+from arcjobs.backends import get_backend, outlives_launcher
+from arcjobs.backends.base import Backend
 from arcjobs.commands import options
 from arcjobs.engine.progress import STYLE, steps_table
 from arcjobs.engine.store import RunStore
@@ -29,16 +30,18 @@ def _effective_status(store: RunStore, state: dict[str, Any]) -> str:
     without its launcher)."""
     if (
         state.get("status") == "running"
-        and state.get("backend") != "condor"
+        and not outlives_launcher(state.get("backend", ""))
         and not store.is_locked(state["run_id"])
     ):
         return "interrupted"
     return state.get("status", "?")
 
 
-def _refresh_detached(store: RunStore, state: dict[str, Any]) -> dict[str, Any]:
+def _refresh_detached(
+    store: RunStore, state: dict[str, Any], backend: Backend | None = None
+) -> dict[str, Any]:
     """Steps of a cluster run that no launcher follows: ask the backend (display only)."""
-    if state.get("backend") != "condor" or store.is_locked(state["run_id"]):
+    if not outlives_launcher(state.get("backend", "")) or store.is_locked(state["run_id"]):
         return state
     live = {
         n: i["handle"]
@@ -47,7 +50,7 @@ def _refresh_detached(store: RunStore, state: dict[str, Any]) -> dict[str, Any]:
     }
     if not live:
         return state
-    backend = get_backend("condor", data_root=store.data_root)
+    backend = backend or get_backend(state["backend"], data_root=store.data_root)
     for name, st in backend.poll(live).items():
         info = state["steps"][name]
         if st.state in LIVE:
@@ -135,7 +138,11 @@ def logs(run_id: str, step: str, data_root: Path, follow: bool) -> None:
     name = _step_name(state, step)
     path = store.layout(run_id).log(name)
     pos = 0
+    detached = follow and outlives_launcher(state.get("backend", ""))
+    backend = get_backend(state["backend"], data_root=store.data_root) if detached else None
     while True:
+        # Decided before reading, so that the last read has everything the step wrote.
+        live = follow and _step_live(store, run_id, name, backend)
         try:
             with open(path, "rb") as f:
                 f.seek(pos)
@@ -146,14 +153,21 @@ def logs(run_id: str, step: str, data_root: Path, follow: bool) -> None:
         except FileNotFoundError:
             if not follow:
                 raise UserError(f"step {name} of run {run_id} has no log yet ({path})") from None
-        if not follow:
-            return
-        live = store.read(run_id)["steps"][name].get("status") in ("pending", *LIVE) and (
-            store.is_locked(run_id) or store.read(run_id).get("backend") == "condor"
-        )
         if not live:
             return
         time.sleep(0.5)
+
+
+def _step_live(store: RunStore, run_id: str, name: str, backend: Backend | None) -> bool:
+    """Whether the step may still write to its log: its launcher says so, or, for a cluster
+    run that no launcher follows, the cluster does (asked through one backend per `logs`)."""
+    state = store.read(run_id)
+    if store.is_locked(run_id):
+        return state["steps"][name].get("status") in ("pending", *LIVE)
+    if not outlives_launcher(state.get("backend", "")):
+        return False
+    state = _refresh_detached(store, state, backend)
+    return state["steps"][name].get("status") in LIVE
 
 
 @click.command()

@@ -6,7 +6,8 @@ Invariants that make a kill at any moment harmless:
 - `run.json` is replaced atomically and is never the source of truth for completion —
   the manifests are; a resumed launcher recomputes everything from them;
 - leftovers of a dead launcher (its step processes, private temp directories) are reaped
-  before anything new starts.
+  before anything new starts — except, on a `reattach` backend, live jobs that compute the
+  same cache key: those are followed again and never submitted twice.
 """
 
 from __future__ import annotations
@@ -86,15 +87,40 @@ class Scheduler:
         return min(wanted, self.capacity.memory_mb) if self.capacity.memory_mb else wanted
 
     def reap_leftovers(self) -> None:
-        """Stop steps a dead launcher left running and remove half-written temp directories."""
-        for _name, info in self.state["steps"].items():
-            if info.get("status") in ("running", "queued") and info.get("handle"):
-                self.backend.reap(info["handle"])
-                info.update(status="pending", handle=None)
+        """Stop steps a dead launcher left running (on a `reattach` backend: follow the live
+        ones again instead) and remove half-written temp directories."""
+        leftovers = {
+            name: info["handle"]
+            for name, info in self.state["steps"].items()
+            if info.get("status") in ("running", "queued") and info.get("handle")
+        }
+        followed = self._reattach(leftovers) if self.backend.reattach else set()
+        for name, handle in leftovers.items():
+            if name not in followed:
+                self.backend.reap(handle)
+                self.state["steps"][name].update(status="pending", handle=None)
         steps_dir = self.layout.run_dir / "steps"
         for leftover in steps_dir.glob("*/.*") if steps_dir.exists() else []:
+            if leftover.parent.name in followed:
+                continue  # a live step's own work in progress
             if leftover.name.startswith((".out-", ".trash-", ".reuse-")):
                 shutil.rmtree(leftover, ignore_errors=True)
+
+    def _reattach(self, leftovers: dict[str, dict[str, Any]]) -> set[str]:
+        """The leftover jobs still queued or running that compute exactly what this run would
+        submit (same cache key): followed from now on, never submitted twice."""
+        same = {
+            name: handle
+            for name, handle in leftovers.items()
+            if self.decisions[name].action == "run"
+            and handle.get("key") == self.decisions[name].key
+        }
+        polled = self.backend.poll(same) if same else {}
+        for name, status in polled.items():
+            if status.state in ("queued", "running"):
+                self.running[name] = same[name]
+                self.state["steps"][name].update(status=status.state, reason=status.detail)
+        return set(self.running)
 
     def reuse(self, name: str, source: tuple[str, str]) -> None:
         """Publish another run's output of the same key as this step's, by hard links."""
@@ -164,7 +190,14 @@ class Scheduler:
                     and is_complete(self.layout.step_dir(name), self.decisions[name].key)
                 )
                 if ok:
-                    self._set(name, status="succeeded", ended=time.time(), exit_code=0, handle=None)
+                    self._set(
+                        name,
+                        status="succeeded",
+                        ended=time.time(),
+                        exit_code=0,
+                        handle=None,
+                        reason=status.detail or self.state["steps"][name]["reason"],
+                    )
                     self._record(name)
                 elif not self.backend.whole_dag and attempts[name] <= steps[name].retries:
                     self._set(
@@ -269,7 +302,7 @@ class Scheduler:
 
     def _submit_dag(self) -> None:
         """Hand every step still to run to the backend's scheduler at once; from then on the
-        loop only follows them. Needs on steps already complete are left out: satisfied."""
+        loop only follows them."""
         todo = [n for n in self.job.steps if self._status(n) == "pending"]
         if not todo:
             return
@@ -282,8 +315,15 @@ class Scheduler:
             )
             for n in todo
         }
-        needs = {n: [d for d in self.job.steps[n].needs if d in requests] for n in todo}
-        handles = self.backend.submit_dag(requests, needs, self.layout)
+        # Needs on steps already complete are satisfied; on reattached live ones, kept.
+        live = {
+            d: self.running[d] for n in todo for d in self.job.steps[n].needs if d in self.running
+        }
+        needs = {
+            n: [d for d in self.job.steps[n].needs if d in requests or d in live] for n in todo
+        }
+        extra = {"live": live} if live else {}  # only `reattach` backends have live steps
+        handles = self.backend.submit_dag(requests, needs, self.layout, **extra)
         now = time.time()
         for n in todo:
             self.running[n] = handles[n]
