@@ -276,3 +276,35 @@ def test_help_is_light() -> None:
         [sys.executable, "-c", code, str(FANOUT)], capture_output=True, text=True, cwd=ROOT
     )
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_an_image_runs_in_the_interpreter_its_variable_names(tmp_path: Path) -> None:
+    """`run:` steps are the sandbox image's: with ARCJOBS_PYTHON_SANDBOX set they run in that
+    interpreter (here a wrapper that notes each call, then execs this Python), plan shows it,
+    and the cache keys change, since another environment may compute other outputs."""
+    data = tmp_path / "data"
+    calls = tmp_path / "calls.txt"
+    wrapper = tmp_path / "bin" / "python"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\necho "$1 $2 $3 $4" >> {calls}\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    plain = json.loads(arcjobs("plan", FANOUT, "--data-root", data, "--json", check=True).stdout)
+    mapped_env = {"ARCJOBS_PYTHON_SANDBOX": str(wrapper)}
+    proc = arcjobs("plan", FANOUT, "--data-root", data, "--json", env=mapped_env, check=True)
+    mapped = json.loads(proc.stdout)
+    for before, after in zip(plain["steps"], mapped["steps"], strict=True):
+        assert before["request"]["command"][0] == sys.executable
+        assert after["request"]["command"][:3] == [str(wrapper), "-m", "arcjobs"]
+        assert before["key"] != after["key"]
+
+    arcjobs("run", FANOUT, "--data-root", data, env=mapped_env, check=True)
+    # a, b, two branches of c, d
+    assert calls.read_text().splitlines() == ["-m arcjobs step run"] * 5
+
+    proc = arcjobs("plan", FANOUT, "--data-root", data, env={"ARCJOBS_PYTHON_SANDBOX": "nope"})
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith("ARCJOBS_PYTHON_SANDBOX=nope: not an executable Python interpreter")
+    )

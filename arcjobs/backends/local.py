@@ -4,6 +4,13 @@ No Docker is needed, so this is the embedded default (the demo and the tests use
 step's group is killed as a whole on cancel; the step also gets SIGTERM if the launcher
 dies (PR_SET_PDEATHSIG), and a resumed launcher reaps any group a dead one left behind,
 recognising it by pid and start time so that a recycled pid is never killed.
+
+Interpreters: a step runs in the launcher's Python unless `$ARCJOBS_PYTHON_<IMAGE>` names
+another for its image (`step_python`). The trainer and vLLM pin different transformers, which
+is why they are two images; on a workstation they are two environments, e.g.
+`ARCJOBS_PYTHON_INFER=.venv-vllm/bin/python arcjobs run jobs/demo.yaml --set
+search.engine=vllm`. The interpreter is part of the image's identity, so cached outputs of
+one environment are never reused for another.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any, ClassVar
 from arcjobs import __version__
 from arcjobs.backends.base import Backend, StepRequest, StepStatus
 from arcjobs.engine.layout import RunLayout
+from arcjobs.errors import UserError
 from arcjobs.spec.model import Resources, Step
 from arcjobs.steps.runner import format_params
 
@@ -57,6 +65,22 @@ def _count_gpus() -> int:
     return 0
 
 
+def step_python(image: str) -> str:
+    """The interpreter that runs `image`'s steps: `$ARCJOBS_PYTHON_<IMAGE>`, else the launcher's.
+
+    The path is made absolute but not resolved: a venv's `bin/python` is a symlink to the base
+    interpreter, and resolving it would leave the venv behind.
+    """
+    name = "ARCJOBS_PYTHON_" + image.upper().replace("-", "_")
+    value = os.environ.get(name)
+    if not value:
+        return sys.executable
+    path = os.path.abspath(os.path.expanduser(value))
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise UserError(f"{name}={value}: not an executable Python interpreter")
+    return path
+
+
 def _memory_mb() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
 
@@ -71,7 +95,11 @@ class LocalBackend(Backend):
         return str(layout.data_root)
 
     def image_id(self, image: str) -> str:
-        # Every image is the host's environment here; the arcjobs and Python versions stand for it.
+        # An image is a host environment here: the arcjobs and Python versions stand for the
+        # launcher's own, the interpreter's path for another one.
+        python = step_python(image)
+        if python != sys.executable:
+            return f"host:{python}:arcjobs-{__version__}"
         return f"host:arcjobs-{__version__}:python-{sys.version_info[0]}.{sys.version_info[1]}"
 
     def capacity(self) -> Resources:
@@ -102,7 +130,8 @@ class LocalBackend(Backend):
             "PYTHONUNBUFFERED": "1",
         }
         out = layout.out_dir(step.name)
-        command = ["arcjobs", "step", step.kind, *format_params(params), "--out", str(out)]
+        command = [step_python(step.image), "-m", "arcjobs", "step", step.kind]
+        command += [*format_params(params), "--out", str(out)]
         return StepRequest(
             step=step.name,
             image="host",
@@ -116,14 +145,13 @@ class LocalBackend(Backend):
 
     def submit(self, request: StepRequest) -> dict[str, Any]:
         Path(request.workdir).mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "arcjobs", *request.command[1:]]
         with open(request.log, "ab") as log:
             log.write(
                 f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(request.command)}\n".encode()
             )
             log.flush()
             proc = subprocess.Popen(
-                argv,
+                request.command,
                 cwd=request.workdir,
                 env={**os.environ, **request.env},
                 stdin=subprocess.DEVNULL,
