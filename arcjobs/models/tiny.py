@@ -76,6 +76,8 @@ class TinySpec:
     num_kv_heads: int = 2
     max_positions: int = 8192
     corpus_tasks: int = 60
+    # The output layer's initial scale, as a multiple of the others' (see `build_tiny`).
+    output_scale: float = 10.0
 
 
 def corpus(spec: TinySpec) -> Iterator[str]:
@@ -158,6 +160,13 @@ def build_tiny(out: Path, spec: TinySpec) -> None:
     )
     torch.manual_seed(spec.seed)
     model = LlamaForCausalLM(config)
+    # With every layer at the usual 0.02 scale, a random model's logits differ by a few tenths
+    # of a nat over the whole vocabulary, and a LoRA adapter (which leaves lm_head as it is)
+    # can move the argmax but never make a distribution peaked: the tiny model could not
+    # sample what it learned. A wider output layer lets its logits span as many nats as a
+    # trained model's do.
+    with torch.no_grad():
+        model.lm_head.weight.mul_(spec.output_scale)
     model.generation_config = GenerationConfig(
         bos_token_id=ids(BOS), eos_token_id=[ids(EOT), ids(EOS_TEXT), ids(EOM)]
     )

@@ -23,6 +23,12 @@ class Params(StepParams):
     max_positions: int = Field(
         8192, ge=128, description="Context length (BARC prompts reach ~8.6k)."
     )
+    output_scale: float = Field(
+        10.0,
+        gt=0,
+        description="The output layer's initial scale, relative to the others': wide enough "
+        "for an adapter to make the model's choices sharp.",
+    )
 
 
 def run(params: Params, ctx: StepContext) -> None:
