@@ -157,6 +157,49 @@ def build_requests(
     return requests, skipped
 
 
+def sample_requests(
+    samples: list[dict[str, Any]],
+    tasks: dict[str, Task],
+    tokenizer: Any,
+    *,
+    prefill: bool,
+    seed: int,
+    max_prompt_tokens: int,
+) -> tuple[list[PromptRequest], list[Draw]]:
+    """One request per training sample of a selected task, its prompt exactly as trained.
+
+    The k-th sample of a task is its prompt k, with prompt k's sampling seed from `draw`; the
+    prompt's frame is the relabelled task's own, so no augmentation is recorded. Too-long
+    prompts are skipped, as in `build_requests`.
+    """
+    requests: list[PromptRequest] = []
+    skipped: list[Draw] = []
+    index: dict[str, int] = {}
+    for sample in samples:
+        task = tasks.get(sample.get("task_id"))
+        if task is None:
+            continue
+        p = index[task.task_id] = index.get(task.task_id, -1) + 1
+        d = draw(task, p, augment=False, shuffle_train=False, seed=seed)
+        ids = encode_prompt(tokenizer, sample["prompt"], prefill)
+        if len(ids) > max_prompt_tokens:
+            skipped.append(d)
+            continue
+        requests.append(
+            PromptRequest(
+                task_id=task.task_id,
+                prompt_index=p,
+                test_index=0,
+                augmentation=None,
+                shuffle_seed=None,
+                seed=d.seed,
+                token_ids=tuple(ids),
+                trained_sample_id=str(sample.get("sample_id", p)),
+            )
+        )
+    return requests, skipped
+
+
 def _config(model_dir: Path, name: str) -> dict[str, Any]:
     path = model_dir / name
     if not path.is_file():

@@ -1,7 +1,8 @@
 """predictions.jsonl lines and summary.json: what the infer step hands to execute and relabel.
 
 One line per completion, in plan order (task, prompt, sample), with deterministic bytes for a
-seed; timings live in summary.json only. `text` is the whole assistant message — the
+seed; timings live in summary.json only. Sampled on a relabel dataset's prompts (infer's
+`prompts`), a line also names the training sample (`trained_sample_id`). `text` is the whole assistant message — the
 pre-filled prefix included — so `extract_code(text)` and the relabel step's training
 samples see exactly what the model's answer was.
 """
@@ -32,9 +33,12 @@ def prediction_lines(
 ) -> Iterator[dict[str, Any]]:
     """One predictions.jsonl object per completion."""
     for request, completions in zip(requests, results, strict=True):
+        trained = {}
+        if request.trained_sample_id is not None:
+            trained = {"trained_sample_id": request.trained_sample_id}
         for s, completion in enumerate(completions):
             text = assistant_text(completion.text, prefill)
-            yield {
+            yield trained | {
                 "task_id": request.task_id,
                 "sample_id": sample_id(request.task_id, request.prompt_index, s),
                 "test_index": request.test_index,

