@@ -1,8 +1,9 @@
 """The `infer` step on CPU with the tiny model: real transformers, PEFT and tokenizer throughout.
 
-Engine `transformers` only (vLLM cannot run here: its request building is tested against a
-fake in test_infer_vllm.py). Tasks are the smallest ARC-AGI-1 training tasks, one of them
-with three test inputs, so prompts stay short and the whole module runs in about a minute.
+Engine `transformers` here; real vLLM (its CPU build) runs in the vllm tier, tests/real_vllm,
+and only the several-GPU path meets a fake (test_infer_vllm.py). Tasks are the smallest
+ARC-AGI-1 training tasks, one of them with three test inputs, so prompts stay short and the
+whole module runs in about a minute.
 """
 
 from __future__ import annotations
@@ -258,7 +259,7 @@ def test_adapter_is_loaded_and_recorded(tiny, adapter, tokenizer, tasks, tmp_pat
 
 def test_step_with_the_vllm_engine_on_two_gpus(tiny, fake_vllm, tmp_path, monkeypatch):  # noqa: F811
     """The step's vLLM path end to end against the fake `vllm` package of test_infer_vllm.py
-    (vLLM cannot run here): two granted GPUs give two engine processes, one per GPU."""
+    (no CPU has two GPUs): two granted GPUs give two engine processes, one per GPU."""
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     lines, summary = _infer(tiny, tmp_path / "o", monkeypatch, '{"gpus": 2}', engine="vllm")
     calls = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]

