@@ -4,6 +4,10 @@ No Docker is needed, so this is the embedded default (the demo and the tests use
 step's group is killed as a whole on cancel; the step also gets SIGTERM if the launcher
 dies (PR_SET_PDEATHSIG), and a resumed launcher reaps any group a dead one left behind,
 recognising it by pid and start time so that a recycled pid is never killed.
+
+GPUs: the engine's numbers for a step index the launcher's own CUDA_VISIBLE_DEVICES, else
+nvidia-smi's list (`backends/gpus.py`), so a launcher restricted to GPUs 2,3 hands out only
+those; MIG instances count one each.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import contextlib
 import ctypes
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from arcjobs import __version__
+from arcjobs.backends import gpus
 from arcjobs.backends.base import Backend, StepRequest, StepStatus
 from arcjobs.engine.layout import RunLayout
 from arcjobs.spec.model import Resources, Step
@@ -44,19 +48,6 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _count_gpus() -> int:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-            return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
-        except (OSError, subprocess.SubprocessError):
-            return 0
-    return 0
-
-
 def _memory_mb() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
 
@@ -66,6 +57,12 @@ class LocalBackend(Backend):
 
     def __init__(self) -> None:
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._gpus: gpus.Gpus | None = None
+
+    def _host_gpus(self) -> gpus.Gpus:
+        if self._gpus is None:
+            self._gpus = gpus.probe(dict(os.environ))
+        return self._gpus
 
     def data_mount(self, layout: RunLayout) -> str:
         return str(layout.data_root)
@@ -75,7 +72,12 @@ class LocalBackend(Backend):
         return f"host:arcjobs-{__version__}:python-{sys.version_info[0]}.{sys.version_info[1]}"
 
     def capacity(self) -> Resources:
-        return Resources(gpus=_count_gpus(), cpus=os.cpu_count() or 1, memory_mb=_memory_mb())
+        return Resources(
+            gpus=len(self._host_gpus().devices), cpus=os.cpu_count() or 1, memory_mb=_memory_mb()
+        )
+
+    def gpu_refusal(self, step: Step, capacity: Resources) -> str | None:
+        return self._host_gpus().refusal(step.resources.gpus, self.name)
 
     def request(
         self,
@@ -96,7 +98,8 @@ class LocalBackend(Backend):
                     "memory_mb": step.resources.memory_mb,
                 }
             ),
-            "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids or [])),
+            "CUDA_VISIBLE_DEVICES": self._host_gpus().visible(gpu_ids),
+            **(gpus.STEP_ENV if step.resources.gpus else {}),
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
             "PYTHONUNBUFFERED": "1",
