@@ -63,8 +63,8 @@ class Params(DatasetParams):
     )
     per_prompt_seeds: bool = Field(
         False,
-        description="vLLM: seed each prompt on its own (samples independent of batching and "
-        "sharding; disables vLLM's fused sampler, so slower).",
+        description="vLLM: seed each prompt on its own (samples depend less on batching and "
+        "sharding); free on vLLM's Model Runner V2, a per-request loop on V1.",
     )
 
     @field_validator("samples_per_prompt")
@@ -86,11 +86,15 @@ class Params(DatasetParams):
         return value
 
 
-def _check_inputs(params: Params, gpus: int) -> Path:
+def _check_inputs(params: Params, resources: dict[str, Any]) -> Path:
     """Everything that can be refused before a model is loaded; returns the model directory."""
     from arcjobs.inference.engine_transformers import require_adapter_dir
+    from arcjobs.models.loading import require_cuda
     from arcjobs.models.tokenizer import require_model_dir
 
+    gpus = _granted_gpus(resources)
+    if params.engine == "transformers" and "gpus" in resources:
+        require_cuda(gpus)  # it would fall back to the CPU silently; vLLM says so itself
     model_dir = require_model_dir(params.model)
     if params.adapter is not None:
         require_adapter_dir(params.adapter)
@@ -193,7 +197,7 @@ def run(params: Params, ctx: StepContext) -> None:
     from arcjobs.inference.types import Sampling, Timed
     from arcjobs.models.tokenizer import load_tokenizer
 
-    model_dir = _check_inputs(params, _granted_gpus(ctx.resources))
+    model_dir = _check_inputs(params, ctx.resources)
     tasks = load_tasks(params)
     tokenizer = load_tokenizer(model_dir)
     context = plan.context_length(model_dir, params.max_model_len)
