@@ -162,7 +162,7 @@ def test_one_engine_one_generate_call_n_per_prompt_token_id_prompts(fake_vllm, t
     assert lora is None
     assert prompts == [{"prompt_token_ids": list(r.token_ids)} for r in requests]
     assert [p.n for p in params] == [3] * 5
-    assert all("seed" not in p.kwargs for p in params), "engine seed keeps the fused sampler"
+    assert [p.kwargs["seed"] for p in params] == [r.seed for r in requests], "per prompt"
     assert {p.kwargs["max_tokens"] for p in params} == {64}
     assert {tuple(p.kwargs["stop_token_ids"]) for p in params} == {(9,)}
     # Completions come back per request, in sample order, whatever order vLLM lists them in.
@@ -174,12 +174,13 @@ def test_one_engine_one_generate_call_n_per_prompt_token_id_prompts(fake_vllm, t
         assert [c.tokens for c in samples] == [1, 2, 3]
 
 
-def test_per_prompt_seeds_on_request(fake_vllm, tmp_path):
+def test_one_seed_per_engine_on_request(fake_vllm, tmp_path):
     requests = _requests(3)
-    seeded = engine_vllm.VllmOptions(**{**OPTIONS.__dict__, "per_prompt_seeds": True})
-    engine_vllm.run_engine(tmp_path / "model", None, requests, SAMPLING, seeded)
-    params = fake_vllm.instances[-1].calls[0][1]
-    assert [p.kwargs["seed"] for p in params] == [r.seed for r in requests]
+    engine_seeded = engine_vllm.VllmOptions(**{**OPTIONS.__dict__, "per_prompt_seeds": False})
+    engine_vllm.run_engine(tmp_path / "model", None, requests, SAMPLING, engine_seeded)
+    llm = fake_vllm.instances[-1]
+    assert all("seed" not in p.kwargs for p in llm.calls[0][1])
+    assert llm.kwargs["seed"] == 5
 
 
 def test_lora_request_fresh_id_per_adapter_and_rank_from_its_config(fake_vllm, tmp_path):

@@ -62,9 +62,9 @@ class Params(DatasetParams):
         True, description="With more GPUs than one engine needs: one engine per GPU group."
     )
     per_prompt_seeds: bool = Field(
-        False,
-        description="vLLM: seed each prompt on its own (samples depend less on batching and "
-        "sharding); free on vLLM's Model Runner V2, a per-request loop on V1.",
+        True,
+        description="vLLM: seed each prompt on its own, so its samples do not depend on what "
+        "shares its batch or GPU (free in vLLM 0.33); false: one seed per engine.",
     )
 
     @field_validator("samples_per_prompt")
