@@ -103,7 +103,6 @@ def seen(data: Path, step: str) -> str:
     return (run / "steps" / step / "out" / "gpus.txt").read_text().strip()
 
 
-@pytest.mark.unit
 def test_nvidia_smi_listings_become_devices() -> None:
     assert gpus.parse_listing(TWO_GPUS) == gpus.Gpus(("0", "1"))
     mig = gpus.parse_listing(MIG)

@@ -491,7 +491,6 @@ def test_an_untrained_4bit_adapter_leaves_the_base_weights_as_loaded(tiny):
     assert frozen == {torch.bfloat16}
 
 
-@pytest.mark.unit
 def test_lora_alpha_stays_fixed_as_the_rank_varies():
     """rsLoRA scales updates by alpha/sqrt(r): with alpha tied to the rank, the rank would
     still change the update size, which the option exists to prevent."""
