@@ -165,8 +165,8 @@ class ComposeBackend(Backend):
 
     def gpu_refusal(self, step: Step, capacity: Resources) -> str | None:
         """Too few GPUs, MIG for a multi-GPU step, or a driver older than the step's image
-        needs: the images bring their own CUDA libraries, and CUDA 13 fails at its first call
-        on an older driver, deep inside a step, after its model has loaded."""
+        needs: the images bring their own CUDA libraries, so an old driver otherwise shows
+        only inside a started container (the step then refuses, one line per step)."""
         refusal = self._host_gpus().refusal(step.resources.gpus, self.name)
         if refusal is not None or self._driver is None:
             return refusal

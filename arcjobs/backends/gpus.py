@@ -99,7 +99,7 @@ def probe(environ: dict[str, str]) -> Gpus:
 
 
 def driver_version() -> str | None:
-    """The NVIDIA driver's version (`580.65.06`), or None without nvidia-smi."""
+    """The NVIDIA driver's version (`580.65.06`), or None without nvidia-smi (or a number)."""
     out = nvidia_smi("--query-gpu=driver_version", "--format=csv,noheader")
-    lines = [line.strip() for line in (out or "").splitlines() if line.strip()]
-    return lines[0] if lines else None
+    versions = re.findall(r"^\s*(\d+\.[\d.]+)\s*$", out or "", re.MULTILINE)
+    return versions[0] if versions else None
