@@ -123,7 +123,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
         # Each device as a step gets it (CUDA_DEVICE_ORDER=PCI_BUS_ID + its id) must be the
         # GPU nvidia-smi lists at that index.
         smi = gpus.nvidia_smi("--query-gpu=pci.bus_id", "--format=csv,noheader") or ""
-        listed_buses = [int(b.strip().split(":")[1], 16) for b in smi.splitlines() if b.strip()]
+        buses = [int(b.strip().split(":")[1], 16) for b in smi.splitlines() if b.strip()]
+        listed_buses = [
+            buses[int(d)] if d.isdigit() and int(d) < len(buses) else None for d in listed.devices
+        ]
         seen = []
         for device in listed.devices:
             env = {**os.environ, **gpus.STEP_ENV, "CUDA_VISIBLE_DEVICES": device}
