@@ -9,13 +9,18 @@ Both run in one process on the same synthetic workload, so B/A is a fair ratio o
   plus completions of ~400 tokens (normal, sd 120, clipped to 64..1024); samples longer than
   max_length are dropped as the step drops them; token ids are random;
 - A: padded batches, no Liger, gradient checkpointing, per-device batch 1 with accumulation,
-  LoRA r32 rsLoRA on q/k/v/o, plain AdamW, SDPA;
-- B: `arcjobs.steps.train`'s own config builder and adapter with its default parameters.
+  LoRA r32 rsLoRA on q/k/v/o, plain AdamW, SDPA attention (even where flash-attention is
+  installed: the seed's setup did not use it);
+- B: `arcjobs.steps.train`'s own config builder and adapter with its default parameters
+  (flash-attention and padding-free batches where installed).
 
 Reported per configuration, over the steps after `--warmup`: tokens/s (non-pad tokens),
-samples/s, peak GPU memory, and MFU = 6 x parameters x tokens/s / peak bf16 FLOP/s of the GPU
-(the usual dense convention; a LoRA step does less weight-gradient work, so this understates
-nothing that matters for comparing A and B).
+samples/s, peak GPU memory, and MFU = model FLOPs per token x tokens/s / the GPU's dense bf16
+peak. Model FLOPs (`flops_per_token`) count the work the model needs, not what a config
+spends: not the recomputed forward of gradient checkpointing, not the head's projection of
+prompt positions. So both configurations have the same FLOPs per token, and "x A", B's
+tokens/s over A's on the same samples in the same process on the same GPU, is also their
+MFU ratio.
 
     python benchmarks/train_throughput.py                 # GPU, 8B architecture
     python benchmarks/train_throughput.py --cpu-smoke     # CPU, tiny, ~1 minute
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import tempfile
@@ -35,8 +41,20 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-# Dense bf16 tensor-core peaks (FLOP/s) by GPU name fragment.
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A6000": 155e12}
+# Dense bf16 tensor-core peaks (FLOP/s, NVIDIA's datasheets: half the "with sparsity"
+# figures), by a fragment of torch.cuda.get_device_name(), most specific first: the PCIe and
+# NVL parts share the H100/H200 names and run slower ("NVIDIA H100 PCIe", "NVIDIA H100 NVL";
+# the SXM part is "NVIDIA H100 80GB HBM3").
+PEAK_BF16 = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H200 NVL", 835e12),
+    ("H100", 989e12),
+    ("H200", 989e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("A6000", 155e12),
+)
 
 LLAMA_8B = dict(
     vocab_size=128256,
@@ -50,6 +68,40 @@ LLAMA_8B = dict(
     rms_norm_eps=1e-5,
     tie_word_embeddings=False,
 )
+
+
+def peak_bf16(gpu_name: str | None) -> float | None:
+    """The GPU's dense bf16 peak in FLOP/s, None when unknown (then no MFU is reported)."""
+    return next((peak for part, peak in PEAK_BF16 if gpu_name and part in gpu_name), None)
+
+
+def flops_per_token(sizes: dict[str, int], lengths: list[tuple[int, int]], lora: bool) -> float:
+    """Model FLOPs of one training step per trained token, averaged over (prompt, completion)
+    lengths: MFU's numerator. Per matmul weight and token, the forward costs 2 FLOPs, the
+    gradient of its input 2 and the gradient of the weight 2:
+
+    - body (every layer's q/k/v/o and MLP weights): 6 per weight and token fully fine-tuned,
+      4 with LoRA, whose frozen base has no weight gradients (the adapters' own ~1 % is left
+      out);
+    - embeddings: a lookup, no matmul;
+    - LM head: the same factor, but only at completion positions, the only ones with a loss
+      (TRL's and Liger's fused heads project nothing else);
+    - attention (QK^T and AV, 4 x width FLOPs per query-key pair forward, twice that
+      backward): 12 x width per pair and layer, over the causal pairs S(S+1)/2 of each sample.
+    """
+    d, layers = sizes["hidden_size"], sizes["num_hidden_layers"]
+    head_dim = d // sizes["num_attention_heads"]
+    kv_width = sizes["num_key_value_heads"] * head_dim
+    body = layers * (2 * d * d + 2 * d * kv_width + 3 * d * sizes["intermediate_size"])
+    lm_head = d * sizes["vocab_size"]
+    per_weight = 4 if lora else 6
+    tokens = sum(p + c for p, c in lengths)
+    completions = sum(c for _, c in lengths)
+    pairs = sum((p + c) * (p + c + 1) // 2 for p, c in lengths)
+    total = (
+        per_weight * body * tokens + per_weight * lm_head * completions + 12 * layers * d * pairs
+    )
+    return total / tokens
 
 
 def sample_lengths(
@@ -86,27 +138,29 @@ def synthetic_dataset(lengths: list[tuple[int, int]], vocab: int, seed: int) -> 
     return Dataset.from_dict({"input_ids": ids, "completion_mask": masks})
 
 
-def build_model(cpu: bool) -> Any:
+def model_sizes(cpu: bool) -> dict[str, Any]:
+    """Llama-3.1-8B's architecture, or the tiny model's for the CPU smoke run."""
+    from arcjobs.models.tiny import TinySpec
+
+    if not cpu:
+        return LLAMA_8B
+    s = TinySpec()
+    return dict(
+        vocab_size=s.vocab_size,
+        hidden_size=s.hidden_size,
+        intermediate_size=s.intermediate_size,
+        num_hidden_layers=s.num_layers,
+        num_attention_heads=s.num_heads,
+        num_key_value_heads=s.num_kv_heads,
+        max_position_embeddings=s.max_positions,
+    )
+
+
+def build_model(cpu: bool, attn: str) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from arcjobs.models.loading import pick_attention
-    from arcjobs.models.tiny import TinySpec
-
-    if cpu:
-        s = TinySpec()
-        sizes = dict(
-            vocab_size=s.vocab_size,
-            hidden_size=s.hidden_size,
-            intermediate_size=s.intermediate_size,
-            num_hidden_layers=s.num_layers,
-            num_attention_heads=s.num_heads,
-            num_key_value_heads=s.num_kv_heads,
-            max_position_embeddings=s.max_positions,
-        )
-    else:
-        sizes = LLAMA_8B
-    config = LlamaConfig(**sizes, attn_implementation=pick_attention(None), pad_token_id=0)
+    config = LlamaConfig(**model_sizes(cpu), attn_implementation=attn, pad_token_id=0)
     torch.manual_seed(0)
     if cpu:
         return LlamaForCausalLM(config)
@@ -196,15 +250,16 @@ def config_b(out: Path, global_batch: int, per_device: int, steps: int, cpu: boo
     return sft, params
 
 
-def measure(name: str, cpu: bool, data: Any, tok: Any, sft: Any, adapter: Any) -> dict[str, Any]:
+def measure(
+    name: str, cpu: bool, attn: str, data: Any, tok: Any, sft: Any, adapter: Any
+) -> dict[str, Any]:
     import torch
     from peft import get_peft_model
     from trl import SFTTrainer
 
     from arcjobs.steps import train as step
 
-    model = build_model(cpu)
-    n_params = sum(p.numel() for p in model.parameters())
+    model = build_model(cpu, attn)
     if isinstance(adapter, step.Params):
         model = step._peft_model(adapter, model)
     else:
@@ -219,7 +274,6 @@ def measure(name: str, cpu: bool, data: Any, tok: Any, sft: Any, adapter: Any) -
     tokens = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h]
     result = {
         "name": name,
-        "params": n_params,
         "tokens": tokens,
         "clock": clock,
         "global_batch": sft.per_device_train_batch_size * sft.gradient_accumulation_steps,
@@ -235,7 +289,7 @@ def measure(name: str, cpu: bool, data: Any, tok: Any, sft: Any, adapter: Any) -
     return result
 
 
-def summarise(r: dict[str, Any], warmup: int, peak: float | None) -> dict[str, Any]:
+def summarise(r: dict[str, Any], warmup: int, peak: float | None, flops: float) -> dict[str, Any]:
     clock, tokens = r["clock"], r["tokens"]
     seconds = clock.end[-1] - clock.end[warmup - 1] if warmup else clock.end[-1] - clock.begin[0]
     toks = tokens[-1] - (tokens[warmup - 1] if warmup else 0)
@@ -245,7 +299,7 @@ def summarise(r: dict[str, Any], warmup: int, peak: float | None) -> dict[str, A
         "tokens_per_s": tps,
         "samples_per_s": steps * r["global_batch"] / seconds,
         "peak_mem_gib": r["peak_mem"] / 2**30 if r["peak_mem"] else None,
-        "mfu": 6 * r["params"] * tps / peak if peak else None,
+        "mfu": flops * tps / peak if peak else None,
     }
 
 
@@ -255,10 +309,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="Timed optimizer steps per config.")
     ap.add_argument("--warmup", type=int, default=None, help="Untimed steps first.")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, help="Also write the results here as JSON.")
     args = ap.parse_args()
 
     import torch
 
+    from arcjobs.models.loading import pick_attention
     from arcjobs.models.tiny import TinySpec, build_tokenizer
     from arcjobs.models.tokenizer import choose_pad
 
@@ -279,16 +335,17 @@ def main() -> None:
     vocab = 2048 if cpu else LLAMA_8B["vocab_size"]
     data = synthetic_dataset(lengths, vocab, args.seed)
     gpu_name = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    peak = next((v for k, v in PEAK_BF16.items() if gpu_name and k in gpu_name), None)
+    peak = peak_bf16(gpu_name)
+    flops = flops_per_token(model_sizes(cpu), lengths, lora=True)
 
     with tempfile.TemporaryDirectory() as tmp:
         sft_a, lora_a = config_a(Path(tmp) / "a", global_batch, total, cpu)
         sft_b, params_b = config_b(Path(tmp) / "b", global_batch, per_device, total, cpu)
         runs = [
-            measure("A", cpu, data, tok, sft_a, lora_a),
-            measure("B", cpu, data, tok, sft_b, params_b),
+            measure("A", cpu, "sdpa", data, tok, sft_a, lora_a),
+            measure("B", cpu, pick_attention(None), data, tok, sft_b, params_b),
         ]
-    rows = [(r, summarise(r, warmup, peak)) for r in runs]
+    rows = [(r, summarise(r, warmup, peak, flops)) for r in runs]
     a = rows[0][1]
 
     machine = gpu_name or f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
@@ -311,6 +368,32 @@ def main() -> None:
             f"| {s['tokens_per_s']:.0f} | {s['samples_per_s']:.2f} "
             f"| {s['tokens_per_s'] / a['tokens_per_s']:.2f} | {mem} | {mfu} |"
         )
+    print(
+        f"\n× A: tokens/s over A's (same samples, order, process and device). MFU: "
+        f"{flops:.3g} FLOP per token (LoRA model FLOPs: `flops_per_token`) over "
+        f"{'the dense bf16 peak of ' + gpu_name if peak else 'no known peak'}."
+    )
+    if args.json:
+        results = {
+            "machine": machine,
+            "torch": torch.__version__,
+            "gpu": gpu_name,
+            "peak_bf16_flops": peak,
+            "flops_per_token": flops,
+            "steps": steps,
+            "warmup": warmup,
+            "configs": {
+                r["name"]: {
+                    **s,
+                    "attention": r["attn"],
+                    "padding_free": r["padding_free"],
+                    "liger": r["liger"],
+                    "x_a": s["tokens_per_s"] / a["tokens_per_s"],
+                }
+                for r, s in rows
+            },
+        }
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

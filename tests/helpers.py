@@ -28,3 +28,22 @@ def arcjobs(
             f"arcjobs {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
+
+
+# Who a process is and where torch puts its compiled kernels: what a model step asks when it
+# runs as a uid without a passwd entry (tests/test_nameless_uid.py and the images tier).
+CACHE_LOOKUP = (
+    "import getpass, json\n"
+    "from torch._inductor.runtime.cache_dir_utils import cache_dir, triton_cache_dir\n"
+    "try:\n"
+    "    user = getpass.getuser()\n"
+    "except KeyError as e:\n"
+    "    user = 'KeyError: ' + str(e)\n"
+    "print(json.dumps([user, cache_dir(), triton_cache_dir(0)]))\n"
+)
+
+
+def compose_command(project: str, *args: str) -> list[str]:
+    """`docker compose` on the checkout's compose.yaml under `project`, the same from any cwd."""
+    compose = ["docker", "compose", "--project-directory", str(ROOT)]
+    return [*compose, "-f", str(ROOT / "compose.yaml"), "-p", project, *args]

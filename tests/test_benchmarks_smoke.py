@@ -3,6 +3,8 @@ that have a GPU to run them on, so CI runs each at toy scale and reads its table
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -50,3 +52,42 @@ def test_infer_throughput_smoke_measures_the_step_against_its_baseline() -> None
     assert int(step["completions"]) > int(baseline["completions"]) > 0
     assert float(step["programs/s"]) > 0 and float(step["tokens/s"]) > 0
     assert baseline["x baseline"] == "1.00" and float(step["x baseline"]) > 0
+
+
+def acceptance(out: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_acceptance.sh"), "--cpu-smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHON": sys.executable, **env},
+        timeout=900,
+    )
+
+
+def test_gpu_acceptance_runs_every_check_at_toy_scale_and_reports_them(tmp_path) -> None:
+    """The script the first GPU run executes, on the CPU with the tiny model: imports, the
+    throughput benchmark, the train step and its resume, one JSON and one Markdown table."""
+    done = acceptance(tmp_path / "acc")
+    assert done.returncode == 0, done.stderr[-3000:]
+    checks = json.loads((tmp_path / "acc" / "results.json").read_text())["checks"]
+    assert list(checks) == ["imports", "devices", "throughput", "model", "train"]
+    assert {c["state"] for c in checks.values()} == {"passed"}
+    assert checks["imports"]["result"]["modules"]["trl"]["ok"]
+    assert checks["devices"]["result"]["skipped"] == "no CUDA GPU"
+    configs = checks["throughput"]["result"]["configs"]
+    assert configs["A"]["tokens_per_s"] > 0 and configs["B"]["tokens_per_s"] > 0
+    first, resumed = checks["train"]["result"]["runs"]
+    assert first["global_step"] == 2 and resumed["global_step"] == 4
+    assert resumed["resumed_from_step"] == 2 and resumed["loss_finite"]
+    assert resumed["adapter_saved"]
+    rows = table_rows((tmp_path / "acc" / "results.md").read_text())
+    assert list(rows) == list(checks) and rows["train"]["state"] == "passed"
+
+
+def test_gpu_acceptance_out_of_time_skips_and_fails(tmp_path) -> None:
+    done = acceptance(tmp_path / "acc", ACCEPT_BUDGET_S="0")
+    assert done.returncode == 1
+    checks = json.loads((tmp_path / "acc" / "results.json").read_text())["checks"]
+    assert checks["imports"]["state"] == "skipped: out of time"
+    assert "failed: imports" in done.stderr

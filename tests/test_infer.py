@@ -333,3 +333,31 @@ def test_permute_black_moves_black_in_that_share_of_prompts_and_nothing_else(tas
     for a, b in zip(plain, moved, strict=True):
         assert (a.test_index, a.shuffle_seed, a.seed) == (b.test_index, b.shuffle_seed, b.seed)
         assert a.augmentation.dihedral == b.augmentation.dihedral
+
+
+def test_gpus_granted_where_cuda_is_unusable_are_refused_for_transformers(tiny, tmp_path):
+    """The transformers engine would sample on the CPU without a word when the granted GPU
+    cannot be used (the CPU build of torch here stands for a broken driver); vLLM reports
+    that itself. Without ARCJOBS_RESOURCES (a step typed by hand) the CPU is fine."""
+    import torch
+
+    out = tmp_path / "o"
+    args = ["--model", tiny, "--dataset", "arc-agi-1/training", "--task-ids", TASK_IDS[0]]
+    args += ["--n", "1", "--engine", "transformers", "--max-new-tokens", "4", "--out", out]
+    cmd = [sys.executable, "-m", "arcjobs", "step", "infer", *map(str, args)]
+    done = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(ENV, ARCJOBS_RESOURCES='{"gpus": 1}'),
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: resources.gpus: 1 GPU(s) granted but CUDA is unusable here "
+        f"(torch {torch.__version__} is a CPU build); check `nvidia-smi`, or run the step "
+        "with gpus: 0"
+    )
+    assert not out.exists()
+    by_hand = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
+    assert by_hand.returncode == 0, by_hand.stderr[-2000:]

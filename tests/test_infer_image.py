@@ -2,10 +2,12 @@
 
 Opt-in (marker `images`, ARCJOBS_TEST_IMAGES=1): the build downloads vLLM, torch and the CUDA
 libraries (about 10 GB) and takes many minutes, so neither a developer run nor the default CI
-run does it. It builds from the local Debian base `arcjobs-base:bookworm` (made by
-scripts/make-base-image.sh when missing) or from $ARCJOBS_BASE_IMAGE. The last test needs a
-GPU as well (marker `gpu`) and runs the real vLLM engine on the tiny model, with and without
-an adapter. Not run where these tests were written (no Docker engine, no GPU).
+run does it. It builds through Compose (its pip cache mounts need BuildKit) from the local
+Debian base `arcjobs-base:bookworm` (made by scripts/make-base-image.sh when missing) or from
+$ARCJOBS_BASE_IMAGE. The last test needs a GPU as well (marker `gpu`) and runs the real vLLM
+engine on the tiny model, with and without an adapter, with the image's default sampling
+(temperature 1, top_p 0.95: the sampler FlashInfer would have compiled). Not run where these
+tests were written (no registry to build from, no GPU).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import CACHE_LOOKUP, compose_command
 
 pytestmark = [
     pytest.mark.images,
@@ -26,7 +29,9 @@ pytestmark = [
 ]
 
 REPO = Path(__file__).resolve().parent.parent
-TAG = "arcjobs-infer:test"
+VERSION = "test"  # compose.yaml tags the image arcjobs-infer:$ARCJOBS_VERSION
+TAG = f"arcjobs-infer:{VERSION}"
+PROJECT = "arcjobs-images-test"
 VLLM_VERSION = "0.33.0"
 
 
@@ -43,10 +48,13 @@ def image() -> str:
         made = _run(str(REPO / "scripts" / "make-base-image.sh"), timeout=900)
         assert made.returncode == 0, made.stderr[-3000:]
         base = "arcjobs-base:bookworm"
-    build = _run(
-        "docker", "build", "-f", "Dockerfile.infer", "--build-arg", f"BASE_IMAGE={base}",
-        "-t", TAG, ".", timeout=3600,
-    )  # fmt: skip
+    build = subprocess.run(
+        compose_command(PROJECT, "build", "--build-arg", f"BASE_IMAGE={base}", "infer"),
+        env={**os.environ, "ARCJOBS_VERSION": VERSION},
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert build.returncode == 0, build.stderr[-5000:]
     return TAG
 
@@ -76,6 +84,23 @@ def test_image_imports_vllm_and_the_project_as_non_root(image):
     assert transformers_v.startswith("5."), transformers_v
     usage = _in_image(image, "step", "infer", "--help")
     assert usage.returncode == 0 and "--samples-per-prompt" in usage.stdout, usage.stderr
+
+
+def test_the_infer_service_runs_as_a_uid_without_a_name(image, tmp_path):
+    """Compose runs the image as the launcher's uid, unknown to it: the service's USER /
+    LOGNAME give it a name, and vLLM and torch put their caches on the data volume."""
+    tmp_path.chmod(0o777)
+    env = {**os.environ, "ARCJOBS_VERSION": VERSION, "ARCJOBS_DATA_ROOT": str(tmp_path)}
+    code = CACHE_LOOKUP + "import vllm.envs; print(vllm.envs.VLLM_CACHE_ROOT)\n"
+    run = ["run", "--rm", "-T", "--no-deps", "--user", "12345:12345", "infer-cpu"]
+    done = subprocess.run(
+        compose_command(PROJECT, *run, "python3", "-c", code),
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    *_, lookup, vllm_cache = done.stdout.strip().splitlines()
+    assert json.loads(lookup) == ["arcjobs", "/data/cache/torchinductor", "/data/cache/triton"]
+    assert vllm_cache == "/data/cache/vllm"
 
 
 def test_transformers_engine_samples_on_cpu_inside_the_image(image, tmp_path):

@@ -155,6 +155,12 @@ def _adapter(path: Path, **config) -> Path:
     return path
 
 
+def test_lora_rank_is_the_adapters_largest_rounded_up_to_one_vllm_accepts(tmp_path):
+    assert engine_vllm.adapter_rank(_adapter(tmp_path / "a", r=4)) == 8
+    pattern = {"model.layers.0.mlp.down_proj": 40}
+    assert engine_vllm.adapter_rank(_adapter(tmp_path / "b", r=16, rank_pattern=pattern)) == 64
+
+
 @pytest.mark.parametrize(
     ("config", "key"),
     [

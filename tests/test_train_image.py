@@ -1,8 +1,9 @@
 """Dockerfile.train as built: every package imports, and the tiny model trains two steps inside.
 
 Opt-in (ARCJOBS_TEST_IMAGES=1): the image carries the CUDA build of torch, several GB to
-download. It builds from the local Debian base (scripts/make-base-image.sh) unless
-ARCJOBS_BASE_IMAGE names another, and trains on the CPU, so no GPU is needed.
+download. It builds through Compose (its pip cache mounts need BuildKit) from the local
+Debian base (scripts/make-base-image.sh) unless ARCJOBS_BASE_IMAGE names another, and trains
+on the CPU, so no GPU is needed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import CACHE_LOOKUP, compose_command
 from test_train import write_dataset
 
 from arcjobs import __version__
@@ -21,7 +23,9 @@ from arcjobs import __version__
 pytestmark = pytest.mark.images
 
 REPO = Path(__file__).resolve().parents[1]
-TAG = f"arcjobs-train:{__version__}-test"
+VERSION = f"{__version__}-test"  # compose.yaml tags the image arcjobs-train:$ARCJOBS_VERSION
+TAG = f"arcjobs-train:{VERSION}"
+PROJECT = "arcjobs-images-test"
 PACKAGES = "torch transformers peft trl accelerate datasets liger_kernel bitsandbytes arcjobs"
 
 
@@ -39,9 +43,8 @@ def image() -> str:
     if _docker("image", "inspect", base, timeout=30).returncode != 0:
         pytest.skip(f"base image {base} missing: run scripts/make-base-image.sh")
     built = subprocess.run(
-        ["docker", "build", "-f", "Dockerfile.train", "--build-arg", f"BASE_IMAGE={base}"]
-        + ["-t", TAG, "."],
-        cwd=REPO,
+        compose_command(PROJECT, "build", "--build-arg", f"BASE_IMAGE={base}", "train"),
+        env={**os.environ, "ARCJOBS_VERSION": VERSION},
         capture_output=True,
         text=True,
         timeout=3600,
@@ -90,3 +93,31 @@ def test_tiny_model_trains_two_steps_on_cpu_inside(image, tmp_path):
     metrics = json.loads((data / "learn" / "out" / "metrics.json").read_text())
     assert metrics["global_step"] == 2
     assert (data / "learn" / "out" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_the_train_service_runs_as_a_uid_without_a_name_and_trains(image, tmp_path):
+    """Compose runs the image as the launcher's uid, unknown to it: the service's USER /
+    LOGNAME give it a name, its caches go to the data volume, and the tiny model trains."""
+    tmp_path.chmod(0o777)
+    write_dataset(tmp_path / "dataset.jsonl", n=2).chmod(0o644)
+    env = {**os.environ, "ARCJOBS_VERSION": VERSION, "ARCJOBS_DATA_ROOT": str(tmp_path)}
+    run = ["run", "--rm", "-T", "--no-deps", "--user", "12345:12345", "train-cpu"]
+    lookup = subprocess.run(
+        compose_command(PROJECT, *run, "python3", "-c", CACHE_LOOKUP),
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert lookup.returncode == 0, lookup.stderr[-3000:]
+    assert json.loads(lookup.stdout.strip().splitlines()[-1]) == [
+        "arcjobs", "/data/cache/torchinductor", "/data/cache/triton",
+    ]  # fmt: skip
+    script = (
+        "set -e; arcjobs model tiny --out /data/tiny; arcjobs step train --model /data/tiny "
+        "--dataset /data/dataset.jsonl --max-steps 1 --global-batch-size 1 "
+        "--per-device-batch-size 1 --lora-rank 4 --out /data/learn/out"
+    )
+    trained = subprocess.run(
+        compose_command(PROJECT, *run, "sh", "-c", script),
+        env=env, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-3000:]
+    assert (tmp_path / "learn" / "out" / "adapter" / "adapter_model.safetensors").is_file()

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
+from arcjobs.backends.gpus import too_few
 from arcjobs.engine.layout import RunLayout
 from arcjobs.spec.model import Resources, Step
 
@@ -87,6 +88,14 @@ class Backend(ABC):
     @abstractmethod
     def cancel(self, handle: dict[str, Any]) -> None:
         """Stop the step and everything it started; wait until it is gone."""
+
+    def gpu_refusal(self, step: Step, capacity: Resources) -> str | None:
+        """Why `step` cannot have its GPUs here, as the end of "step S asks for N GPU(s) and
+        ...", or None. GPUs cannot be scaled down like CPUs, so the engine refuses such a run
+        before it starts. By default: more GPUs than `capacity`."""
+        if step.resources.gpus > capacity.gpus:
+            return too_few(capacity.gpus, self.name)
+        return None
 
     def submit_dag(
         self, requests: dict[str, StepRequest], needs: dict[str, list[str]], layout: RunLayout

@@ -10,8 +10,10 @@ Placement:
   data root), so steps see their paths as `/data/runs/<run>/steps/<step>/out`;
 - GPUs: `train`/`infer` reserve every GPU; the engine's GPU ids for the step become
   CUDA_VISIBLE_DEVICES inside, so concurrent steps never share one (ids index the launcher's
-  own CUDA_VISIBLE_DEVICES when it has one). Steps asking for no GPU use `train-cpu` /
-  `infer-cpu`, the same services without a reservation, which works without NVIDIA's toolkit;
+  own CUDA_VISIBLE_DEVICES when it has one, else nvidia-smi's list: `backends/gpus.py`). A
+  GPU step whose image needs a newer NVIDIA driver than the machine's is refused before the
+  run starts. Steps asking for no GPU use `train-cpu` / `infer-cpu`, the same services
+  without a reservation, which works without NVIDIA's toolkit;
 - CPUs and memory: `compose run` has no `--cpus`/`-m`, so compose.yaml reads ARCJOBS_CPUS,
   ARCJOBS_MEMORY (train/infer) and ARCJOBS_SANDBOX_MEMORY (sandbox) and the backend sets them
   per step from its resources.
@@ -47,7 +49,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import time
@@ -55,6 +56,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from arcjobs import __version__
+from arcjobs.backends import gpus
 from arcjobs.backends.base import Backend, StepRequest, StepStatus
 from arcjobs.backends.local import _start_time
 from arcjobs.engine.layout import RunLayout
@@ -70,6 +72,13 @@ GPU_IMAGES = ("train", "infer")
 STOP_GRACE_S = 10
 REAP_WAIT_S = 30.0
 LABEL = "arcjobs"
+# The CUDA build of a GPU image (label set from Dockerfile.train/.infer's `ARG CUDA`); images
+# built before the label existed are the default build.
+CUDA_LABEL = "arcjobs.cuda"
+DEFAULT_CUDA = "cu130"
+# The oldest NVIDIA driver each CUDA major version runs on (NVIDIA's CUDA minor version
+# compatibility: 12.x from 525.60.13, 13.x from 580.65.06).
+MIN_DRIVER = {12: 525, 13: 580}
 
 
 def container_name(data_root: Path, run_id: str, step: str) -> str:
@@ -100,21 +109,6 @@ def _chown_tree(path: Path, uid: int, gid: int, depth: int) -> None:
             _chown_tree(child, uid, gid, depth - 1)
 
 
-def host_gpus() -> list[str]:
-    """The GPUs this launcher may hand out, as the engine numbers them."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
-    if shutil.which("nvidia-smi") is None:
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    listed = [line for line in out.stdout.splitlines() if line.startswith("GPU ")]
-    return [str(i) for i in range(len(listed))]
-
-
 class ComposeBackend(Backend):
     name: ClassVar[str] = "compose"
 
@@ -129,7 +123,8 @@ class ComposeBackend(Backend):
         self.project = project
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._image_ids: dict[str, str] = {}
-        self._gpus: list[str] | None = None
+        self._gpus: gpus.Gpus | None = None
+        self._driver: str | None = None
 
     # --- where and what --------------------------------------------------------------------
 
@@ -157,12 +152,35 @@ class ComposeBackend(Backend):
                 f"image(s) {', '.join(map(docker_tag, missing))} not built; "
                 f"run `arcjobs images build {' '.join(missing)}`"
             )
-        return Resources(gpus=len(self._host_gpus()), cpus=engine.cpus, memory_mb=engine.memory_mb)
+        return Resources(
+            gpus=len(self._host_gpus().devices), cpus=engine.cpus, memory_mb=engine.memory_mb
+        )
 
-    def _host_gpus(self) -> list[str]:
+    def _host_gpus(self) -> gpus.Gpus:
+        """The engine's GPUs, as the launcher sees them (the engine runs on this machine)."""
         if self._gpus is None:
-            self._gpus = host_gpus()
+            self._gpus = gpus.probe(dict(os.environ))
+            self._driver = gpus.driver_version() if self._gpus.devices else None
         return self._gpus
+
+    def gpu_refusal(self, step: Step, capacity: Resources) -> str | None:
+        """Too few GPUs, MIG for a multi-GPU step, or a driver older than the step's image
+        needs: the images bring their own CUDA libraries, so an old driver otherwise shows
+        only inside a started container (the step then refuses, one line per step)."""
+        refusal = self._host_gpus().refusal(step.resources.gpus, self.name)
+        if refusal is not None or self._driver is None:
+            return refusal
+        cuda = dk.image_label(docker_tag(step.image), CUDA_LABEL) or DEFAULT_CUDA
+        major = re.fullmatch(r"cu(\d+)\d", cuda)
+        need = MIN_DRIVER.get(int(major[1])) if major else None
+        if need is not None and int(self._driver.split(".")[0]) < need:
+            return (
+                f"image {docker_tag(step.image)} is built for CUDA {cuda}, which needs NVIDIA "
+                f"driver >= {need}, but this machine's driver is {self._driver}; update the "
+                f"driver or rebuild with `arcjobs images build {step.image} --build-arg "
+                "CUDA=cu128`"
+            )
+        return None
 
     # --- requests --------------------------------------------------------------------------
 
@@ -185,8 +203,7 @@ class ComposeBackend(Backend):
         service = step.image if r.gpus or step.image not in GPU_IMAGES else f"{step.image}-cpu"
         uid, gid = container_user(data_root)
         name = container_name(data_root, layout.run_id, step.name)
-        gpus = self._host_gpus() if gpu_ids else []
-        cuda = ",".join(gpus[i] if i < len(gpus) else str(i) for i in gpu_ids or [])
+        cuda = self._host_gpus().visible(gpu_ids) if gpu_ids else ""
         # Docker refuses a CPU limit beyond the machine: clamp, as the scheduler does.
         engine = dk.engine_or_none()
         cpus = min(r.cpus, engine.cpus if engine else os.cpu_count() or 1)
@@ -199,6 +216,7 @@ class ComposeBackend(Backend):
                 {"gpus": r.gpus, "cpus": cpus, "memory_mb": memory_mb}, separators=(",", ":")
             ),
             "CUDA_VISIBLE_DEVICES": cuda,
+            **(gpus.STEP_ENV if r.gpus else {}),
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
             "PYTHONUNBUFFERED": "1",

@@ -5,6 +5,10 @@ step's group is killed as a whole on cancel; the step also gets SIGTERM if the l
 dies (PR_SET_PDEATHSIG), and a resumed launcher reaps any group a dead one left behind,
 recognising it by pid and start time so that a recycled pid is never killed.
 
+GPUs: the engine's numbers for a step index the launcher's own CUDA_VISIBLE_DEVICES, else
+nvidia-smi's list (`backends/gpus.py`), so a launcher restricted to GPUs 2,3 hands out only
+those; MIG instances count one each.
+
 Interpreters: a step runs in the launcher's Python unless `$ARCJOBS_PYTHON_<IMAGE>` names
 another for its image (`step_python`). The trainer and vLLM pin different transformers, which
 is why they are two images; on a workstation they are two environments, e.g.
@@ -19,7 +23,6 @@ import contextlib
 import ctypes
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from arcjobs import __version__
+from arcjobs.backends import gpus
 from arcjobs.backends.base import Backend, StepRequest, StepStatus
 from arcjobs.engine.layout import RunLayout
 from arcjobs.errors import UserError
@@ -50,19 +54,6 @@ def _start_time(pid: int) -> str | None:
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _count_gpus() -> int:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-            return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
-        except (OSError, subprocess.SubprocessError):
-            return 0
-    return 0
 
 
 def step_python(image: str) -> str:
@@ -90,6 +81,12 @@ class LocalBackend(Backend):
 
     def __init__(self) -> None:
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._gpus: gpus.Gpus | None = None
+
+    def _host_gpus(self) -> gpus.Gpus:
+        if self._gpus is None:
+            self._gpus = gpus.probe(dict(os.environ))
+        return self._gpus
 
     def data_mount(self, layout: RunLayout) -> str:
         return str(layout.data_root)
@@ -103,7 +100,12 @@ class LocalBackend(Backend):
         return f"host:arcjobs-{__version__}:python-{sys.version_info[0]}.{sys.version_info[1]}"
 
     def capacity(self) -> Resources:
-        return Resources(gpus=_count_gpus(), cpus=os.cpu_count() or 1, memory_mb=_memory_mb())
+        return Resources(
+            gpus=len(self._host_gpus().devices), cpus=os.cpu_count() or 1, memory_mb=_memory_mb()
+        )
+
+    def gpu_refusal(self, step: Step, capacity: Resources) -> str | None:
+        return self._host_gpus().refusal(step.resources.gpus, self.name)
 
     def request(
         self,
@@ -124,7 +126,8 @@ class LocalBackend(Backend):
                     "memory_mb": step.resources.memory_mb,
                 }
             ),
-            "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids or [])),
+            "CUDA_VISIBLE_DEVICES": self._host_gpus().visible(gpu_ids),
+            **(gpus.STEP_ENV if step.resources.gpus else {}),
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
             "PYTHONUNBUFFERED": "1",

@@ -106,7 +106,7 @@ def apptainer(
     "build_args",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Another build argument (repeatable), e.g. TORCH_INDEX_URL=... or FLASH_ATTN_WHEEL=...",
+    help="Another build argument (repeatable), e.g. CUDA=cu128 or FLASH_ATTN_WHEEL=...",
 )
 @click.option("--no-cache", is_flag=True, help="Rebuild every layer.")
 @click.option(

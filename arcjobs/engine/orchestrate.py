@@ -29,11 +29,17 @@ class Plan:
     resuming: bool
 
     def requests(self) -> dict[str, StepRequest]:
-        """The exact request of every step (GPU ids are chosen when a step starts)."""
+        """The exact request of every step, with the GPUs it gets when it starts alone (the
+        first ones): `run` picks among the free ones when it starts, and a printed command
+        with an empty CUDA_VISIBLE_DEVICES would hide every GPU when pasted."""
         mount = self.backend.data_mount(self.layout)
         return {
             name: self.backend.request(
-                step, render_params(step, self.layout, mount), self.layout, self.decisions[name].key
+                step,
+                render_params(step, self.layout, mount),
+                self.layout,
+                self.decisions[name].key,
+                list(range(step.resources.gpus)),
             )
             for name, step in self.job.steps.items()
         }
@@ -93,20 +99,21 @@ def run_plan(plan: Plan, overrides: list[str], report: Reporter) -> dict[str, An
 
 
 def _check_gpus(plan: Plan, capacity: Resources) -> None:
-    """GPUs are the one request that cannot be scaled down, so a step that needs more than
-    the backend has is refused before the run starts; CPUs and memory beyond the machine are
-    clamped to it instead (the step then runs alone). `plan` does not check this: a job is
-    often planned on one machine and run on another."""
+    """GPUs are the one request that cannot be scaled down, so a step the backend cannot give
+    its GPUs (too few, MIG instances for a multi-GPU step, a driver too old for the images)
+    is refused before the run starts; CPUs and memory beyond the machine are clamped to it
+    instead (the step then runs alone). `plan` does not check this: a job is often planned on
+    one machine and run on another."""
     for step in plan.job.steps.values():
-        wanted = step.resources.gpus
-        if plan.decisions[step.name].action == "run" and wanted > capacity.gpus:
+        if plan.decisions[step.name].action != "run" or not step.resources.gpus:
+            continue
+        why = plan.backend.gpu_refusal(step, capacity)
+        if why is not None:
             raise SpecError(
                 plan.job.file,
                 step.gpus_line,
                 f"steps.{step.base}.resources.gpus",
-                f"step {step.name} asks for {wanted} GPU(s) and the {plan.backend.name} backend "
-                f"has {capacity.gpus} here; lower it (e.g. --set gpus=0 where the job has that "
-                "parameter) or use a backend with GPUs",
+                f"step {step.name} asks for {step.resources.gpus} GPU(s) and {why}",
             )
 
 

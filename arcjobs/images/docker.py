@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
 import shlex
 import shutil
@@ -147,3 +148,15 @@ def image_digest(tag: str) -> str | None:
     if done is None or done.returncode != 0 or not done.stdout.startswith("sha256:"):
         return None
     return done.stdout.strip()
+
+
+def image_label(tag: str, key: str) -> str | None:
+    """Label `key` of image `tag`; None when the image or the label is missing."""
+    done = _probe(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", tag])
+    if done is None or done.returncode != 0:
+        return None
+    try:
+        labels = json.loads(done.stdout) or {}
+    except ValueError:
+        return None
+    return labels.get(key)

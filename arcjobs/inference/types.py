@@ -30,8 +30,8 @@ class PromptRequest:
     token_ids: the whole prompt, exactly one BOS, ending where the model continues (after
         the assistant header, and after the pre-filled prefix when there is one).
     seed: this prompt's own sampling seed, drawn from the step seed, the task id and the
-        prompt index; vLLM uses it with `per_prompt_seeds`, so that a prompt samples the same
-        way whatever other prompts share its batch or GPU.
+        prompt index; vLLM uses it (unless `per_prompt_seeds` is off), so that a prompt
+        samples the same way whatever other prompts share its batch or GPU.
     trained_sample_id: the training sample whose prompt this is, when the step samples on a
         relabel dataset's prompts (infer's `prompts`); None for prompts drawn from the tasks.
     """

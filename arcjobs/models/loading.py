@@ -9,6 +9,7 @@ it up front instead of failing deep inside a forward pass.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,41 @@ def has_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def require_cuda(gpus: int) -> None:
+    """Refuse, in one line, a step granted GPUs where CUDA is unusable: it would otherwise run
+    on the CPU without a word (an 8B model trains there for days), e.g. when the driver is
+    too old for the image's CUDA (13.0 needs NVIDIA driver >= 580)."""
+    if gpus > 0 and not has_cuda():
+        raise UserError(
+            f"resources.gpus: {gpus} GPU(s) granted but CUDA is unusable here "
+            f"({_cuda_problem()}); check `nvidia-smi`, or run the step with gpus: 0"
+        )
+
+
+def _cuda_problem() -> str:
+    import torch
+
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} is a CPU build"
+    try:
+        torch.cuda.init()  # raises with the driver's own reason, e.g. "driver too old"
+    except Exception as e:  # whatever it is, its first line says why
+        return str(e).strip().splitlines()[0][:300]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return "no CUDA device" + (
+        f" in CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
+    )
+
+
+def varlen_attention(attn: str) -> bool:
+    """Whether `attn` runs a flattened (padding-free or packed) batch as separate sequences.
+
+    The flash-attention kernels do, from the position ids. Any other implementation sees one
+    long row and gets a causal mask over all of it: quadratic in the batch's total tokens
+    (32k tokens: 1G mask elements), rebuilt at every step."""
+    return "flash" in attn
 
 
 def pick_attention(requested: str | None) -> str:

@@ -77,9 +77,9 @@ class Params(DatasetParams):
         True, description="With more GPUs than one engine needs: one engine per GPU group."
     )
     per_prompt_seeds: bool = Field(
-        False,
-        description="vLLM: seed each prompt on its own (samples independent of batching and "
-        "sharding; disables vLLM's fused sampler, so slower).",
+        True,
+        description="vLLM: seed each prompt on its own, so its samples do not depend on what "
+        "shares its batch or GPU (free in vLLM 0.33); false: one seed per engine.",
     )
 
     @field_validator("samples_per_prompt")
@@ -101,11 +101,15 @@ class Params(DatasetParams):
         return value
 
 
-def _check_inputs(params: Params, gpus: int) -> Path:
+def _check_inputs(params: Params, resources: dict[str, Any]) -> Path:
     """Everything that can be refused before a model is loaded; returns the model directory."""
     from arcjobs.inference.engine_transformers import require_adapter_dir
+    from arcjobs.models.loading import require_cuda
     from arcjobs.models.tokenizer import require_model_dir
 
+    gpus = _granted_gpus(resources)
+    if params.engine == "transformers" and "gpus" in resources:
+        require_cuda(gpus)  # it would fall back to the CPU silently; vLLM says so itself
     model_dir = require_model_dir(params.model)
     if params.adapter is not None:
         require_adapter_dir(params.adapter)
@@ -209,7 +213,7 @@ def run(params: Params, ctx: StepContext) -> None:
     from arcjobs.inference.types import Sampling, Timed
     from arcjobs.models.tokenizer import load_tokenizer
 
-    model_dir = _check_inputs(params, _granted_gpus(ctx.resources))
+    model_dir = _check_inputs(params, ctx.resources)
     tasks = load_tasks(params)
     samples = None if params.prompts is None else read_samples(params.prompts)
     tokenizer = load_tokenizer(model_dir)

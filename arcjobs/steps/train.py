@@ -18,7 +18,10 @@ falls back to plain PyTorch so the tiny model trains in tests.
 
 With `resources.gpus > 1` the step starts itself again under `accelerate launch`, one process
 per GPU; the user gives the global batch and the per-device batch, and the gradient
-accumulation is derived so the global batch stays the same on any number of GPUs.
+accumulation is derived so the global batch stays the same on any number of GPUs. What must be
+decided once is decided in this parent process before any rank starts: CUDA is usable, the
+options fit, and whether there is anything to learn at all (else every rank would publish
+the starting adapter into the same directory).
 """
 
 from __future__ import annotations
@@ -49,7 +52,12 @@ class Params(StepParams):
     adapter: str | None = Field(None, description="Adapter to continue training (round k-1's).")
     method: Literal["lora", "full"] = Field("lora", description="Adapter or full fine-tuning.")
     lora_rank: int = Field(32, ge=1)
-    lora_alpha: float | None = Field(None, description="Default: equal to lora_rank.")
+    lora_alpha: float = Field(
+        32,
+        gt=0,
+        description="Kept fixed while lora_rank varies: updates are scaled by alpha/sqrt(r) "
+        "with rsLoRA, alpha/r without; 32 is the default rank.",
+    )
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     target_modules: list[str] = Field(default_factory=lambda: list(ALL_LINEAR))
     use_rslora: bool = Field(True, description="Scale by alpha/sqrt(r): stable across ranks.")
@@ -59,9 +67,13 @@ class Params(StepParams):
     liger: bool | None = Field(None, description="Liger kernels; default on where installed (GPU).")
     gradient_checkpointing: bool = True
     padding_free: bool | None = Field(
-        None, description="Flattened batches without padding; default on with flash-attention."
+        None,
+        description="Flattened batches without padding; default on with flash-attention, "
+        "refused without it.",
     )
-    packing: bool = Field(False, description="Pack samples into max_length blocks (BFD).")
+    packing: bool = Field(
+        False, description="Pack samples into max_length blocks (BFD); needs flash-attention."
+    )
     sampler: Literal["random", "group_by_length", "batch_rebalance"] | None = Field(
         None, description="Default: group_by_length for padded batches of >1 sample, else random."
     )
@@ -239,6 +251,23 @@ def _accumulation(params: Params, world: int) -> int:
     return params.global_batch_size // per_step
 
 
+def _flattened_batches(params: Params, attn: str) -> bool:
+    """Whether batches are flattened (padding-free; TRL's BFD packing implies it), refusing it
+    where the attention kernel would build a quadratic mask over the flattened row."""
+    from arcjobs.models.loading import varlen_attention
+
+    if not (params.packing or params.padding_free):
+        return params.padding_free is None and varlen_attention(attn)
+    if not varlen_attention(attn):
+        key = "packing" if params.packing else "padding_free"
+        raise UserError(
+            f"{key}: flattened batches need a flash-attention kernel, and attention is {attn} "
+            "here (one row per batch, with a mask quadratic in its tokens); install flash-attn "
+            f"(Dockerfile.train's FLASH_ATTN_WHEEL) or set {key}: false"
+        )
+    return True
+
+
 def _check_device_options(params: Params, gpu: bool) -> bool:
     """Refuse GPU-only options on a CPU; return whether Liger kernels will be used."""
     if params.load_in_4bit and params.method == "full":
@@ -253,7 +282,9 @@ def _peft_model(params: Params, model: Any) -> Any:
     """Wrap `model` in a new adapter, or in round k-1's adapter (its own config wins)."""
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
-    if params.load_in_4bit:
+    # Only for quantised weights: on a plain model it would upcast every weight to fp32
+    # (publishing an untrained 4-bit adapter loads the base unquantised).
+    if getattr(model, "hf_quantizer", None) is not None:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=params.gradient_checkpointing
         )
@@ -263,7 +294,7 @@ def _peft_model(params: Params, model: Any) -> Any:
         return PeftModel.from_pretrained(model, params.adapter, is_trainable=True)
     config = LoraConfig(
         r=params.lora_rank,
-        lora_alpha=params.lora_alpha if params.lora_alpha is not None else params.lora_rank,
+        lora_alpha=params.lora_alpha,
         lora_dropout=params.lora_dropout,
         target_modules=params.target_modules,
         use_rslora=params.use_rslora,
@@ -280,9 +311,7 @@ def _peft_model(params: Params, model: Any) -> Any:
 def _sft_config(params: Params, scratch: Path, gpu: bool, liger: bool, attn: str) -> Any:
     from trl import SFTConfig
 
-    padding_free = params.padding_free
-    if padding_free is None:
-        padding_free = attn.startswith("flash_attention")
+    padding_free = _flattened_batches(params, attn)
     sampler = params.sampler
     if sampler is None:  # padded batches of similar lengths waste little compute on padding
         padded = not padding_free and params.per_device_batch_size > 1
@@ -333,6 +362,20 @@ def _sft_config(params: Params, scratch: Path, gpu: bool, liger: bool, attn: str
     )
 
 
+def usable_samples(params: Params, tokenizer: Any) -> tuple[list[dict[str, Any]], int]:
+    """The samples that fit `max_length`, and how many did not; NothingToLearn when none does."""
+    rows, skipped = drop_long(read_dataset(params.dataset), tokenizer, params.max_length)
+    if not rows:
+        raise NothingToLearn(skipped)
+    return rows, skipped
+
+
+def _device_map(gpu: bool) -> dict[str, int] | None:
+    """Each rank's GPU (LOCAL_RANK under accelerate): weights load straight onto it instead
+    of into host memory first (16 GB per rank for the 8B model)."""
+    return {"": int(os.environ.get("LOCAL_RANK", "0"))} if gpu else None
+
+
 def build_trainer(params: Params, scratch: Path) -> tuple[Any, Any, int, int]:
     """The configured SFTTrainer, its tokenizer, and the numbers of samples kept and skipped."""
     from datasets import Dataset
@@ -345,16 +388,14 @@ def build_trainer(params: Params, scratch: Path) -> tuple[Any, Any, int, int]:
     liger = _check_device_options(params, gpu)
     attn = pick_attention(params.attn_implementation)
     tokenizer = load_tokenizer(params.model)
-    rows, skipped = drop_long(read_dataset(params.dataset), tokenizer, params.max_length)
-    if not rows:
-        raise NothingToLearn(skipped)
+    rows, skipped = usable_samples(params, tokenizer)
     print(f"train: {len(rows)} samples, {skipped} skipped (longer than {params.max_length} tokens)")
     config = _sft_config(params, scratch, gpu, liger, attn)
     model = load_model(
         params.model,
         load_in_4bit=params.load_in_4bit,
         attn_implementation=attn,
-        device_map={"": int(os.environ.get("LOCAL_RANK", "0"))} if params.load_in_4bit else None,
+        device_map=_device_map(gpu),
     )
     if params.method == "lora":
         from transformers import set_seed
@@ -406,11 +447,7 @@ def train(params: Params, out: Path, scratch: Path) -> None:
     """The training recipe proper (one process per GPU under accelerate, or one on CPU)."""
     import torch
 
-    try:
-        trainer, tokenizer, samples, skipped = build_trainer(params, scratch)
-    except NothingToLearn as e:
-        _publish_untrained(params, out, e.args[0])
-        return
+    trainer, tokenizer, samples, skipped = build_trainer(params, scratch)
     resume = prune_to_last_complete_checkpoint(scratch / CHECKPOINTS)
     if resume is not None:
         print(f"train: resuming from {resume.name}", flush=True)
@@ -518,8 +555,18 @@ def _write_report(metrics: dict[str, Any], out: Path, scratch: Path) -> None:
 
 
 def run(params: Params, ctx: StepContext) -> None:
-    """In-process on CPU / one GPU; under `accelerate launch` with several GPUs."""
+    """In-process on CPU / one GPU; under `accelerate launch` with several GPUs. Decided here,
+    once: CUDA is usable where GPUs were granted, and there is something to learn."""
+    from arcjobs.models.loading import require_cuda
+    from arcjobs.models.tokenizer import load_tokenizer
+
     gpus = int(ctx.resources.get("gpus") or 0)
+    require_cuda(gpus)
+    try:
+        usable_samples(params, load_tokenizer(params.model))
+    except NothingToLearn as e:
+        _publish_untrained(params, ctx.out, e.args[0])
+        return
     if gpus > 1 and "WORLD_SIZE" not in os.environ:
         _launch(params, ctx, gpus)
     else:
@@ -528,19 +575,20 @@ def run(params: Params, ctx: StepContext) -> None:
 
 def _launch(params: Params, ctx: StepContext, gpus: int) -> None:
     """One DDP process per GPU, each running this module's `__main__` (the recipe above)."""
-    from arcjobs.models.loading import has_cuda
-    from arcjobs.models.tokenizer import require_model_dir
+    from arcjobs.models.loading import pick_attention
 
-    if not has_cuda():
-        raise UserError(f"resources.gpus: {gpus} GPUs granted but no CUDA GPU is visible")
     # Bad input is refused here as one line, not as one traceback per rank.
     _accumulation(params, gpus)
     _check_device_options(params, gpu=True)
-    require_model_dir(params.model)
-    read_dataset(params.dataset)
+    _flattened_batches(params, pick_attention(params.attn_implementation))
+    # Port 0: torchrun's agent binds a free port itself and hands it to the ranks. The
+    # default, 29500, makes two multi-GPU steps started together on one machine collide
+    # (accelerate only moves off it when it sees the port taken, and two launches can both
+    # see it free).
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch",
         "--multi_gpu", "--num_processes", str(gpus), "--num_machines", "1",
+        "--main_process_port", "0",
         "--mixed_precision", "bf16", "--dynamo_backend", "no",
         "-m", "arcjobs.steps.train",
         params.model_dump_json(), str(ctx.out), str(ctx.scratch),
