@@ -26,7 +26,9 @@ from arcjobs.steps.train import (
     check_job,
     last_complete_checkpoint,
     prune_to_last_complete_checkpoint,
+    round_robin,
     train,
+    training_order,
 )
 
 pytestmark = pytest.mark.integration
@@ -496,3 +498,31 @@ def test_lora_alpha_stays_fixed_as_the_rank_varies():
     still change the update size, which the option exists to prevent."""
     assert Params(model="m", dataset="d", lora_rank=8).lora_alpha == 32
     assert Params(model="m", dataset="d", lora_rank=128).lora_alpha == 32
+
+
+def test_round_robin_gives_every_task_its_turn_whatever_its_sample_count() -> None:
+    """Task a has 5 samples, b 1, c 2: in 12 draws each task comes 4 times, once in every
+    block of 3; a's turns take distinct samples until they are used up."""
+    rows = [{"task_id": t, "n": i} for t, k in (("a", 5), ("b", 1), ("c", 2)) for i in range(k)]
+    order = round_robin(rows, 12, seed=0)
+    assert len(order) == 12
+    for block in range(4):
+        assert sorted(r["task_id"] for r in order[3 * block : 3 * block + 3]) == ["a", "b", "c"]
+    a = [r["n"] for r in order if r["task_id"] == "a"]
+    assert len(set(a)) == 4
+    assert round_robin(rows, 12, seed=0) == order
+    assert round_robin(rows, 12, seed=1) != order
+
+
+def test_round_robin_streams_as_many_samples_as_the_steps_take(tiny, tmp_path):
+    """With `sampler: round_robin` the trainer reads the ordered stream from the start
+    (sequential), max_steps x global batch long, four tasks in each block of four."""
+    rows = [json.loads(x) for x in write_dataset(tmp_path / "d.jsonl").read_text().splitlines()]
+    by_text = {json.dumps(r["completion"]): r["task_id"] for r in rows}
+    params = Params(**_small(tiny, tmp_path / "d.jsonl", sampler="round_robin", max_steps=3))
+    trainer, _, kept, _ = build_trainer(params, tmp_path / "scratch")
+    assert trainer.args.train_sampling_strategy == "sequential" and kept == 4
+    stream = training_order(params, [dict(r) for r in rows])
+    assert len(stream) == len(trainer.train_dataset) == 3 * 2
+    tasks = [by_text[json.dumps(r["completion"])] for r in stream]
+    assert len(set(tasks[:4])) == 4 and tasks[4:] == tasks[:2]

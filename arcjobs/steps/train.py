@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import re
 import shutil
@@ -74,8 +75,11 @@ class Params(StepParams):
     packing: bool = Field(
         False, description="Pack samples into max_length blocks (BFD); needs flash-attention."
     )
-    sampler: Literal["random", "group_by_length", "batch_rebalance"] | None = Field(
-        None, description="Default: group_by_length for padded batches of >1 sample, else random."
+    sampler: Literal["random", "group_by_length", "batch_rebalance", "round_robin"] | None = Field(
+        None,
+        description="Default: group_by_length for padded batches of >1 sample, else random. "
+        "round_robin: every task in turn, one sample each (the seed study's), so a task with "
+        "many samples gets no more steps than one with few.",
     )
     attn_implementation: str | None = Field(None, description="Default: flash_attention_2 or sdpa.")
     global_batch_size: int = Field(16, ge=1, description="Samples per optimizer step, all GPUs.")
@@ -172,10 +176,36 @@ def check_job(job: Any) -> list[tuple[str, str, str]]:
 
 
 def read_dataset(path: str) -> list[dict[str, Any]]:
-    """The prompt–completion pairs of a relabel output (checked line by line)."""
+    """The prompt–completion pairs of a relabel output (checked line by line), with their task."""
     from arcjobs.arc.samples import read_samples
 
-    return [{"prompt": r["prompt"], "completion": r["completion"]} for r in read_samples(path)]
+    return [
+        {"task_id": str(r.get("task_id", "")), "prompt": r["prompt"], "completion": r["completion"]}
+        for r in read_samples(path)
+    ]
+
+
+def round_robin(rows: list[dict[str, Any]], count: int, seed: int) -> list[dict[str, Any]]:
+    """`count` samples taken task by task: passes over the tasks in one shuffled order, each
+    pass taking every task's next sample (a task's samples shuffled once, then cycled).
+
+    The seed study's training order: with it a task relabelled into 40 samples gets as many
+    steps as one with 2, where drawing samples at random would favour it twentyfold.
+    """
+    import random
+
+    rng = random.Random(seed)
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_task.setdefault(row["task_id"], []).append(row)
+    tasks = sorted(by_task)
+    rng.shuffle(tasks)
+    for samples in by_task.values():
+        rng.shuffle(samples)
+    order: list[dict[str, Any]] = []
+    for turn in range(count // len(tasks) + 1):
+        order += [by_task[t][turn % len(by_task[t])] for t in tasks]
+    return order[:count]
 
 
 def drop_long(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> tuple[list, int]:
@@ -316,6 +346,8 @@ def _sft_config(params: Params, scratch: Path, gpu: bool, liger: bool, attn: str
     if sampler is None:  # padded batches of similar lengths waste little compute on padding
         padded = not padding_free and params.per_device_batch_size > 1
         sampler = "group_by_length" if padded else "random"
+    if sampler == "round_robin":  # the dataset is in that order already (`training_order`)
+        sampler = "sequential"
     report_to = list(params.report_to)
     if os.environ.get("WANDB_PROJECT") and "wandb" not in report_to:
         if importlib.util.find_spec("wandb") is None:
@@ -335,7 +367,8 @@ def _sft_config(params: Params, scratch: Path, gpu: bool, liger: bool, attn: str
         weight_decay=params.weight_decay,
         max_grad_norm=params.max_grad_norm,
         max_steps=params.max_steps or -1,
-        num_train_epochs=params.epochs,
+        # round_robin: the dataset is the whole ordered stream, epochs included
+        num_train_epochs=1 if params.sampler == "round_robin" else params.epochs,
         # Samples that do not fit were dropped already; padding-free without packing has no
         # length to enforce, and TRL asks for None there.
         max_length=None if padding_free and not params.packing else params.max_length,
@@ -368,6 +401,18 @@ def usable_samples(params: Params, tokenizer: Any) -> tuple[list[dict[str, Any]]
     if not rows:
         raise NothingToLearn(skipped)
     return rows, skipped
+
+
+def training_order(params: Params, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the trainer iterates over: the samples themselves, or with `round_robin` the whole
+    task-balanced stream, as long as the steps (or epochs) need."""
+    if params.sampler != "round_robin":
+        stream = rows
+    elif params.max_steps:
+        stream = round_robin(rows, params.max_steps * params.global_batch_size, params.seed)
+    else:
+        stream = round_robin(rows, math.ceil(params.epochs * len(rows)), params.seed)
+    return [{"prompt": r["prompt"], "completion": r["completion"]} for r in stream]
 
 
 def _device_map(gpu: bool) -> dict[str, int] | None:
@@ -403,7 +448,10 @@ def build_trainer(params: Params, scratch: Path) -> tuple[Any, Any, int, int]:
         set_seed(params.seed)  # the adapter's initial weights are random
         model = _peft_model(params, model)
     trainer = SFTTrainer(
-        model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(training_order(params, rows)),
+        processing_class=tokenizer,
     )
     return trainer, tokenizer, len(rows), skipped
 
@@ -458,6 +506,8 @@ def train(params: Params, out: Path, scratch: Path) -> None:
         return
     _save_outputs(params, trainer, tokenizer, out)
     metrics = _metrics(trainer, samples, skipped, elapsed, resume)
+    if params.sampler == "round_robin":  # TRL saw a sequential stream, ordered by the step
+        metrics["config"]["sampler"] = "round_robin"
     metrics["peak_memory_bytes"] = (
         torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
     )
