@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,3 +48,22 @@ def compose_command(project: str, *args: str) -> list[str]:
     """`docker compose` on the checkout's compose.yaml under `project`, the same from any cwd."""
     compose = ["docker", "compose", "--project-directory", str(ROOT)]
     return [*compose, "-f", str(ROOT / "compose.yaml"), "-p", project, *args]
+
+
+def solved(metrics_json: Path) -> set[str]:
+    """The tasks an evaluate step solved (pass@n = 1)."""
+    per_task = json.loads(metrics_json.read_text())["per_task"]
+    return {task for task, m in per_task.items() if m["pass_at_n"] == 1}
+
+
+def assert_demo_learned(steps: Path) -> None:
+    """What jobs/demo.yaml shows: the model alone solves nothing at first; the pooled programs
+    solve every task; after learning them, the model alone solves tasks it did not before."""
+    before = solved(steps / "evaluate_before/out/metrics.json")
+    pooled = solved(steps / "evaluate_pooled/out/metrics.json")
+    after = solved(steps / "evaluate/out/metrics.json")
+    assert before == set(), "a random model writes no valid program"
+    assert len(pooled) == 4
+    assert len(after - before) >= 3, f"the model alone solved only {sorted(after)} after learning"
+    newly = json.loads((steps / "evaluate/out/metrics.json").read_text())["legitimacy"]["tasks"]
+    assert {t["task_id"] for t in newly} == after - before

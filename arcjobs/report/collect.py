@@ -123,6 +123,7 @@ class TrainInfo:
 class RunInfo:
     run_id: str
     job: str
+    description: str
     status: str
     backend: str
     created: float | None
@@ -171,6 +172,18 @@ def host_path(data_root: Path, path: str) -> Path:
     if not p.exists() and p.is_relative_to(CONTAINER_DATA):
         return data_root / p.relative_to(CONTAINER_DATA)
     return p
+
+
+def _description(job_file: Path) -> str:
+    """The job's own account of itself (its `description:`), as the run saved the job."""
+    import yaml
+
+    try:
+        job = yaml.safe_load(job_file.read_text())
+    except (OSError, yaml.YAMLError):
+        return ""
+    text = job.get("description") if isinstance(job, dict) else None
+    return text.strip() if isinstance(text, str) else ""
 
 
 def _read_json(path: Path) -> Any:
@@ -304,6 +317,7 @@ def read_run(store: RunStore, run_id: str) -> RunInfo:
     return RunInfo(
         run_id=run_id,
         job=state.get("job", ""),
+        description=_description(layout.run_dir / "job.yaml"),
         status=state.get("status", "?"),
         backend=state.get("backend", ""),
         created=state.get("created"),

@@ -420,6 +420,8 @@ def build(
             ],
         )
     )
+    described = {r.job: r.description for r in data.runs if r.description}
+    overview.blocks += [Para(f"{job}: {text}") for job, text in described.items()]
     sections = [overview]
     for stage, make in (
         ("metrics tables", lambda: _metrics_section(data)),
