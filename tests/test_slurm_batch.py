@@ -51,7 +51,7 @@ def cluster(tmp_path):
     (cache / "index.json").write_text(json.dumps({"images": images}))
     site = tmp_path / "site.yaml"
     site.write_text(
-        "data_root: /shared/alice/arcjobs\n"
+        f"data_root: {root}\n"
         "environment: {HF_HUB_OFFLINE: '1'}\n"
         "slurm:\n"
         "  partition: gpu\n"
@@ -92,7 +92,7 @@ def test_ttt_round_under_apptainer_asks_slurm_for_what_each_step_needs(cluster):
     scripts = {Path(p).stem: t for p, t in files.items() if p.endswith(".sbatch")}
     assert set(scripts) == set(plan.job.steps)
     learn = sbatch_options(scripts["learn"])
-    cluster_dir = "/shared/alice/arcjobs/runs/r1/steps/learn"
+    cluster_dir = f"{root}/runs/r1/steps/learn"
     assert learn[:7] == [
         "--job-name=r1.learn",
         f"--output={cluster_dir}/log.txt",
@@ -111,7 +111,7 @@ def test_ttt_round_under_apptainer_asks_slurm_for_what_each_step_needs(cluster):
     argv = the_command(scripts["learn"])
     sif = str(sif_path(Path(load_site(site).slurm.image_cache), "train", DIGESTS["train"]))
     assert argv[:10] == ["apptainer", "exec", "--cleanenv", "--bind",
-                         "/shared/alice/arcjobs:/data", "--pwd", "/data/runs/r1/steps/learn",
+                         f"{root}:/data", "--pwd", "/data/runs/r1/steps/learn",
                          "--nv", sif, "arcjobs"]  # fmt: skip
     assert argv[-2:] == ["--out", "/data/runs/r1/steps/learn/out"]
     assert argv[10:] == requests["learn"].command[1:]
@@ -149,7 +149,7 @@ def test_the_sandbox_keeps_its_hardening_under_apptainer_and_docker(cluster, mon
                   "--security-opt no-new-privileges", "--pids-limit 512", "--init",
                   "--tmpfs /tmp:rw,noexec,nosuid,nodev,size=1g,mode=1777",
                   "--memory 32768m --memory-swap 32768m", "--cpus 16",
-                  "--volume /shared/alice/arcjobs:/data"):  # fmt: skip
+                  f"--volume {root}:/data"):  # fmt: skip
         assert flags in words, flags
     assert argv[argv.index(DIGESTS["sandbox"]) + 1 :][:3] == ["arcjobs", "step", "execute"]
     learn = files[str(root / "runs/r1/slurm/learn.sbatch")]
@@ -181,7 +181,7 @@ def test_every_generated_script_is_valid_bash(cluster, tmp_path):
     assert command[:4] == ["arcjobs", "step", "run", "--command"]
     assert command[4] == (
         'echo "round with lora_rank 32" > $OUT/notes.txt\n'
-        "cat /shared/alice/arcjobs/runs/r1/steps/stamp/out/when.txt >> $OUT/notes.txt\n"
+        f"cat {root}/runs/r1/steps/stamp/out/when.txt >> $OUT/notes.txt\n"
     )
 
 

@@ -88,15 +88,8 @@ class CondorBackend(Backend):
           directory", singularity.cpp), so a mistyped or unmounted path would leave /data
           empty in every step. (Without a site data_root the launcher creates its own.)
         """
-        wanted = self.site.data_root
-        if wanted is not None and Path(os.path.normpath(wanted)) != self.data_root:
-            raise UserError(
-                f"{site_file}: data_root is {wanted}, but the launcher's data root is "
-                f"{self.data_root}; the condor backend needs one path, the same on the access "
-                f"point and the execute nodes: run with --data-root {wanted} (or export "
-                f"ARCJOBS_DATA_ROOT={wanted})"
-            )
-        if wanted is not None and not self.data_root.is_dir():
+        self.site.check_data_root(self.data_root, site_file, "condor")
+        if self.site.data_root is not None and not self.data_root.is_dir():
             raise UserError(
                 f"{site_file}: data_root {self.data_root} does not exist here; HTCondor would "
                 f"silently skip binding it at {MOUNT} in every step: mount the shared "

@@ -132,6 +132,19 @@ class SiteConfig(BaseModel):
     def images_dir(self, data_root: Path) -> Path:
         return self.image_cache or Path(data_root).absolute() / "images"
 
+    def check_data_root(self, data_root: Path, site_file: object, backend: str) -> None:
+        """The launcher's data root must be the site's `data_root`, where the site names one:
+        a cluster backend writes paths that the login node and the compute nodes both read,
+        so there is one path, not a mapping."""
+        wanted = self.data_root
+        if wanted is not None and Path(os.path.normpath(wanted)) != data_root:
+            raise UserError(
+                f"{site_file}: data_root is {wanted}, but the launcher's data root is "
+                f"{data_root}; the {backend} backend needs one path, the same on the submit "
+                f"side and the execute nodes: run with --data-root {wanted} (or export "
+                f"ARCJOBS_DATA_ROOT={wanted})"
+            )
+
 
 def site_path(path: str | Path | None = None) -> Path:
     """Where the site config is read from: the argument, $ARCJOBS_SITE, or the default."""

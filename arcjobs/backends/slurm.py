@@ -40,7 +40,7 @@ from arcjobs.backends import slurm_batch as sb
 from arcjobs.backends.base import Backend, StepRequest, StepStatus
 from arcjobs.backends.compose import _chown_tree, container_name, container_user
 from arcjobs.backends.local import LocalBackend
-from arcjobs.backends.site import SiteConfig, load_site
+from arcjobs.backends.site import SiteConfig, load_site, site_path
 from arcjobs.engine.layout import RunLayout
 from arcjobs.errors import UserError
 from arcjobs.images import docker as dk
@@ -107,7 +107,13 @@ class SlurmBackend(Backend):
     ) -> None:
         self.site = site if isinstance(site, SiteConfig) else load_site(site)
         self.slurm = self.site.slurm
-        self.data_root = Path(data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data")
+        given = data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data"
+        self.data_root = Path(os.path.normpath(Path(given).absolute()))
+        self.site.check_data_root(
+            self.data_root,
+            "the site config" if isinstance(site, SiteConfig) else site_path(site),
+            "slurm",
+        )
         self._image_ids: dict[str, str] = {}
         self._last: dict[str, StepStatus] = {}  # by job id: a resubmitted step has a new one
         self._polled_at = -float("inf")
@@ -120,7 +126,7 @@ class SlurmBackend(Backend):
     def data_mount(self, layout: RunLayout) -> str:
         """`/data` in containers; the data root's own path on the nodes without one."""
         if self.slurm.runtime == "none":
-            return str(self.site.cluster_data_root(layout.data_root))
+            return str(Path(layout.data_root).absolute())
         return MOUNT
 
     def image_cache(self, data_root: Path | None = None) -> Path:
@@ -164,9 +170,8 @@ class SlurmBackend(Backend):
         `gpu_ids` is ignored: Slurm gives the job its GPUs and sets CUDA_VISIBLE_DEVICES.
         """
         r, kind = step.resources, self.slurm.runtime
-        cluster_root = self.site.cluster_data_root(layout.data_root)
-        local_dir = layout.step_dir(step.name)
-        cluster_dir = cluster_root / local_dir.relative_to(layout.data_root)
+        cluster_root = Path(layout.data_root).absolute()  # the same path on every node
+        cluster_dir = Path(layout.step_dir(step.name)).absolute()
         mount = self.data_mount(layout)
         command = [
             "arcjobs", "step", step.kind, *format_params(params),
