@@ -29,7 +29,7 @@ def test_task_ids_from_the_command_line(text: str, ids: list[str]) -> None:
 
 def test_launcher_round_trip() -> None:
     cls = get_kind("relabel").params
-    values = {"dataset": "d", "executions": "e", "task_ids": ["00576224", "a"], "per_task": 4}
+    values = {"dataset": "d", "executions": ["e"], "task_ids": ["00576224", "a"], "per_task": 4}
     assert parse_params(cls, format_params(values)).model_dump(exclude_defaults=True) == values
 
 
