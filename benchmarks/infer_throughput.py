@@ -115,6 +115,13 @@ class Runner:
             self.llm = engine_vllm.make_llm(model_dir, args.adapter, options)
             self.lora = engine_vllm.lora_request(args.adapter) if args.adapter else None
 
+    def close(self) -> None:
+        """Stop vLLM's engine processes (left to the interpreter's exit, they can hang it)."""
+        if self.args.engine == "vllm":
+            from arcjobs.inference import engine_vllm
+
+            engine_vllm.shutdown(self.llm)
+
     def generate(
         self, requests: list[PromptRequest], sampling: Sampling, batch: int
     ) -> list[list[Completion]]:
@@ -290,6 +297,7 @@ def main(argv: list[str]) -> None:
                     needed,
                 )
                 runs[engine] = runner.run(requests, sampling, one_by_one=False)
+                runner.close()
             text = engines_report(args, info, runs)
             print(text)
             if args.write:
@@ -303,6 +311,7 @@ def main(argv: list[str]) -> None:
         else:
             base = runner.run(subset, sampling, one_by_one=True)
             step = runner.run(requests, sampling, one_by_one=False)
+        runner.close()
         text = report(args, runner.device, info, base, step)
     print(text)
     if args.write:

