@@ -55,7 +55,8 @@ class StepKind:
     resources: defaults merged under the job file's `resources:`.
     check_job: optional hook run on the whole resolved job after every step validated,
         for rules that span steps (e.g. a DoRA adapter served by vLLM); it returns a list
-        of (step name, key path, message) problems.
+        of (step name, key path, message) problems. It reads each step's `full_params`
+        only: raw `with:` text would be parsed otherwise than the schema parses it.
     """
 
     name: str

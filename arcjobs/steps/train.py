@@ -121,11 +121,6 @@ class Params(StepParams):
 # ----------------------------------------------------------------------------- job-level check
 
 
-def _flag(value: Any) -> bool:
-    """A boolean param as it may arrive after interpolation (True or 'true')."""
-    return value is True or str(value).strip().lower() in ("true", "1", "yes")
-
-
 def _referenced_steps(text: Any) -> list[str]:
     """Step names in `${name.out}` / `${name.outs}` / `${prev.name.out}` references."""
     names = re.findall(r"\$\{([^}]+?)\.outs?\}", str(text or ""))
@@ -135,22 +130,19 @@ def _referenced_steps(text: Any) -> list[str]:
 def check_job(job: Any) -> list[tuple[str, str, str]]:
     """Refuse DoRA adapters that a vLLM infer step would serve (vLLM cannot), unless merged.
 
-    Assumes `job.steps` maps names to steps with `.kind`, `.params` (and, where present,
-    `.full_params` with defaults filled in) whose output references are still `${name.out}`.
+    `job` is the resolved `arcjobs.spec.model.Job`. Only `full_params` is read: the values
+    as the kind's schema validated them (defaults filled in, `"on"` already True), so this
+    rule sees what the step will run with. Output references are still `${name.out}` text.
     """
     problems: list[tuple[str, str, str]] = []
     for infer in job.steps.values():
-        params = getattr(infer, "full_params", None) or infer.params
-        if infer.kind != "infer" or str(params.get("engine", "")) != "vllm":
+        if infer.kind != "infer" or infer.full_params["engine"] != "vllm":
             continue
-        for name in _referenced_steps(params.get("adapter")):
+        for name in _referenced_steps(infer.full_params["adapter"]):
             trainer = job.steps.get(name)
-            if trainer is None or trainer.kind != "train":
+            if trainer is None or trainer.kind != "train" or not trainer.full_params["use_dora"]:
                 continue
-            tparams = trainer.params
-            if not _flag(tparams.get("use_dora", False)):
-                continue
-            if _flag(tparams.get("merge", False)):
+            if trainer.full_params["merge"]:
                 problems.append(
                     (
                         trainer.name,
