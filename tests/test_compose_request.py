@@ -16,9 +16,9 @@ import pytest
 from helpers import ROOT
 
 from arcjobs.backends.compose import ComposeBackend, container_name, container_user
-from arcjobs.engine.layout import RunLayout
 from arcjobs.engine.scheduler import render_params
 from arcjobs.images import docker as dk
+from arcjobs.layout import RunLayout
 from arcjobs.spec import load_job
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,7 @@ import pytest
 
 from arcjobs.errors import UserError
 from arcjobs.spec import load_job
-from arcjobs.steps.runner import parse_params
+from arcjobs.step_args import parse_params
 from arcjobs.steps.train import Params
 
 pytestmark = pytest.mark.unit

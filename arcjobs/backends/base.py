@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
 from arcjobs.backends.gpus import too_few
-from arcjobs.engine.layout import RunLayout
+from arcjobs.layout import RunLayout
 from arcjobs.spec.model import Resources, Step
 
 

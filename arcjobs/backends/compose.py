@@ -59,12 +59,12 @@ from arcjobs import __version__
 from arcjobs.backends import gpus
 from arcjobs.backends.base import Backend, StepRequest, StepStatus
 from arcjobs.backends.local import _start_time
-from arcjobs.engine.layout import RunLayout
 from arcjobs.errors import UserError
 from arcjobs.images import docker as dk
 from arcjobs.images import docker_tag
+from arcjobs.layout import RunLayout
 from arcjobs.spec.model import Resources, Step
-from arcjobs.steps.runner import format_params
+from arcjobs.step_args import format_params
 
 MOUNT = "/data"
 IMAGE_UID = 10001  # the unprivileged user of every image (the Dockerfiles)

@@ -33,10 +33,10 @@ from typing import Any, ClassVar
 from arcjobs import __version__
 from arcjobs.backends import gpus
 from arcjobs.backends.base import Backend, StepRequest, StepStatus
-from arcjobs.engine.layout import RunLayout
 from arcjobs.errors import UserError
+from arcjobs.layout import RunLayout
 from arcjobs.spec.model import Resources, Step
-from arcjobs.steps.runner import format_params
+from arcjobs.step_args import format_params
 
 _PR_SET_PDEATHSIG = 1
 

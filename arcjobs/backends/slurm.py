@@ -41,13 +41,14 @@ from arcjobs.backends.base import Backend, StepRequest, StepStatus
 from arcjobs.backends.compose import _chown_tree, container_name, container_user
 from arcjobs.backends.local import LocalBackend
 from arcjobs.backends.site import SiteConfig, load_site, site_path
-from arcjobs.engine.layout import RunLayout
 from arcjobs.errors import UserError
 from arcjobs.images import docker as dk
 from arcjobs.images import docker_tag
 from arcjobs.images.apptainer import lookup
+from arcjobs.layout import RunLayout
+from arcjobs.manifest import is_complete
 from arcjobs.spec.model import Resources, Step
-from arcjobs.steps.runner import format_params, is_complete
+from arcjobs.step_args import format_params
 
 MOUNT = "/data"
 HF_HOME = f"{MOUNT}/cache/huggingface"  # the same Hugging Face cache as compose.yaml's

@@ -9,11 +9,11 @@ from typing import Any
 from arcjobs import atomic
 from arcjobs.backends import get_backend
 from arcjobs.backends.base import Backend, StepRequest
-from arcjobs.engine.layout import RunLayout
 from arcjobs.engine.planner import Decision, decide
 from arcjobs.engine.scheduler import Cancelled, Reporter, Scheduler, new_state, render_params
 from arcjobs.engine.store import RunStore
 from arcjobs.errors import SpecError, UserError
+from arcjobs.layout import RunLayout
 from arcjobs.spec.model import Job, Resources
 
 __all__ = ["Cancelled", "Plan", "make_plan", "run_plan"]

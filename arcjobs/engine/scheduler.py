@@ -23,12 +23,12 @@ from typing import Any
 
 from arcjobs import atomic
 from arcjobs.backends.base import Backend
-from arcjobs.engine.layout import RunLayout
 from arcjobs.engine.planner import Decision
 from arcjobs.engine.store import RunStore
+from arcjobs.layout import RunLayout
+from arcjobs.manifest import MANIFEST, is_complete, read_manifest
 from arcjobs.spec.interpolate import render
 from arcjobs.spec.model import Job, Resources, Step
-from arcjobs.steps.runner import MANIFEST, is_complete, read_manifest
 
 Reporter = Callable[[dict[str, Any]], None]
 POLL_S = 0.1
