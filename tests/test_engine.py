@@ -15,6 +15,12 @@ from pathlib import Path
 import pytest
 from helpers import JOBS, ROOT, arcjobs
 
+from arcjobs.backends.local import LocalBackend
+from arcjobs.engine.orchestrate import Cancelled, Plan, run_plan
+from arcjobs.engine.planner import decide
+from arcjobs.engine.store import RunStore
+from arcjobs.spec import load_job
+
 pytestmark = pytest.mark.integration
 
 FANOUT = JOBS / "fanout.yaml"
@@ -308,3 +314,54 @@ def test_an_image_runs_in_the_interpreter_its_variable_names(tmp_path: Path) -> 
         .splitlines()[-1]
         .endswith("ARCJOBS_PYTHON_SANDBOX=nope: not an executable Python interpreter")
     )
+
+
+class PacedLocal(LocalBackend):
+    """The real local backend at another pace, noting when the engine polls it."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self.interval, self.polled = interval, []
+
+    @property
+    def poll_interval_s(self) -> float:
+        return self.interval
+
+    def poll(self, handles):
+        self.polled.append(time.monotonic())
+        return super().poll(handles)
+
+
+def _plan(job_file: Path, data_root: Path, backend: LocalBackend) -> Plan:
+    job = load_job(job_file)
+    store = RunStore(data_root)
+    layout = store.layout("paced")
+    image_ids = {s.image: backend.image_id(s.image) for s in job.steps.values()}
+    return Plan(job, backend, store, layout, decide(job, store, layout, image_ids), False)
+
+
+def test_the_engine_polls_at_the_backends_pace(data_root: Path) -> None:
+    backend = PacedLocal(0.4)
+    state = run_plan(_plan(FANOUT, data_root, backend), [], lambda state: None)
+    assert state["status"] == "succeeded"
+    gaps = [b - a for a, b in zip(backend.polled, backend.polled[1:], strict=False)]
+    assert gaps and min(gaps) >= 0.4
+
+
+def test_a_signal_is_acted_on_at_once_whatever_the_pace(tmp_path: Path, data_root: Path) -> None:
+    """SIGINT as soon as the step runs (the reporter sends it): the engine, whose backend
+    would next poll in 10 minutes, cancels the step at once."""
+    job = tmp_path / "nap.yaml"
+    job.write_text("name: nap\nsteps:\n  nap:\n    run: sleep 600\n")
+    sent = []
+
+    def report(state: dict) -> None:
+        if state["steps"]["nap"]["status"] == "running" and not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGINT))
+
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        run_plan(_plan(job, data_root, PacedLocal(600.0)), [], report)
+    assert time.monotonic() - started < 60  # not the backend's 600 s
+    state = RunStore(data_root).read("paced")
+    assert state["status"] == "cancelled" and statuses(state) == {"nap": "cancelled"}

@@ -54,6 +54,13 @@ class Backend(ABC):
     # computes (`key`), so a job of an older version of a step is reaped, not reattached.
     reattach: ClassVar[bool] = False
 
+    @property
+    def poll_interval_s(self) -> float:
+        """Seconds between two polls of the engine (and of `logs -f`): the backend sets its
+        own pace, so none needs a cache to survive a fast caller. Here 0.1: a poll of host
+        processes is a waitpid."""
+        return 0.1
+
     @abstractmethod
     def data_mount(self, layout: RunLayout) -> str:
         """Where steps see the data root (`/data` in containers)."""

@@ -75,7 +75,6 @@ class CondorBackend(Backend):
             "the site config" if isinstance(site, SiteConfig) else site_path(site)
         )
         self._events = Follower()
-        self._last_poll: tuple[float, dict[str, StepStatus]] = (-float("inf"), {})
         self._submit_failures: dict[tuple[str, int], dict[str, str]] = {}
 
     def _check_data_root(self, site_file: object) -> None:
@@ -309,17 +308,15 @@ class CondorBackend(Backend):
 
     # --- following -----------------------------------------------------------------------------
 
-    # The engine polls ten times a second, which suits local processes; every poll here reads
-    # one event log per step on the shared filesystem, so answers are reused for this long.
-    # HTCondor's own events are seconds apart, so nothing is seen late that matters.
-    poll_interval_s: ClassVar[float] = 2.0
+    @property
+    def poll_interval_s(self) -> float:
+        """2 s: every poll reads one event log per step on the shared filesystem, and
+        HTCondor's own events are seconds apart, so nothing that matters is seen late."""
+        return 2.0
 
     def poll(self, handles: dict[str, dict[str, Any]]) -> dict[str, StepStatus]:
         """Every step's state from its event log; DAGMan's own log says when nothing more will
         happen (a step that never ran by then will not run)."""
-        when, last = self._last_poll
-        if time.monotonic() - when < self.poll_interval_s and handles.keys() <= last.keys():
-            return {name: last[name] for name in handles}
         over: dict[tuple[str, int], str | None] = {}
         out = {}
         for name, h in handles.items():
@@ -335,7 +332,6 @@ class CondorBackend(Backend):
                 memory_mb=h.get("memory_mb"),
                 submit_error=failures.get(cs.node_names([name])[name]),
             )
-        self._last_poll = (time.monotonic(), out)
         return out
 
     def _failed_submits(self, handle: dict[str, Any]) -> dict[str, str]:

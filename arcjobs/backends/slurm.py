@@ -117,10 +117,15 @@ class SlurmBackend(Backend):
         )
         self._image_ids: dict[str, str] = {}
         self._last: dict[str, StepStatus] = {}  # by job id: a resubmitted step has a new one
-        self._polled_at = -float("inf")
         self._interval = POLL_MIN_S
         self._failures = 0
         self._accounting: bool | None = None  # unknown until sacct is first needed
+
+    @property
+    def poll_interval_s(self) -> float:
+        """1 s, growing by half up to 10 s while no job changes, back to 1 s when one does:
+        every poll is an `squeue` that slurmctld answers for every user of the cluster."""
+        return self._interval
 
     # --- where and what --------------------------------------------------------------------
 
@@ -379,21 +384,17 @@ class SlurmBackend(Backend):
     # --- following -----------------------------------------------------------------------------
 
     def poll(self, handles: dict[str, dict[str, Any]]) -> dict[str, StepStatus]:
-        """Every step's state from one `squeue` of all their jobs (see the module docstring
-        for the pace); a failed query answers with the last known states."""
+        """Every step's state from one `squeue` of all their jobs, which also sets the pace
+        (`poll_interval_s`); a failed query answers with the last known states."""
         if not handles:
             return {}
         ids = {name: h["job_id"] for name, h in handles.items()}
-        fresh = time.monotonic() - self._polled_at < self._interval
-        if fresh and set(ids.values()) <= self._last.keys():
-            return {name: self._last[ids[name]] for name in handles}
         try:
             rows = self._query(set(ids.values()))
         except UserError as e:
             self._failures += 1
             if self._failures >= MAX_QUERY_FAILURES:
                 raise
-            self._polled_at = time.monotonic()
             unknown = StepStatus("queued", None, str(e))
             return {name: self._last.get(ids[name], unknown) for name in handles}
         self._failures = 0
@@ -401,7 +402,6 @@ class SlurmBackend(Backend):
         same = all(self._last.get(i) == st for i, st in now.items())
         self._interval = min(POLL_MAX_S, self._interval * 1.5) if same else POLL_MIN_S
         self._last |= now
-        self._polled_at = time.monotonic()
         return {name: now[ids[name]] for name in handles}
 
     def _query(self, ids: set[str]) -> dict[str, JobRow]:

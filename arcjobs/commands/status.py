@@ -140,9 +140,14 @@ def logs(run_id: str, step: str, data_root: Path, follow: bool) -> None:
     pos = 0
     detached = follow and outlives_launcher(state.get("backend", ""))
     backend = get_backend(state["backend"], data_root=store.data_root) if detached else None
+    live, asked = follow, -float("inf")
     while True:
-        # Decided before reading, so that the last read has everything the step wrote.
-        live = follow and _step_live(store, run_id, name, backend)
+        # Decided before reading, so that the last read has everything the step wrote; a
+        # cluster that no launcher follows is asked at its backend's pace, no faster.
+        pace = backend.poll_interval_s if backend and not store.is_locked(run_id) else 0.0
+        if follow and time.monotonic() - asked >= pace:
+            asked = time.monotonic()
+            live = _step_live(store, run_id, name, backend)
         try:
             with open(path, "rb") as f:
                 f.seek(pos)
