@@ -19,10 +19,9 @@ from arcjobs.backends import get_backend, outlives_launcher
 from arcjobs.backends.base import Backend
 from arcjobs.commands import options
 from arcjobs.engine.progress import STYLE, steps_table
+from arcjobs.engine.states import DONE, LIVE, StepState
 from arcjobs.engine.store import RunStore
 from arcjobs.errors import UserError
-
-LIVE = ("running", "queued")
 
 
 def _effective_status(store: RunStore, state: dict[str, Any]) -> str:
@@ -56,9 +55,11 @@ def _refresh_detached(
         if st.state in LIVE:
             info.update(status=st.state, reason=st.detail or info.get("reason", ""))
         else:
-            ok = st.state == "exited" and st.exit_code == 0
+            ended: StepState = (
+                "succeeded" if st.state == "exited" and st.exit_code == 0 else "failed"
+            )
             info.update(
-                status="succeeded" if ok else "failed",
+                status=ended,
                 reason=st.detail or f"exit code {st.exit_code}",
             )
     return state
@@ -79,7 +80,7 @@ def status(run_id: str | None, data_root: Path, watch: bool) -> None:
         for state in store.list_runs():
             st = _effective_status(store, state)
             steps = state.get("steps", {}).values()
-            done = sum(1 for s in steps if s.get("status") in ("succeeded", "reused"))
+            done = sum(1 for s in steps if s.get("status") in DONE)
             took = (state.get("ended") or state.get("updated", time.time())) - state.get(
                 "created", 0
             )
@@ -168,7 +169,7 @@ def _step_live(store: RunStore, run_id: str, name: str, backend: Backend | None)
     run that no launcher follows, the cluster does (asked through one backend per `logs`)."""
     state = store.read(run_id)
     if store.is_locked(run_id):
-        return state["steps"][name].get("status") in ("pending", *LIVE)
+        return state["steps"][name].get("status") in {"pending", *LIVE}
     if not outlives_launcher(state.get("backend", "")):
         return False
     state = _refresh_detached(store, state, backend)

@@ -11,6 +11,7 @@ from arcjobs.backends import get_backend
 from arcjobs.backends.base import Backend, StepRequest
 from arcjobs.engine.planner import Decision, decide
 from arcjobs.engine.scheduler import Cancelled, Reporter, Scheduler, new_state, render_params
+from arcjobs.engine.states import RunState
 from arcjobs.engine.store import RunStore
 from arcjobs.errors import SpecError, UserError
 from arcjobs.layout import RunLayout
@@ -82,16 +83,14 @@ def run_plan(plan: Plan, overrides: list[str], report: Reporter) -> dict[str, An
         scheduler.reap_leftovers()
         atomic.write_text(layout.run_dir / "job.yaml", _dump_yaml(plan.job.to_dict()))
         store.write(state)
+        outcome: RunState = "failed"  # e.g. a submit refused: run.json must not say running
         try:
-            ok = scheduler.run()
-            state["status"] = "succeeded" if ok else "failed"
+            outcome = "succeeded" if scheduler.run() else "failed"
         except Cancelled:
-            state["status"] = "cancelled"
-            raise
-        except BaseException:
-            state["status"] = "failed"  # e.g. a submit refused: run.json must not say running
+            outcome = "cancelled"
             raise
         finally:
+            state["status"] = outcome
             state["ended"] = time.time()
             store.write(state)
             report(state)

@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-STYLE = {
+from arcjobs.engine.states import StepState
+
+STYLE: dict[str, str] = {  # by StepState, and RunState for runs
     "succeeded": "green",
     "reused": "cyan",
     "failed": "bold red",
@@ -20,6 +22,7 @@ STYLE = {
     "cancelled": "red",
     "pending": "dim",
 }
+TIMED: frozenset[StepState] = frozenset({"running", "succeeded", "failed"})  # have a duration
 
 
 def steps_table(state: dict[str, Any]) -> Table:
@@ -30,11 +33,7 @@ def steps_table(state: dict[str, Any]) -> Table:
     for name, info in state["steps"].items():
         status = info.get("status", "?")
         started, ended = info.get("started"), info.get("ended")
-        took = (
-            f"{(ended or now) - started:.1f}s"
-            if started and status in ("running", "succeeded", "failed")
-            else ""
-        )
+        took = f"{(ended or now) - started:.1f}s" if started and status in TIMED else ""
         note = info.get("reason", "") or ""
         table.add_row(
             name, info.get("kind", ""), f"[{STYLE.get(status, '')}]{status}[/]", took, note
