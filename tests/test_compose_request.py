@@ -114,7 +114,7 @@ def test_containers_are_named_and_labelled_for_their_run_and_step(planned, tmp_p
     _, request = planned
     job_steps = request.steps
     names = {
-        n: request(n).extra["container"]
+        n: request(n).extra.container
         for n in ("learn", *[n for n in job_steps if n.startswith("sweep")])
     }
     assert len(set(names.values())) == 3

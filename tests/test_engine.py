@@ -365,3 +365,47 @@ def test_a_signal_is_acted_on_at_once_whatever_the_pace(tmp_path: Path, data_roo
     assert time.monotonic() - started < 60  # not the backend's 600 s
     state = RunStore(data_root).read("paced")
     assert state["status"] == "cancelled" and statuses(state) == {"nap": "cancelled"}
+
+
+def test_a_run_json_of_an_earlier_version_still_resumes(tmp_path: Path, data_root: Path) -> None:
+    """run.json as arcjobs 0.1.0 wrote it before handles were typed (a launcher killed while
+    step b ran): `status` reads it, and `run --run-id` reaps b's handle and completes."""
+    job = tmp_path / "old.yaml"
+    job.write_text(
+        "name: old\nsteps:\n  a:\n    run: echo a > $OUT/a.txt\n"
+        "  b:\n    run: cat ${a.out}/a.txt > $OUT/b.txt\n"
+    )
+    step = {"image": "sandbox", "image_id": "host:arcjobs-0.1.0:python-3.11", "kind": "run"}
+    old = {
+        "backend": "local",
+        "created": 1796547868.49,
+        "job": "old",
+        "launcher": {"host": "vm", "pid": 2**22 + 1, "started": 1796547868.49},
+        "overrides": [],
+        "run_id": "old",
+        "source": str(job),
+        "status": "running",
+        "steps": {
+            "a": step | {"attempt": 1, "ended": 1796547868.71, "exit_code": 0, "handle": None,
+                         "key": "e93d", "needs": [], "params": {"command": "echo a"},
+                         "reason": "runs: no earlier output", "started": 1796547868.50,
+                         "status": "succeeded"},
+            "b": step | {"attempt": 1, "handle": {"pid": 2**22 + 2, "start_time": "978664"},
+                         "key": "06d9", "needs": ["a"], "params": {"command": "cat"},
+                         "reason": "runs: upstream a runs", "started": 1796547868.76,
+                         "status": "running"},
+        },
+        "updated": 1796547868.76,
+    }  # fmt: skip
+    run_dir = data_root / "runs/old"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps(old))
+    shown = arcjobs("status", "old", "--data-root", data_root, check=True).stdout
+    assert "runs: upstream a runs" in shown and "running" in shown
+    arcjobs("run", job, "--run-id", "old", "--data-root", data_root, check=True)
+    state = json.loads((run_dir / "run.json").read_text())
+    assert state["status"] == "succeeded" and statuses(state) == {
+        "a": "succeeded",
+        "b": "succeeded",
+    }
+    assert (run_dir / "steps/b/out/b.txt").read_text() == "a\n"
