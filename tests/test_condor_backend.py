@@ -93,9 +93,7 @@ def cli_site() -> SiteConfig:
 
 def planned(root: Path, site: SiteConfig):
     job = load_job(FIXTURES / "ttt_round.yaml")
-    plan = make_plan(
-        job, "condor", RunStore(root), "r1", backend_options={"site": site, "data_root": root}
-    )
+    plan = make_plan(job, "condor", RunStore(root), "r1", backend_options={"site": site})
     return plan, plan.requests()
 
 

@@ -409,3 +409,19 @@ def test_a_run_json_of_an_earlier_version_still_resumes(tmp_path: Path, data_roo
         "b": "succeeded",
     }
     assert (run_dir / "steps/b/out/b.txt").read_text() == "a\n"
+
+
+def test_site_is_refused_for_the_local_backend_but_not_from_the_environment(
+    data_root: Path, tmp_path: Path
+) -> None:
+    """--site names a cluster's config: given to the local backend it is a mistake, said in
+    one line; exported for the cluster backends ($ARCJOBS_SITE) it does not concern `local`."""
+    site = tmp_path / "site.yaml"
+    proc = arcjobs("plan", FANOUT, "--data-root", data_root, "--site", site)
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith("the local backend takes no option 'site' (its options: none)")
+    )
+    arcjobs("plan", FANOUT, "--data-root", data_root, env={"ARCJOBS_SITE": str(site)}, check=True)

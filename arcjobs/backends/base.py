@@ -15,9 +15,11 @@ What crosses the boundary is typed per backend, and stays JSON:
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from arcjobs.backends.gpus import too_few
@@ -63,6 +65,14 @@ class Backend(ABC, Generic[ExtraT, HandleT]):
     # and submits only the rest, after them. Such handles carry the cache key their job
     # computes (`key`), so a job of an older version of a step is reaped, not reattached.
     reattach: ClassVar[bool] = False
+    # The keyword options the constructor takes beside `data_root`, each optional:
+    # `get_backend` refuses any other, so a misspelt or misplaced option fails, not vanishes.
+    options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, data_root: str | Path | None = None) -> None:
+        """`data_root`: the launcher's (else $ARCJOBS_DATA_ROOT, else `data`), absolute."""
+        given = data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data"
+        self.data_root = Path(os.path.normpath(Path(given).absolute()))
 
     @property
     def poll_interval_s(self) -> float:

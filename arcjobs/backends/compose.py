@@ -135,6 +135,7 @@ class ComposeHandle(TypedDict):
 
 class ComposeBackend(Backend[ComposeExtra, ComposeHandle]):
     name: ClassVar[str] = "compose"
+    options: ClassVar[tuple[str, ...]] = ("compose_file", "project")
 
     def __init__(
         self,
@@ -142,7 +143,7 @@ class ComposeBackend(Backend[ComposeExtra, ComposeHandle]):
         compose_file: str | Path | None = None,
         project: str | None = None,
     ) -> None:
-        self.data_root = Path(data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data")
+        super().__init__(data_root)
         self.compose_file = dk.compose_file(compose_file)
         self.project = project
         self._procs: dict[int, subprocess.Popen[bytes]] = {}

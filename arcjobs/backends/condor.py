@@ -86,6 +86,7 @@ class CondorHandle(TypedDict):
 class CondorBackend(Backend[CondorExtra, CondorHandle]):
     name: ClassVar[str] = "condor"
     whole_dag: ClassVar[bool] = True
+    options: ClassVar[tuple[str, ...]] = ("site",)
 
     def __init__(
         self, site: str | Path | SiteConfig | None = None, data_root: str | Path | None = None
@@ -97,9 +98,8 @@ class CondorBackend(Backend[CondorExtra, CondorHandle]):
                 "the condor backend needs HTCondor's Python bindings: "
                 "pip install 'arcjobs[cluster]'"
             ) from None
+        super().__init__(data_root)
         self.site = site if isinstance(site, SiteConfig) else load_site(site)
-        given = data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data"
-        self.data_root = Path(os.path.normpath(Path(given).absolute()))
         self._check_data_root(
             "the site config" if isinstance(site, SiteConfig) else site_path(site)
         )

@@ -89,7 +89,8 @@ class LocalBackend(Backend[None, LocalHandle]):
 
     name: ClassVar[str] = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, data_root: str | Path | None = None) -> None:
+        super().__init__(data_root)
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._gpus: gpus.Gpus | None = None
 

@@ -108,14 +108,14 @@ class SlurmBackend(Backend[SlurmExtra, SlurmHandle]):
     name: ClassVar[str] = "slurm"
     whole_dag: ClassVar[bool] = True
     reattach: ClassVar[bool] = True
+    options: ClassVar[tuple[str, ...]] = ("site",)
 
     def __init__(
         self, site: str | Path | SiteConfig | None = None, data_root: str | Path | None = None
     ) -> None:
+        super().__init__(data_root)
         self.site = site if isinstance(site, SiteConfig) else load_site(site)
         self.slurm = self.site.slurm
-        given = data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data"
-        self.data_root = Path(os.path.normpath(Path(given).absolute()))
         self.site.check_data_root(
             self.data_root,
             "the site config" if isinstance(site, SiteConfig) else site_path(site),
@@ -151,7 +151,7 @@ class SlurmBackend(Backend[SlurmExtra, SlurmHandle]):
         if image not in self._image_ids:
             tag = docker_tag(image)
             if self.slurm.runtime == "none":
-                found: str | None = LocalBackend().image_id(image)
+                found: str | None = LocalBackend(self.data_root).image_id(image)
             elif self.slurm.runtime == "docker":
                 found = dk.image_digest(tag)
             else:

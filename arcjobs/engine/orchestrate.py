@@ -54,7 +54,7 @@ def make_plan(
     backend_options: dict[str, Any] | None = None,
 ) -> Plan:
     """Decide what a run would do. Reads the store; writes nothing."""
-    backend = get_backend(backend_name, **{"data_root": store.data_root, **(backend_options or {})})
+    backend = get_backend(backend_name, store.data_root, **(backend_options or {}))
     resuming = run_id is not None and store.exists(run_id)
     if resuming:
         previous = store.read(run_id)  # type: ignore[arg-type]
