@@ -23,6 +23,11 @@ def read_manifest(step_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def warnings(step_dir: Path) -> list[str]:
+    """What the step said with `StepContext.warn` while it ran (none in older manifests)."""
+    return list((read_manifest(step_dir) or {}).get("warnings", []))
+
+
 def is_complete(step_dir: Path, key: str) -> bool:
     """A step is complete when its manifest says ok with this key and its out/ exists."""
     m = read_manifest(step_dir)

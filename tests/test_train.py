@@ -345,8 +345,12 @@ def test_nothing_to_learn_publishes_the_starting_adapter(tiny, tmp_path):
     proc = _step(["--model", str(tiny), "--dataset", str(empty), "--lora-rank", "4"], out)
     text = proc.communicate(timeout=300)[0].decode()
     assert proc.returncode == 0, text
-    assert "no sample to train on" in text
+    assert "warning: no sample to train on" in text
     assert json.loads((out / "metrics.json").read_text())["trained"] is False
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["warnings"] == [
+        "no sample to train on (0 skipped): published the starting adapter"
+    ]
     assert (out / "adapter" / "adapter_config.json").exists()
     full = _step(
         ["--model", str(tiny), "--dataset", str(empty), "--method", "full"], tmp_path / "f"

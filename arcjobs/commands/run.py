@@ -15,7 +15,7 @@ from rich.table import Table
 from arcjobs import atomic
 from arcjobs.commands import options
 from arcjobs.engine.orchestrate import Cancelled, make_plan, run_plan
-from arcjobs.engine.progress import Progress
+from arcjobs.engine.progress import Progress, warning_lines
 from arcjobs.engine.states import StepState
 from arcjobs.engine.store import RunStore
 from arcjobs.spec import load_job
@@ -65,6 +65,8 @@ def run(
         err=True,
     )
     click.echo(f"outputs: {plan.layout.run_dir}/steps/<step>/out", err=True)
+    for line in warning_lines(state, plan.layout):
+        click.echo(line, err=True)
     if any(s.kind == "evaluate" for s in job.steps.values()) and state["status"] == "succeeded":
         click.echo(f"report:  arcjobs report {plan.layout.run_id}", err=True)
     if state["status"] != "succeeded":

@@ -18,7 +18,7 @@ from rich.table import Table
 from arcjobs.backends import get_backend, outlives_launcher
 from arcjobs.backends.base import Backend
 from arcjobs.commands import options
-from arcjobs.engine.progress import STYLE, steps_table
+from arcjobs.engine.progress import STYLE, steps_table, warning_lines
 from arcjobs.engine.states import DONE, LIVE, StepState
 from arcjobs.engine.store import RunStore
 from arcjobs.errors import UserError
@@ -96,19 +96,27 @@ def status(run_id: str | None, data_root: Path, watch: bool) -> None:
         console.print(table)
         return
 
-    def current() -> Table:
+    def current() -> dict[str, Any]:
         state = _refresh_detached(store, store.read(run_id))
         state["status"] = _effective_status(store, state)
-        return steps_table(state)
+        return state
+
+    def warn(state: dict[str, Any]) -> None:
+        for line in warning_lines(state, store.layout(run_id)):
+            click.echo(line)
 
     if not watch:
-        console.print(current())
+        state = current()
+        console.print(steps_table(state))
+        warn(state)
         return
-    with Live(current(), console=console, refresh_per_second=2) as live:
+    with Live(steps_table(current()), console=console, refresh_per_second=2) as live:
         while store.is_locked(run_id):
             time.sleep(0.5)
-            live.update(current())
-        live.update(current())
+            live.update(steps_table(current()))
+        state = current()
+        live.update(steps_table(state))
+    warn(state)
 
 
 def _step_name(state: dict[str, Any], step: str) -> str:

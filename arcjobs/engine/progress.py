@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from arcjobs.engine.states import StepState
+from arcjobs.engine.states import DONE, StepState
+from arcjobs.layout import RunLayout
+from arcjobs.manifest import warnings
 
 STYLE: dict[str, str] = {  # by StepState, and RunState for runs
     "succeeded": "green",
@@ -39,6 +41,16 @@ def steps_table(state: dict[str, Any]) -> Table:
             name, info.get("kind", ""), f"[{STYLE.get(status, '')}]{status}[/]", took, note
         )
     return table
+
+
+def warning_lines(state: dict[str, Any], layout: RunLayout) -> list[str]:
+    """`warning: step S: ...` for each warning the manifest of a published step keeps."""
+    return [
+        f"warning: step {name}: {text}"
+        for name, info in state["steps"].items()
+        if info.get("status") in DONE
+        for text in warnings(layout.step_dir(name))
+    ]
 
 
 class Progress:

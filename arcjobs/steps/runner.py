@@ -84,5 +84,6 @@ def run_step(kind_name: str, argv: list[str], out: Path) -> None:
             "ended": time.time(),
             "exit_code": 0,
             "python": sys.version.split()[0],
+            "warnings": ctx.warnings,
         },
     )

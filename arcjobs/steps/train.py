@@ -452,19 +452,19 @@ class NothingToLearn(Exception):
     """The dataset has no sample that fits (e.g. a round whose search found no valid program)."""
 
 
-def _publish_untrained(params: Params, out: Path, skipped: int) -> None:
+def _publish_untrained(params: Params, ctx: StepContext, skipped: int) -> None:
     """A round with nothing to learn must not stop a multi-round job: publish the adapter it
     started from (round k-1's, or a fresh LoRA, which leaves the model unchanged) and say so
-    in metrics.json. A full fine-tune or a merge has no such neutral output: refused."""
+    in metrics.json and as a warning. A full fine-tune or a merge has no such neutral
+    output: refused."""
     if params.method == "full" or params.merge:
         raise UserError(
             f"{params.dataset}: no sample to train on ({skipped} longer than max_length)"
         )
-    print(
-        f"train: WARNING no sample to train on ({skipped} skipped): publishing the starting adapter"
-    )
+    ctx.warn(f"no sample to train on ({skipped} skipped): published the starting adapter")
     from arcjobs.models.loading import load_model
 
+    out = ctx.out
     if params.adapter:
         shutil.copytree(params.adapter, out / "adapter")
     else:
@@ -607,7 +607,7 @@ def run(params: Params, ctx: StepContext) -> None:
     try:
         usable_samples(params, load_tokenizer(params.model))
     except NothingToLearn as e:
-        _publish_untrained(params, ctx.out, e.args[0])
+        _publish_untrained(params, ctx, e.args[0])
         return
     if gpus > 1 and "WORLD_SIZE" not in os.environ:
         _launch(params, ctx, gpus)
