@@ -214,8 +214,8 @@ class Scheduler:
         """Succeeded (exit 0 and complete), pending again (a retry left, on backends where
         the engine retries), skipped (its scheduler never ran it) or failed."""
         info = self.state["steps"][name]
-        complete = is_complete(self.layout.step_dir(name), self.decisions[name].key)
-        if status.state == "exited" and status.exit_code == 0 and complete:
+        step_dir, key = self.layout.step_dir(name), self.decisions[name].key
+        if status.state == "exited" and status.exit_code == 0 and is_complete(step_dir, key):
             reason = status.detail or info["reason"]
             self._set(name, "succeeded", ended=time.time(), exit_code=0, handle=None, reason=reason)
             self._record(name)
