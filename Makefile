@@ -38,9 +38,11 @@ demo: $(STAMP)
 	$(BIN)/arcjobs run jobs/demo.yaml --run-id demo
 	$(BIN)/arcjobs report demo
 
+# lint-imports: the layers contract in pyproject.toml (docs/architecture.md's arrows).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # unit + integration on the host, the real-vLLM tier, the slurm tier against a real one-host
 # Slurm cluster, then the docker tier against a real engine (scripts/ci-slurm.sh and
@@ -61,4 +63,4 @@ vllm: $(STAMP) $(VLLM_STAMP)
 	ARCJOBS_PYTHON_TRAIN=$(abspath $(BIN)/python) $(VLLM_BIN)/pytest -m vllm tests/real_vllm
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) build .pytest_cache .ruff_cache .grimp_cache .import_linter_cache

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from arcjobs.backends.compose import ComposeBackend, container_user
-from arcjobs.engine.layout import RunLayout
 from arcjobs.images import docker_tag
+from arcjobs.layout import RunLayout
 from arcjobs.spec.model import Resources, Step
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from arcjobs.errors import UserError
+from arcjobs.step_args import format_params, parse_params
 from arcjobs.steps import get_kind
-from arcjobs.steps.runner import format_params, parse_params
 
 pytestmark = pytest.mark.unit
 

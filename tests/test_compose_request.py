@@ -16,9 +16,9 @@ import pytest
 from helpers import ROOT
 
 from arcjobs.backends.compose import ComposeBackend, container_name, container_user
-from arcjobs.engine.layout import RunLayout
 from arcjobs.engine.scheduler import render_params
 from arcjobs.images import docker as dk
+from arcjobs.layout import RunLayout
 from arcjobs.spec import load_job
 
 pytestmark = pytest.mark.unit
@@ -114,7 +114,7 @@ def test_containers_are_named_and_labelled_for_their_run_and_step(planned, tmp_p
     _, request = planned
     job_steps = request.steps
     names = {
-        n: request(n).extra["container"]
+        n: request(n).extra.container
         for n in ("learn", *[n for n in job_steps if n.startswith("sweep")])
     }
     assert len(set(names.values())) == 3

@@ -93,9 +93,7 @@ def cli_site() -> SiteConfig:
 
 def planned(root: Path, site: SiteConfig):
     job = load_job(FIXTURES / "ttt_round.yaml")
-    plan = make_plan(
-        job, "condor", RunStore(root), "r1", backend_options={"site": site, "data_root": root}
-    )
+    plan = make_plan(job, "condor", RunStore(root), "r1", backend_options={"site": site})
     return plan, plan.requests()
 
 
@@ -185,7 +183,6 @@ def test_poll_follows_each_step_log_and_dagmans_own(world):
     shutil.copy(EVENTS / "evicted_then_running.log", handles["execute"]["events"])
     shutil.copy(EVENTS / "held_memory.log", handles["learn"]["events"])
     backend = plan.backend
-    backend.poll_interval_s = 0  # read the logs on every call
     got = backend.poll(handles)
     assert (got["search"].state, got["search"].exit_code) == ("exited", 0)
     assert got["execute"].state == "running" and "gpu09" in got["execute"].detail
@@ -199,23 +196,23 @@ def test_poll_follows_each_step_log_and_dagmans_own(world):
     assert got["score"].state == "lost" and "DAGMan exited with code 1" in got["score"].detail
     assert got["learn"].state == "exited" and got["learn"].detail.startswith("held: ")
     assert got["search"].exit_code == 0
-    # A fresh backend (as `arcjobs status` makes) reads the same from the files alone.
-    assert CondorBackend(cli_site(), root).poll(handles) == got
+    # A fresh backend (as `arcjobs status` makes) reads the same from the files and the
+    # handles as run.json keeps them.
+    assert CondorBackend(cli_site(), root).poll(json.loads(json.dumps(handles))) == got
 
 
-def test_polls_closer_than_the_interval_reuse_the_last_answer(world):
-    """The engine polls every 0.1 s; the shared filesystem should not see a read per step
-    each time."""
+def test_every_poll_reads_the_logs_and_the_backend_sets_the_pace(world):
+    """No answer is reused: the engine (and `logs -f`) poll every `poll_interval_s`, so the
+    shared filesystem sees one read per step every 2 s, never ten a second."""
     root, _, _ = world
     plan, requests = planned(root, cli_site())
     handles = plan.backend.submit_dag(requests, {}, plan.layout)
     backend = CondorBackend(cli_site(), root)
+    assert backend.poll_interval_s == 2.0
     assert backend.poll(handles)["search"].state == "queued"
     shutil.copy(EVENTS / "success.log", handles["search"]["events"])
     for h in handles.values():
         h["dagman"] = 100
-    assert backend.poll(handles)["search"].state == "queued"  # within the interval
-    backend._last_poll = (backend._last_poll[0] - backend.poll_interval_s, backend._last_poll[1])
     assert backend.poll(handles)["search"].state == "exited"
 
 

@@ -71,9 +71,7 @@ def cluster(tmp_path):
 
 def plan_files(job_file: Path, root: Path, site: Path):
     job = load_job(job_file)
-    plan = make_plan(
-        job, "condor", RunStore(root), "r1", backend_options={"site": site, "data_root": root}
-    )
+    plan = make_plan(job, "condor", RunStore(root), "r1", backend_options={"site": site})
     requests = plan.requests()
     files = plan.backend.artefacts(list(requests.values()), plan.layout)
     return plan, requests, files

@@ -15,6 +15,12 @@ from pathlib import Path
 import pytest
 from helpers import JOBS, ROOT, arcjobs
 
+from arcjobs.backends.local import LocalBackend
+from arcjobs.engine.orchestrate import Cancelled, Plan, run_plan
+from arcjobs.engine.planner import decide
+from arcjobs.engine.store import RunStore
+from arcjobs.spec import load_job
+
 pytestmark = pytest.mark.integration
 
 FANOUT = JOBS / "fanout.yaml"
@@ -308,3 +314,114 @@ def test_an_image_runs_in_the_interpreter_its_variable_names(tmp_path: Path) -> 
         .splitlines()[-1]
         .endswith("ARCJOBS_PYTHON_SANDBOX=nope: not an executable Python interpreter")
     )
+
+
+class PacedLocal(LocalBackend):
+    """The real local backend at another pace, noting when the engine polls it."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self.interval, self.polled = interval, []
+
+    @property
+    def poll_interval_s(self) -> float:
+        return self.interval
+
+    def poll(self, handles):
+        self.polled.append(time.monotonic())
+        return super().poll(handles)
+
+
+def _plan(job_file: Path, data_root: Path, backend: LocalBackend) -> Plan:
+    job = load_job(job_file)
+    store = RunStore(data_root)
+    layout = store.layout("paced")
+    image_ids = {s.image: backend.image_id(s.image) for s in job.steps.values()}
+    return Plan(job, backend, store, layout, decide(job, store, layout, image_ids), False)
+
+
+def test_the_engine_polls_at_the_backends_pace(data_root: Path) -> None:
+    backend = PacedLocal(0.4)
+    state = run_plan(_plan(FANOUT, data_root, backend), [], lambda state: None)
+    assert state["status"] == "succeeded"
+    gaps = [b - a for a, b in zip(backend.polled, backend.polled[1:], strict=False)]
+    assert gaps and min(gaps) >= 0.4
+
+
+def test_a_signal_is_acted_on_at_once_whatever_the_pace(tmp_path: Path, data_root: Path) -> None:
+    """SIGINT as soon as the step runs (the reporter sends it): the engine, whose backend
+    would next poll in 10 minutes, cancels the step at once."""
+    job = tmp_path / "nap.yaml"
+    job.write_text("name: nap\nsteps:\n  nap:\n    run: sleep 600\n")
+    sent = []
+
+    def report(state: dict) -> None:
+        if state["steps"]["nap"]["status"] == "running" and not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGINT))
+
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        run_plan(_plan(job, data_root, PacedLocal(600.0)), [], report)
+    assert time.monotonic() - started < 60  # not the backend's 600 s
+    state = RunStore(data_root).read("paced")
+    assert state["status"] == "cancelled" and statuses(state) == {"nap": "cancelled"}
+
+
+def test_a_run_json_of_an_earlier_version_still_resumes(tmp_path: Path, data_root: Path) -> None:
+    """run.json as arcjobs 0.1.0 wrote it before handles were typed (a launcher killed while
+    step b ran): `status` reads it, and `run --run-id` reaps b's handle and completes."""
+    job = tmp_path / "old.yaml"
+    job.write_text(
+        "name: old\nsteps:\n  a:\n    run: echo a > $OUT/a.txt\n"
+        "  b:\n    run: cat ${a.out}/a.txt > $OUT/b.txt\n"
+    )
+    step = {"image": "sandbox", "image_id": "host:arcjobs-0.1.0:python-3.11", "kind": "run"}
+    old = {
+        "backend": "local",
+        "created": 1796547868.49,
+        "job": "old",
+        "launcher": {"host": "vm", "pid": 2**22 + 1, "started": 1796547868.49},
+        "overrides": [],
+        "run_id": "old",
+        "source": str(job),
+        "status": "running",
+        "steps": {
+            "a": step | {"attempt": 1, "ended": 1796547868.71, "exit_code": 0, "handle": None,
+                         "key": "e93d", "needs": [], "params": {"command": "echo a"},
+                         "reason": "runs: no earlier output", "started": 1796547868.50,
+                         "status": "succeeded"},
+            "b": step | {"attempt": 1, "handle": {"pid": 2**22 + 2, "start_time": "978664"},
+                         "key": "06d9", "needs": ["a"], "params": {"command": "cat"},
+                         "reason": "runs: upstream a runs", "started": 1796547868.76,
+                         "status": "running"},
+        },
+        "updated": 1796547868.76,
+    }  # fmt: skip
+    run_dir = data_root / "runs/old"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps(old))
+    shown = arcjobs("status", "old", "--data-root", data_root, check=True).stdout
+    assert "runs: upstream a runs" in shown and "running" in shown
+    arcjobs("run", job, "--run-id", "old", "--data-root", data_root, check=True)
+    state = json.loads((run_dir / "run.json").read_text())
+    assert state["status"] == "succeeded" and statuses(state) == {
+        "a": "succeeded",
+        "b": "succeeded",
+    }
+    assert (run_dir / "steps/b/out/b.txt").read_text() == "a\n"
+
+
+def test_site_is_refused_for_the_local_backend_but_not_from_the_environment(
+    data_root: Path, tmp_path: Path
+) -> None:
+    """--site names a cluster's config: given to the local backend it is a mistake, said in
+    one line; exported for the cluster backends ($ARCJOBS_SITE) it does not concern `local`."""
+    site = tmp_path / "site.yaml"
+    proc = arcjobs("plan", FANOUT, "--data-root", data_root, "--site", site)
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith("the local backend takes no option 'site' (its options: none)")
+    )
+    arcjobs("plan", FANOUT, "--data-root", data_root, env={"ARCJOBS_SITE": str(site)}, check=True)

@@ -116,8 +116,8 @@ def test_transformers_engine_samples_on_cpu_inside_the_image(image, tmp_path):
     assert len((tmp_path / "infer" / "out" / "predictions.jsonl").read_text().splitlines()) == 2
 
 
-@pytest.mark.gpu
 def test_vllm_engine_samples_on_a_gpu_with_and_without_an_adapter(image, tmp_path):
+    """The images tier (one tier per test), on a machine with a GPU only."""
     if shutil.which("nvidia-smi") is None:
         pytest.skip("no NVIDIA GPU on this machine")
     tmp_path.chmod(0o777)

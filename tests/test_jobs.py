@@ -129,7 +129,7 @@ def test_loop_runs_reduced_on_cpu_and_round_two_uses_round_one_adapter(tmp_path:
         "tasks=0d3d703e,25ff71a9",
     ]
     sets = [arg for o in overrides for arg in ("--set", o)]
-    arcjobs(
+    done = arcjobs(
         "run",
         ROOT / "jobs/ttt_loop.yaml",
         *sets,
@@ -151,6 +151,12 @@ def test_loop_runs_reduced_on_cpu_and_round_two_uses_round_one_adapter(tmp_path:
     assert len(again) == 4 and {p["adapter"] for p in again} == {round_one_adapter}
     learn2 = json.loads((steps / "learn.r2/manifest.json").read_text())
     assert learn2["params"]["adapter"] == round_one_adapter
+    # A tiny random model writes no valid program: nothing to learn, said by run and status.
+    untrained = "no sample to train on (0 skipped): published the starting adapter"
+    assert learn2["warnings"] == [untrained]
+    for shown in (done.stderr, arcjobs("status", "loop", "--data-root", data, check=True).stdout):
+        assert f"warning: step learn.r1: {untrained}" in shown
+        assert f"warning: step learn.r2: {untrained}" in shown
     assert (steps / "learn.r2/out/adapter/adapter_config.json").exists()
     assert (steps / "evaluate.r2/out/metrics.json").exists() and (
         steps / "evaluate_final/out/metrics.json"

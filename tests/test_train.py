@@ -23,7 +23,6 @@ from arcjobs.errors import UserError
 from arcjobs.steps.train import (
     Params,
     build_trainer,
-    check_job,
     last_complete_checkpoint,
     prune_to_last_complete_checkpoint,
     round_robin,
@@ -32,8 +31,14 @@ from arcjobs.steps.train import (
 )
 
 pytestmark = pytest.mark.integration
-os.environ["HF_HUB_OFFLINE"] = "1"
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="2", TOKENIZERS_PARALLELISM="false")
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test here may reach the Hugging Face Hub: in-process as in the steps it starts
+    (those get ENV)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 def _program(task_id: str) -> str:
@@ -279,44 +284,6 @@ def test_bad_dataset_line_exits_2_naming_file_and_line(tiny, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def _job(dora, merge, adapter="${learn.out}/adapter", engine="vllm"):
-    step = SimpleNamespace
-    return SimpleNamespace(
-        steps={
-            "learn": step(name="learn", kind="train", params={"use_dora": dora, "merge": merge}),
-            "again": step(
-                name="again", kind="infer", params={"engine": engine, "adapter": adapter}
-            ),
-        }
-    )
-
-
-@pytest.mark.unit
-def test_check_job_refuses_dora_served_by_vllm_unless_merged():
-    (problem,) = check_job(_job(dora=True, merge=False))
-    assert problem[:2] == ("learn", "use_dora") and "vLLM" in problem[2]
-    assert check_job(_job(dora="true", merge=False, engine="transformers")) == []
-    assert check_job(_job(dora=False, merge=False)) == []
-    assert check_job(_job(dora=True, merge=True, adapter=None)) == []
-    (problem,) = check_job(_job(dora=True, merge=True))  # merged: there is no adapter to serve
-    assert problem[:2] == ("learn", "merge")
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--adapter", "a", "--method", "full"], "--method: .*needs method lora"),
-        (["--merge", "true", "--method", "full"], "--merge: .*method full already saves"),
-    ],
-)
-def test_contradictory_params_are_refused_at_validation(argv, message):
-    from arcjobs.steps.runner import parse_params
-
-    with pytest.raises(UserError, match=message):
-        parse_params(Params, ["--model", "m", "--dataset", "d", *argv])
-
-
 def test_several_gpus_relaunch_under_accelerate(tiny, dataset, monkeypatch, tmp_path):
     """No GPU here, so CUDA and the launcher subprocess are stubbed: this checks the command
     line the step builds. The launched module entry point is exercised for real below."""
@@ -369,24 +336,6 @@ def test_module_entry_point_trains_like_a_launched_rank(tiny, dataset, tmp_path)
     assert json.loads((out / "metrics.json").read_text())["global_step"] == 1
 
 
-@pytest.mark.unit
-def test_real_job_loader_refuses_dora_for_vllm_with_file_line_and_key(tmp_path):
-    """The same rule through the job language: infer's engine defaults to vllm."""
-    from arcjobs.spec.loader import load_job
-
-    job = tmp_path / "dora.yaml"
-    job.write_text(
-        "name: dora\nparams: {dora: true}\nsteps:\n"
-        "  learn:\n    uses: train\n"
-        '    with: {model: /m, dataset: /d.jsonl, use_dora: "${dora}"}\n'
-        "  again:\n    uses: infer\n    needs: [learn]\n"
-        '    with: {model: /m, adapter: "${learn.out}/adapter", dataset: arc-agi-1/evaluation}\n'
-    )
-    with pytest.raises(UserError, match=rf"{job}:6: steps.learn.with.use_dora: step 'again'"):
-        load_job(job)
-    assert load_job(job, ["dora=false"]).steps["learn"].kind == "train"
-
-
 def test_nothing_to_learn_publishes_the_starting_adapter(tiny, tmp_path):
     """A round whose search found no valid program must not stop a multi-round job."""
     empty = tmp_path / "empty" / "dataset.jsonl"
@@ -396,8 +345,12 @@ def test_nothing_to_learn_publishes_the_starting_adapter(tiny, tmp_path):
     proc = _step(["--model", str(tiny), "--dataset", str(empty), "--lora-rank", "4"], out)
     text = proc.communicate(timeout=300)[0].decode()
     assert proc.returncode == 0, text
-    assert "no sample to train on" in text
+    assert "warning: no sample to train on" in text
     assert json.loads((out / "metrics.json").read_text())["trained"] is False
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["warnings"] == [
+        "no sample to train on (0 skipped): published the starting adapter"
+    ]
     assert (out / "adapter" / "adapter_config.json").exists()
     full = _step(
         ["--model", str(tiny), "--dataset", str(empty), "--method", "full"], tmp_path / "f"

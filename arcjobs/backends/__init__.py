@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-import inspect
+from pathlib import Path
+from typing import Any
 
 from arcjobs.backends.base import Backend
 from arcjobs.errors import UserError
@@ -22,15 +23,25 @@ def backend_names() -> list[str]:
     return [n for n, t in BACKENDS.items() if importlib.util.find_spec(t.split(":")[0])]
 
 
-def get_backend(name: str, **options: object) -> Backend:
-    """The backend `name`, given those of `options` (data_root, site, ...) its constructor takes:
-    callers pass everything they know, each backend uses what it needs."""
+def get_backend(
+    name: str, data_root: str | Path | None = None, **options: object
+) -> Backend[Any, Any]:
+    """The backend `name` for the runs under `data_root`, with `options` of its own.
+
+    An option set to None is not given. Any other must be one the backend declares
+    (`Backend.options`): a misspelt or misplaced one (`--site` for the local backend) is
+    refused in one line instead of vanishing.
+    """
     if name not in backend_names():
         raise UserError(f"unknown backend {name!r}; expected one of: {', '.join(backend_names())}")
     module, attr = BACKENDS[name].split(":")
-    cls = getattr(importlib.import_module(module), attr)
-    accepted = inspect.signature(cls).parameters
-    return cls(**{k: v for k, v in options.items() if k in accepted and v is not None})
+    cls: type[Backend[Any, Any]] = getattr(importlib.import_module(module), attr)
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(given.keys() - set(cls.options))
+    if unknown:
+        takes = ", ".join(cls.options) or "none"
+        raise UserError(f"the {name} backend takes no option {unknown[0]!r} (its options: {takes})")
+    return cls(data_root=data_root, **given)
 
 
 def outlives_launcher(name: str) -> bool:

@@ -5,21 +5,33 @@ data (command, environment, mounts, resources) with no side effects — `arcjobs
 it — and `submit` is the separate call that acts on it. Status is polled in batches
 (`poll` takes every live handle at once), as submitit does, so a backend can answer with
 one query to its scheduler.
+
+What crosses the boundary is typed per backend, and stays JSON:
+- `StepRequest[E].extra`: the backend's own frozen dataclass (compose: `ComposeExtra`, ...),
+  shown by `plan --json` through `to_dict`;
+- handles: the backend's own `TypedDict` (`LocalHandle`, ...), stored as is in run.json,
+  so a handle written by an earlier version of arcjobs is still a valid one.
 """
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from arcjobs.backends.gpus import too_few
-from arcjobs.engine.layout import RunLayout
+from arcjobs.layout import RunLayout
 from arcjobs.spec.model import Resources, Step
+
+ExtraT = TypeVar("ExtraT")  # a backend's StepRequest.extra: a frozen dataclass, or None
+HandleT = TypeVar("HandleT", bound=Mapping[str, Any])  # a backend's handle: a TypedDict
 
 
 @dataclass(frozen=True)
-class StepRequest:
+class StepRequest(Generic[ExtraT]):
     """Everything needed to start one step, as plain data."""
 
     step: str
@@ -30,7 +42,7 @@ class StepRequest:
     workdir: str
     log: str
     resources: Resources
-    extra: dict[str, Any] = field(default_factory=dict)  # backend specifics (container name, ...)
+    extra: ExtraT  # what only this backend needs (a container name, a submit description)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,7 +55,7 @@ class StepStatus:
     detail: str = ""  # e.g. an HTCondor hold reason
 
 
-class Backend(ABC):
+class Backend(ABC, Generic[ExtraT, HandleT]):
     name: ClassVar[str]
     # True for schedulers that take the whole DAG at once (HTCondor's DAGMan): the engine then
     # calls `submit_dag` once instead of `submit` per ready step, and only follows progress.
@@ -53,6 +65,21 @@ class Backend(ABC):
     # and submits only the rest, after them. Such handles carry the cache key their job
     # computes (`key`), so a job of an older version of a step is reaped, not reattached.
     reattach: ClassVar[bool] = False
+    # The keyword options the constructor takes beside `data_root`, each optional:
+    # `get_backend` refuses any other, so a misspelt or misplaced option fails, not vanishes.
+    options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, data_root: str | Path | None = None) -> None:
+        """`data_root`: the launcher's (else $ARCJOBS_DATA_ROOT, else `data`), absolute."""
+        given = data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data"
+        self.data_root = Path(os.path.normpath(Path(given).absolute()))
+
+    @property
+    def poll_interval_s(self) -> float:
+        """Seconds between two polls of the engine (and of `logs -f`): the backend sets its
+        own pace, so none needs a cache to survive a fast caller. Here 0.1: a poll of host
+        processes is a waitpid."""
+        return 0.1
 
     @abstractmethod
     def data_mount(self, layout: RunLayout) -> str:
@@ -74,20 +101,46 @@ class Backend(ABC):
         layout: RunLayout,
         key: str,
         gpu_ids: list[int] | None = None,
-    ) -> StepRequest:
-        """The exact request for `step` (params already rendered for this backend). Pure."""
+    ) -> StepRequest[ExtraT]:
+        """The exact request for `step` (params already rendered for this backend).
+
+        1. Pure: no side effect but cached probes (image digests), so `plan` may call it.
+        2. What `submit` runs is this request and nothing else: `plan` shows the truth.
+        """
 
     @abstractmethod
-    def submit(self, request: StepRequest) -> dict[str, Any]:
-        """Start the step; return a JSON-able handle stored in run.json."""
+    def submit(self, request: StepRequest[ExtraT]) -> HandleT:
+        """Start the step and return its handle.
+
+        1. Returns once the step is started or queued, never waits for it to end.
+        2. The handle is JSON: run.json keeps it, and `status`, `cancel` and a resumed
+           launcher (other processes, maybe on another machine) hand it back.
+        3. A refusal (an image not built, a scheduler that said no) is one `UserError` line.
+        """
 
     @abstractmethod
-    def poll(self, handles: dict[str, dict[str, Any]]) -> dict[str, StepStatus]:
-        """The status of every given handle (step name → handle), in one batch."""
+    def poll(self, handles: Mapping[str, HandleT]) -> dict[str, StepStatus]:
+        """The status of every given step (step name → handle), in one batch.
+
+        1. Answers for every name given, and only those.
+        2. Data only: it never calls back and never changes a step, so any caller may ask.
+        3. Works from the handles alone: a backend made by another process (`status`)
+           answers as the launcher's would, but for what only the submitting process can
+           know (its own child's exit code): such a step that is gone is `lost`.
+        4. `exited` with code 0 says the process succeeded; the engine still asks the
+           manifest whether the step is complete.
+        5. Each call may cost a query to a shared service: callers keep `poll_interval_s`.
+        """
 
     @abstractmethod
-    def cancel(self, handle: dict[str, Any]) -> None:
-        """Stop the step and everything it started; wait until it is gone."""
+    def cancel(self, handle: HandleT) -> None:
+        """Stop the step and everything it started.
+
+        1. Idempotent: a step that ended, was cancelled already or never ran is no error.
+        2. Waits, for a bounded time, until the step is gone.
+        3. Works from the handle alone, in any process (`arcjobs cancel` without a launcher).
+        4. Never touches what is not the step's: a recycled pid or a reused name is left alone.
+        """
 
     def gpu_refusal(self, step: Step, capacity: Resources) -> str | None:
         """Why `step` cannot have its GPUs here, as the end of "step S asks for N GPU(s) and
@@ -98,19 +151,24 @@ class Backend(ABC):
         return None
 
     def submit_dag(
-        self, requests: dict[str, StepRequest], needs: dict[str, list[str]], layout: RunLayout
-    ) -> dict[str, dict[str, Any]]:
+        self,
+        requests: dict[str, StepRequest[ExtraT]],
+        needs: dict[str, list[str]],
+        layout: RunLayout,
+    ) -> dict[str, HandleT]:
         """Submit every request at once with its dependencies; a handle per step.
 
-        A `reattach` backend also takes `live`: the handles of needed steps still in the
-        scheduler from an earlier launcher (`needs` names them too); the new jobs wait for them.
+        1. All or nothing: a refusal part-way leaves none of this call's steps queued.
+        2. A `reattach` backend also takes `live`: the handles of needed steps still in the
+           scheduler from an earlier launcher (`needs` names them too); new jobs wait for them.
         """
         raise NotImplementedError(f"the {self.name} backend submits steps one by one")
 
-    def reap(self, handle: dict[str, Any]) -> None:
-        """Stop what a dead launcher left running for this handle, if anything."""
+    def reap(self, handle: HandleT) -> None:
+        """Stop what a dead launcher left running for this handle, before a resumed run
+        starts anything. The same promises as `cancel`; by default it is `cancel`."""
         self.cancel(handle)
 
-    def artefacts(self, requests: list[StepRequest], layout: RunLayout) -> dict[str, str]:
+    def artefacts(self, requests: list[StepRequest[ExtraT]], layout: RunLayout) -> dict[str, str]:
         """Files the backend would generate for these requests (shown by `plan`)."""
         return {}

@@ -52,19 +52,21 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 from arcjobs import __version__
 from arcjobs.backends import gpus
 from arcjobs.backends.base import Backend, StepRequest, StepStatus
 from arcjobs.backends.local import _start_time
-from arcjobs.engine.layout import RunLayout
 from arcjobs.errors import UserError
 from arcjobs.images import docker as dk
 from arcjobs.images import docker_tag
+from arcjobs.layout import RunLayout
 from arcjobs.spec.model import Resources, Step
-from arcjobs.steps.runner import format_params
+from arcjobs.step_args import format_params
 
 MOUNT = "/data"
 IMAGE_UID = 10001  # the unprivileged user of every image (the Dockerfiles)
@@ -109,8 +111,31 @@ def _chown_tree(path: Path, uid: int, gid: int, depth: int) -> None:
             _chown_tree(child, uid, gid, depth - 1)
 
 
-class ComposeBackend(Backend):
+@dataclass(frozen=True)
+class ComposeExtra:
+    """What `submit` needs beyond the command line (`StepRequest.extra`)."""
+
+    container: str  # the deterministic container name (`container_name`)
+    service: str  # compose.yaml's service: train, train-cpu, infer, infer-cpu or sandbox
+    user: str  # uid:gid the container runs as (`container_user`)
+    labels: dict[str, str]
+    image_id: str  # `sha256:...` once built; `submit` refuses anything else
+    run: str
+    data_root: str
+
+
+class ComposeHandle(TypedDict):
+    """A step's container and the Compose client that runs it, in run.json."""
+
+    container: str  # found by name, also by a process that did not start it
+    pid: int  # the Compose client's process group
+    start_time: str | None  # the client's, as in `LocalHandle`
+    run: str
+
+
+class ComposeBackend(Backend[ComposeExtra, ComposeHandle]):
     name: ClassVar[str] = "compose"
+    options: ClassVar[tuple[str, ...]] = ("compose_file", "project")
 
     def __init__(
         self,
@@ -118,7 +143,7 @@ class ComposeBackend(Backend):
         compose_file: str | Path | None = None,
         project: str | None = None,
     ) -> None:
-        self.data_root = Path(data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data")
+        super().__init__(data_root)
         self.compose_file = dk.compose_file(compose_file)
         self.project = project
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -196,7 +221,7 @@ class ComposeBackend(Backend):
         layout: RunLayout,
         key: str,
         gpu_ids: list[int] | None = None,
-    ) -> StepRequest:
+    ) -> StepRequest[ComposeExtra]:
         """The step as one `docker compose run` command line; pure but for cached probes."""
         r = step.resources
         data_root = layout.data_root.absolute()
@@ -266,27 +291,26 @@ class ComposeBackend(Backend):
             workdir=str(layout.step_dir(step.name)),
             log=str(layout.log(step.name)),
             resources=r,
-            extra={
-                "container": name,
-                "service": service,
-                "user": f"{uid}:{gid}",
-                "labels": labels,
-                "image_id": inside["ARCJOBS_IMAGE"],
-                "run": layout.run_id,
-                "data_root": str(data_root),
-            },
+            extra=ComposeExtra(
+                container=name,
+                service=service,
+                user=f"{uid}:{gid}",
+                labels=labels,
+                image_id=inside["ARCJOBS_IMAGE"],
+                run=layout.run_id,
+                data_root=str(data_root),
+            ),
         )
 
     # --- acting ----------------------------------------------------------------------------
 
-    def submit(self, request: StepRequest) -> dict[str, Any]:
-        image_id = request.extra["image_id"]
-        if not image_id.startswith("sha256:"):
+    def submit(self, request: StepRequest[ComposeExtra]) -> ComposeHandle:
+        if not request.extra.image_id.startswith("sha256:"):
             raise UserError(
                 f"image {request.image} is not built; run `arcjobs images build "
                 f"{request.image.split(':')[0].removeprefix('arcjobs-')}`"
             )
-        name = request.extra["container"]
+        name = request.extra.container
         self._prepare(request)
         _docker("rm", "-f", name)  # a leftover of a killed launcher would block the name
         with open(request.log, "ab") as log:
@@ -304,28 +328,25 @@ class ComposeBackend(Backend):
                 start_new_session=True,
             )
         self._procs[proc.pid] = proc
-        return {
-            "container": name,
-            "pid": proc.pid,
-            "start_time": _start_time(proc.pid),
-            "run": request.extra["run"],
-        }
+        return ComposeHandle(
+            container=name, pid=proc.pid, start_time=_start_time(proc.pid), run=request.extra.run
+        )
 
-    def _prepare(self, request: StepRequest) -> None:
+    def _prepare(self, request: StepRequest[ComposeExtra]) -> None:
         """Make the step directory (and, as root, give it and the shared cache to the
         container's uid)."""
         step_dir = Path(request.workdir)
         step_dir.mkdir(parents=True, exist_ok=True)
-        uid, gid = (int(x) for x in request.extra["user"].split(":"))
+        uid, gid = (int(x) for x in request.extra.user.split(":"))
         if os.getuid() == 0 and uid != 0:
             _chown_tree(step_dir, uid, gid, depth=64)
-            cache = Path(request.extra["data_root"]) / "cache"
+            cache = Path(request.extra.data_root) / "cache"
             cache.mkdir(exist_ok=True)
             _chown_tree(cache, uid, gid, depth=1)
 
-    def poll(self, handles: dict[str, dict[str, Any]]) -> dict[str, StepStatus]:
+    def poll(self, handles: Mapping[str, ComposeHandle]) -> dict[str, StepStatus]:
         out: dict[str, StepStatus] = {}
-        foreign = {}
+        foreign: dict[str, ComposeHandle] = {}
         for step, handle in handles.items():
             proc = self._procs.get(handle["pid"])
             if proc is None:
@@ -348,13 +369,13 @@ class ComposeBackend(Backend):
                 )
         return out
 
-    def cancel(self, handle: dict[str, Any]) -> None:
+    def cancel(self, handle: ComposeHandle) -> None:
         """Stop the container (SIGTERM, SIGKILL after STOP_GRACE_S), remove it, and wait
         for its Compose client."""
         _docker("stop", "-t", str(STOP_GRACE_S), handle["container"], timeout=STOP_GRACE_S + 30)
         self.reap(handle)
 
-    def reap(self, handle: dict[str, Any]) -> None:
+    def reap(self, handle: ComposeHandle) -> None:
         """Remove the container at once (its step starts again) and end the Compose client
         left writing its log. A client that had not yet created its container when the first
         `rm` ran creates it later: removal repeats until the client has gone."""
@@ -377,7 +398,7 @@ class ComposeBackend(Backend):
             proc.wait()
 
 
-def _alive(handle: dict[str, Any]) -> bool:
+def _alive(handle: ComposeHandle) -> bool:
     return _start_time(handle["pid"]) == handle.get("start_time")
 
 

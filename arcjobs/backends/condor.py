@@ -24,8 +24,10 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, TypedDict
 
 from arcjobs.backends import condor_submit as cs
 from arcjobs.backends.base import Backend, StepRequest, StepStatus
@@ -36,12 +38,13 @@ from arcjobs.backends.condor_events import (
     submit_failures,
 )
 from arcjobs.backends.site import SiteConfig, load_site, site_path
-from arcjobs.engine.layout import RunLayout
 from arcjobs.errors import UserError
 from arcjobs.images import docker_tag
 from arcjobs.images.apptainer import lookup
+from arcjobs.layout import RunLayout
+from arcjobs.manifest import is_complete
 from arcjobs.spec.model import Resources, Step
-from arcjobs.steps.runner import format_params, is_complete
+from arcjobs.step_args import format_params
 
 MOUNT = "/data"
 HF_HOME = f"{MOUNT}/cache/huggingface"  # the same Hugging Face cache as compose.yaml's
@@ -53,9 +56,37 @@ CANCEL_WAIT_S = 60.0
 REMOVE_REASON = ("arcjobs cancel", 0)
 
 
-class CondorBackend(Backend):
+@dataclass(frozen=True)
+class CondorExtra:
+    """A step as DAGMan sees it (`StepRequest.extra`; `plan --json` shows `submit`)."""
+
+    submit: dict[str, str]  # the submit description, command by command
+    needs: tuple[str, ...]
+    retries: int  # DAGMan RETRY: the step's own plus the site's
+    memory_mb: int  # request_memory: named when a job is held for exceeding it
+    image: str  # train, infer or sandbox
+    image_ready: bool  # its .sif is in the image cache
+
+
+class CondorHandle(TypedDict):
+    """A step of a submitted DAG in run.json: enough to follow and remove it from anywhere
+    that sees the data root (and, to remove it, reaches the schedd)."""
+
+    dagman: int  # the DAGMan job's cluster id, shared by every step of the run
+    schedd: str | None
+    collector: str | None
+    remove_with: Literal["condor_rm", "bindings"]
+    dag: str
+    dagman_log: str  # DAGMan's event log: says when nothing more will happen
+    events: str  # the step's own job event log
+    retries: int
+    memory_mb: int
+
+
+class CondorBackend(Backend[CondorExtra, CondorHandle]):
     name: ClassVar[str] = "condor"
     whole_dag: ClassVar[bool] = True
+    options: ClassVar[tuple[str, ...]] = ("site",)
 
     def __init__(
         self, site: str | Path | SiteConfig | None = None, data_root: str | Path | None = None
@@ -67,14 +98,12 @@ class CondorBackend(Backend):
                 "the condor backend needs HTCondor's Python bindings: "
                 "pip install 'arcjobs[cluster]'"
             ) from None
+        super().__init__(data_root)
         self.site = site if isinstance(site, SiteConfig) else load_site(site)
-        given = data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data"
-        self.data_root = Path(os.path.normpath(Path(given).absolute()))
         self._check_data_root(
             "the site config" if isinstance(site, SiteConfig) else site_path(site)
         )
         self._events = Follower()
-        self._last_poll: tuple[float, dict[str, StepStatus]] = (-float("inf"), {})
         self._submit_failures: dict[tuple[str, int], dict[str, str]] = {}
 
     def _check_data_root(self, site_file: object) -> None:
@@ -124,8 +153,8 @@ class CondorBackend(Backend):
         layout: RunLayout,
         key: str,
         gpu_ids: list[int] | None = None,
-    ) -> StepRequest:
-        """The step as a submit description (in `extra["submit"]`); pure.
+    ) -> StepRequest[CondorExtra]:
+        """The step as a submit description (in `extra.submit`); pure.
 
         `gpu_ids` is ignored: HTCondor assigns GPUs and sets CUDA_VISIBLE_DEVICES itself, so
         a multi-GPU train step's `accelerate launch` sees exactly the GPUs it was given.
@@ -181,41 +210,46 @@ class CondorBackend(Backend):
             workdir=str(step_dir),
             log=str(layout.log(step.name)),
             resources=r,
-            extra={
-                "submit": desc,
-                "needs": list(step.needs),
-                "retries": step.retries + self.site.retries,
-                "memory_mb": memory_mb,
-                "image": step.image,
-                "image_ready": sif is not None,
-            },
+            extra=CondorExtra(
+                submit=desc,
+                needs=step.needs,
+                retries=step.retries + self.site.retries,
+                memory_mb=memory_mb,
+                image=step.image,
+                image_ready=sif is not None,
+            ),
         )
 
     def _nodes(
-        self, requests: list[StepRequest], needs: dict[str, list[str]], layout: RunLayout
+        self,
+        requests: list[StepRequest[CondorExtra]],
+        needs: dict[str, list[str]],
+        layout: RunLayout,
     ) -> list[cs.Node]:
         nodes = []
         for req in requests:
             done = is_complete(layout.step_dir(req.step), req.env["ARCJOBS_CACHE_KEY"])
             head = cs.header(req.step, req.command)
-            if not req.extra["image_ready"]:
+            if not req.extra.image_ready:
                 head += (
-                    f"# image {req.extra['image']} has no .sif in "
+                    f"# image {req.extra.image} has no .sif in "
                     f"{Path(req.image).parent} yet: run `arcjobs images apptainer`\n"
                 )
             nodes.append(
                 cs.Node(
                     name=req.step,
-                    desc=req.extra["submit"],
-                    needs=tuple(needs.get(req.step, req.extra["needs"])),
-                    retries=req.extra["retries"],
+                    desc=req.extra.submit,
+                    needs=tuple(needs.get(req.step, req.extra.needs)),
+                    retries=req.extra.retries,
                     done=done,
                     header=head,
                 )
             )
         return nodes
 
-    def artefacts(self, requests: list[StepRequest], layout: RunLayout) -> dict[str, str]:
+    def artefacts(
+        self, requests: list[StepRequest[CondorExtra]], layout: RunLayout
+    ) -> dict[str, str]:
         """The DAG and every submit file `run` would write (steps already complete: DONE),
         parsed back with the bindings before they are shown."""
         nodes = self._nodes(requests, {}, layout)
@@ -229,21 +263,22 @@ class CondorBackend(Backend):
     def _dag_dir(layout: RunLayout) -> Path:
         return layout.run_dir / "condor"
 
-    def submit(self, request: StepRequest) -> dict[str, Any]:
+    def submit(self, request: StepRequest[CondorExtra]) -> CondorHandle:
         raise NotImplementedError("the condor backend submits whole DAGs (submit_dag)")
 
     def submit_dag(
-        self, requests: dict[str, StepRequest], needs: dict[str, list[str]], layout: RunLayout
-    ) -> dict[str, dict[str, Any]]:
+        self,
+        requests: dict[str, StepRequest[CondorExtra]],
+        needs: dict[str, list[str]],
+        layout: RunLayout,
+    ) -> dict[str, CondorHandle]:
         """Write the DAG and its submit files into runs/<id>/condor/ and submit it once.
 
         The DAG holds exactly the steps to run (the engine decided from the manifests what is
         complete, which is what a rescue DAG would record), so it is submitted with `-force`:
         a rescue file left by an earlier submission of this run must not mark anything done.
         """
-        missing = sorted(
-            {r.extra["image"] for r in requests.values() if not r.extra["image_ready"]}
-        )
+        missing = sorted({r.extra.image for r in requests.values() if not r.extra.image_ready})
         if missing:
             raise UserError(
                 f"no .sif for image(s) {', '.join(missing)} in {self.image_cache(layout.data_root)}"
@@ -261,21 +296,18 @@ class CondorBackend(Backend):
             cluster = self._submit_cli(dag_file, layout.run_id)
         else:
             cluster = self._submit_bindings(dag_file, layout.run_id)
-        common = {
-            "dagman": cluster,
-            "schedd": self.site.schedd,
-            "collector": self.site.collector,
-            "remove_with": "condor_rm" if self.site.submit == "condor_submit_dag" else "bindings",
-            "dag": str(dag_file),
-            "dagman_log": f"{dag_file}.dagman.log",
-        }
         return {
-            name: {
-                **common,
-                "events": str(layout.step_dir(name) / cs.EVENT_LOG),
-                "retries": req.extra["retries"],
-                "memory_mb": req.extra["memory_mb"],
-            }
+            name: CondorHandle(
+                dagman=cluster,
+                schedd=self.site.schedd,
+                collector=self.site.collector,
+                remove_with="condor_rm" if self.site.submit == "condor_submit_dag" else "bindings",
+                dag=str(dag_file),
+                dagman_log=f"{dag_file}.dagman.log",
+                events=str(layout.step_dir(name) / cs.EVENT_LOG),
+                retries=req.extra.retries,
+                memory_mb=req.extra.memory_mb,
+            )
             for name, req in requests.items()
         }
 
@@ -308,17 +340,15 @@ class CondorBackend(Backend):
 
     # --- following -----------------------------------------------------------------------------
 
-    # The engine polls ten times a second, which suits local processes; every poll here reads
-    # one event log per step on the shared filesystem, so answers are reused for this long.
-    # HTCondor's own events are seconds apart, so nothing is seen late that matters.
-    poll_interval_s: ClassVar[float] = 2.0
+    @property
+    def poll_interval_s(self) -> float:
+        """2 s: every poll reads one event log per step on the shared filesystem, and
+        HTCondor's own events are seconds apart, so nothing that matters is seen late."""
+        return 2.0
 
-    def poll(self, handles: dict[str, dict[str, Any]]) -> dict[str, StepStatus]:
+    def poll(self, handles: Mapping[str, CondorHandle]) -> dict[str, StepStatus]:
         """Every step's state from its event log; DAGMan's own log says when nothing more will
         happen (a step that never ran by then will not run)."""
-        when, last = self._last_poll
-        if time.monotonic() - when < self.poll_interval_s and handles.keys() <= last.keys():
-            return {name: last[name] for name in handles}
         over: dict[tuple[str, int], str | None] = {}
         out = {}
         for name, h in handles.items():
@@ -334,10 +364,9 @@ class CondorBackend(Backend):
                 memory_mb=h.get("memory_mb"),
                 submit_error=failures.get(cs.node_names([name])[name]),
             )
-        self._last_poll = (time.monotonic(), out)
         return out
 
-    def _failed_submits(self, handle: dict[str, Any]) -> dict[str, str]:
+    def _failed_submits(self, handle: CondorHandle) -> dict[str, str]:
         """Why DAGMan could not submit nodes of a DAG that is over (read once: it is final).
 
         Such a node leaves no event in its step's log; DAGMan's debug log and stderr,
@@ -356,7 +385,7 @@ class CondorBackend(Backend):
             self._submit_failures[key] = {node: why + where for node, why in found.items()}
         return self._submit_failures[key]
 
-    def cancel(self, handle: dict[str, Any]) -> None:
+    def cancel(self, handle: CondorHandle) -> None:
         """Remove the run's DAGMan job (HTCondor then removes its node jobs) and wait for the
         removal to reach DAGMan's event log. Every step of a run shares that job, so the first
         call does the work and the others find it gone."""
@@ -373,7 +402,7 @@ class CondorBackend(Backend):
                 return
             time.sleep(0.5)
 
-    def _remove_bindings(self, handle: dict[str, Any]) -> None:
+    def _remove_bindings(self, handle: CondorHandle) -> None:
         import htcondor2
 
         try:
@@ -383,12 +412,12 @@ class CondorBackend(Backend):
         except htcondor2.HTCondorException as e:
             raise UserError(f"condor_rm of DAG {handle['dagman']} failed: {_one_line(e)}") from None
 
-    def _remove_cli(self, handle: dict[str, Any]) -> None:
+    def _remove_cli(self, handle: CondorHandle) -> None:
         cmd = [_exe("condor_rm")]
-        if handle.get("schedd"):
-            cmd += ["-name", handle["schedd"]]
-        if handle.get("collector"):
-            cmd += ["-pool", handle["collector"]]
+        if schedd := handle.get("schedd"):
+            cmd += ["-name", schedd]
+        if collector := handle.get("collector"):
+            cmd += ["-pool", collector]
         cmd.append(str(handle["dagman"]))
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:

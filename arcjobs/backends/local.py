@@ -27,16 +27,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 from arcjobs import __version__
 from arcjobs.backends import gpus
 from arcjobs.backends.base import Backend, StepRequest, StepStatus
-from arcjobs.engine.layout import RunLayout
 from arcjobs.errors import UserError
+from arcjobs.layout import RunLayout
 from arcjobs.spec.model import Resources, Step
-from arcjobs.steps.runner import format_params
+from arcjobs.step_args import format_params
 
 _PR_SET_PDEATHSIG = 1
 
@@ -76,10 +77,20 @@ def _memory_mb() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
 
 
-class LocalBackend(Backend):
+class LocalHandle(TypedDict):
+    """A step's process group in run.json."""
+
+    pid: int  # the group's leader, and so the group's id
+    start_time: str | None  # the kernel's: tells the step from a later process with its pid
+
+
+class LocalBackend(Backend[None, LocalHandle]):
+    """Requests carry no extra: the command line, environment and directory say it all."""
+
     name: ClassVar[str] = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, data_root: str | Path | None = None) -> None:
+        super().__init__(data_root)
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._gpus: gpus.Gpus | None = None
 
@@ -114,7 +125,7 @@ class LocalBackend(Backend):
         layout: RunLayout,
         key: str,
         gpu_ids: list[int] | None = None,
-    ) -> StepRequest:
+    ) -> StepRequest[None]:
         threads = str(step.resources.cpus)
         env = {
             "ARCJOBS_CACHE_KEY": key,
@@ -144,9 +155,10 @@ class LocalBackend(Backend):
             workdir=str(layout.step_dir(step.name)),
             log=str(layout.log(step.name)),
             resources=step.resources,
+            extra=None,
         )
 
-    def submit(self, request: StepRequest) -> dict[str, Any]:
+    def submit(self, request: StepRequest[None]) -> LocalHandle:
         Path(request.workdir).mkdir(parents=True, exist_ok=True)
         with open(request.log, "ab") as log:
             log.write(
@@ -164,9 +176,9 @@ class LocalBackend(Backend):
                 preexec_fn=_die_with_parent,
             )
         self._procs[proc.pid] = proc
-        return {"pid": proc.pid, "start_time": _start_time(proc.pid)}
+        return LocalHandle(pid=proc.pid, start_time=_start_time(proc.pid))
 
-    def poll(self, handles: dict[str, dict[str, Any]]) -> dict[str, StepStatus]:
+    def poll(self, handles: Mapping[str, LocalHandle]) -> dict[str, StepStatus]:
         out = {}
         for step, handle in handles.items():
             proc = self._procs.get(handle["pid"])
@@ -179,7 +191,7 @@ class LocalBackend(Backend):
                 out[step] = StepStatus("lost")
         return out
 
-    def cancel(self, handle: dict[str, Any]) -> None:
+    def cancel(self, handle: LocalHandle) -> None:
         pid = handle["pid"]
         proc = self._procs.pop(pid, None)
         if proc is None and _start_time(pid) != handle.get("start_time"):

@@ -9,7 +9,8 @@ The file is looked up at `--site PATH`, else `$ARCJOBS_SITE`, else
 single-scheduler cluster whose shared filesystem is mounted at the same path everywhere —
 which the condor backend requires of the data root (see `data_root`).
 
-Documented field by field, with an annotated example, in docs/cluster.md.
+Each field's `description` is its documentation: docs/cluster.md's two tables are generated
+from them (`arcjobs.backends.site_doc`), beside an annotated example.
 """
 
 from __future__ import annotations
@@ -35,16 +36,42 @@ class SlurmSite(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    partition: str | None = None  # sbatch --partition; None: the cluster's default
-    account: str | None = None
-    qos: str | None = None
-    time: str | None = None  # sbatch --time of every step, e.g. 2-00:00:00; None: partition's
-    gpu_flag: Literal["gres", "gpus"] = "gres"  # --gres=gpu:N or --gpus=N
-    gpu_type: str | None = None  # e.g. a100: --gres=gpu:a100:N
-    sbatch: list[str] = Field(default_factory=list)  # extra #SBATCH options, e.g. --exclusive
-    setup: list[str] = Field(default_factory=list)  # shell lines run before each step
-    runtime: Literal["apptainer", "docker", "none"] = "apptainer"
-    image_cache: Path | None = None  # apptainer's .sif cache; None: the top-level image_cache
+    partition: str | None = Field(
+        None, description="`--partition` of every step; none: the cluster's default."
+    )
+    account: str | None = Field(None, description="`--account` of every step.")
+    qos: str | None = Field(None, description="`--qos` of every step.")
+    time: str | None = Field(
+        None,
+        description="`--time` of every step: minutes, `H:MM:SS` or `D-HH[:MM[:SS]]`, quoted "
+        "(unquoted, YAML reads `4:00:00` as the number 14400); none: the partition's default.",
+    )
+    gpu_flag: Literal["gres", "gpus"] = Field(
+        "gres", description="How GPUs are asked: `--gres=gpu[:type]:N` or `--gpus=[type:]N`."
+    )
+    gpu_type: str | None = Field(
+        None, description="A GPU type the cluster's gres names (`a100`, `h100`, ...)."
+    )
+    sbatch: list[str] = Field(
+        default_factory=list,
+        description="Extra options, each starting with `-`, added as `#SBATCH` lines "
+        "(`--exclusive`, `--constraint=ib`).",
+    )
+    setup: list[str] = Field(
+        default_factory=list,
+        description="Shell lines in every batch script before the step starts "
+        "(`module load cuda/12.4`).",
+    )
+    runtime: Literal["apptainer", "docker", "none"] = Field(
+        "apptainer",
+        description="What a step runs in: a `.sif` under Apptainer, the Docker image by digest, "
+        "or the node's own environment (see The runtimes).",
+    )
+    image_cache: Path | None = Field(
+        None,
+        description="The `.sif` cache for Apptainer; none: the top-level `image_cache`, "
+        "else `<data_root>/images`.",
+    )
 
     @field_validator("time", mode="before")
     @classmethod
@@ -84,25 +111,70 @@ class SiteConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schedd: str | None = None  # scheduler (access point) name; None: the local schedd
-    collector: str | None = None  # central manager used to locate `schedd`; None: from config
-    # The data root on the shared filesystem, the same path on the access point and on the
-    # execute nodes: the launcher's --data-root must be this path (a check, not a mapping).
-    data_root: Path | None = None
-    image_cache: Path | None = None  # where the .sif files live; None: <data_root>/images
-    requirements: str | None = None  # extra ClassAd requirements, ANDed with HTCondor's
-    accounting_group: str | None = None
-    accounting_group_user: str | None = None
-    gpus_minimum_memory: int | None = None  # MB (units accepted: 40G, 40960M)
-    gpus_minimum_capability: float | None = None  # e.g. 8.0 for bf16-capable GPUs
-    # The CUDA version the images were built for: GPUs whose driver supports less cannot run
-    # them. 13.0: the shipped Dockerfiles' torch and vLLM wheels (driver >= 580).
-    gpus_minimum_runtime: str | None = Field("13.0", pattern=r"^\d+(\.\d)?$")
-    retries: int = Field(1, ge=0, le=10)  # DAGMan retries for transient failures, every step
-    request_disk: int = Field(20 * 1024, ge=1)  # MB of execute-node scratch per step
-    submit: Literal["bindings", "condor_submit_dag"] = "bindings"
-    environment: dict[str, str] = Field(default_factory=dict)  # extra variables for every step
-    slurm: SlurmSite = Field(default_factory=SlurmSite)
+    schedd: str | None = Field(
+        None,
+        description="The access point's schedd the DAG is submitted to (`condor_submit_dag -r`, "
+        "or located through `collector`); none: the local one.",
+    )
+    collector: str | None = Field(
+        None, description="The central manager that locates `schedd`; none: HTCondor's config."
+    )
+    data_root: Path | None = Field(
+        None,
+        description="The data root on the shared filesystem, the same path on the submit side "
+        "and the execute nodes, bound at `/data`. A check, not a mapping: `plan` and `run` "
+        "refuse a launcher data root other than this path (condor: and this path if it does "
+        "not exist).",
+    )
+    image_cache: Path | None = Field(
+        None,
+        description="The `.sif` cache and its `index.json` (`arcjobs images apptainer`); "
+        "none: `<data_root>/images`.",
+    )
+    requirements: str | None = Field(
+        None, description="Extra ClassAd requirements, ANDed with HTCondor's and each step's."
+    )
+    accounting_group: str | None = Field(None, description="Fair-share accounting group.")
+    accounting_group_user: str | None = Field(
+        None, description="The user accounted within `accounting_group`."
+    )
+    gpus_minimum_memory: int | None = Field(
+        None,
+        description="Each GPU's nominal memory for GPU steps, MB (`40G` and `40960M` read too); "
+        "GPUs reporting at least 90% of it match (`require_gpus`).",
+    )
+    gpus_minimum_capability: float | None = Field(
+        None, description="The least CUDA compute capability of GPU steps' GPUs (8.0: bf16)."
+    )
+    gpus_minimum_runtime: str | None = Field(
+        "13.0",
+        pattern=r"^\d+(\.\d)?$",
+        description="The least CUDA version the GPU's driver must support "
+        "(`MaxSupportedVersion`): the images' own, 13.0 for the shipped Dockerfiles "
+        "(driver >= 580); `null` for none.",
+    )
+    retries: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="DAGMan retries of every step on failure, added to the step's `retries:`.",
+    )
+    request_disk: int = Field(
+        20 * 1024,
+        ge=1,
+        description="`request_disk` of every step: execute-node scratch, MB (`20G` reads too).",
+    )
+    submit: Literal["bindings", "condor_submit_dag"] = Field(
+        "bindings",
+        description="How the DAG is submitted: `htcondor2.Submit.from_dag` + `Schedd.submit`, "
+        "or the `condor_submit_dag` command.",
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment variables for every step."
+    )
+    slurm: SlurmSite = Field(
+        default_factory=SlurmSite, description="The slurm backend's settings (next table)."
+    )
 
     @field_validator("gpus_minimum_memory", "request_disk", mode="before")
     @classmethod

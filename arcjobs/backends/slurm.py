@@ -31,6 +31,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypedDict
@@ -41,13 +42,14 @@ from arcjobs.backends.base import Backend, StepRequest, StepStatus
 from arcjobs.backends.compose import _chown_tree, container_name, container_user
 from arcjobs.backends.local import LocalBackend
 from arcjobs.backends.site import SiteConfig, load_site, site_path
-from arcjobs.engine.layout import RunLayout
 from arcjobs.errors import UserError
 from arcjobs.images import docker as dk
 from arcjobs.images import docker_tag
 from arcjobs.images.apptainer import lookup
+from arcjobs.layout import RunLayout
+from arcjobs.manifest import is_complete
 from arcjobs.spec.model import Resources, Step
-from arcjobs.steps.runner import format_params, is_complete
+from arcjobs.step_args import format_params
 
 MOUNT = "/data"
 HF_HOME = f"{MOUNT}/cache/huggingface"  # the same Hugging Face cache as compose.yaml's
@@ -82,6 +84,15 @@ class SlurmHandle(TypedDict):
 
 
 @dataclass(frozen=True)
+class SlurmExtra:
+    """A step as Slurm sees it (`StepRequest.extra`; `plan --json` shows `slurm.script`)."""
+
+    slurm: sb.BatchJob
+    needs: tuple[str, ...]
+    runtime: str  # the site's slurm.runtime: apptainer, docker or none
+
+
+@dataclass(frozen=True)
 class JobRow:
     """One job as `squeue` (or `sacct`) reports it."""
 
@@ -93,22 +104,18 @@ class JobRow:
     time_limit: str
 
 
-def _job(request: StepRequest) -> sb.BatchJob:
-    return request.extra["slurm"]
-
-
-class SlurmBackend(Backend):
+class SlurmBackend(Backend[SlurmExtra, SlurmHandle]):
     name: ClassVar[str] = "slurm"
     whole_dag: ClassVar[bool] = True
     reattach: ClassVar[bool] = True
+    options: ClassVar[tuple[str, ...]] = ("site",)
 
     def __init__(
         self, site: str | Path | SiteConfig | None = None, data_root: str | Path | None = None
     ) -> None:
+        super().__init__(data_root)
         self.site = site if isinstance(site, SiteConfig) else load_site(site)
         self.slurm = self.site.slurm
-        given = data_root or os.environ.get("ARCJOBS_DATA_ROOT") or "data"
-        self.data_root = Path(os.path.normpath(Path(given).absolute()))
         self.site.check_data_root(
             self.data_root,
             "the site config" if isinstance(site, SiteConfig) else site_path(site),
@@ -116,10 +123,15 @@ class SlurmBackend(Backend):
         )
         self._image_ids: dict[str, str] = {}
         self._last: dict[str, StepStatus] = {}  # by job id: a resubmitted step has a new one
-        self._polled_at = -float("inf")
         self._interval = POLL_MIN_S
         self._failures = 0
         self._accounting: bool | None = None  # unknown until sacct is first needed
+
+    @property
+    def poll_interval_s(self) -> float:
+        """1 s, growing by half up to 10 s while no job changes, back to 1 s when one does:
+        every poll is an `squeue` that slurmctld answers for every user of the cluster."""
+        return self._interval
 
     # --- where and what --------------------------------------------------------------------
 
@@ -139,7 +151,7 @@ class SlurmBackend(Backend):
         if image not in self._image_ids:
             tag = docker_tag(image)
             if self.slurm.runtime == "none":
-                found: str | None = LocalBackend().image_id(image)
+                found: str | None = LocalBackend(self.data_root).image_id(image)
             elif self.slurm.runtime == "docker":
                 found = dk.image_digest(tag)
             else:
@@ -164,8 +176,8 @@ class SlurmBackend(Backend):
         layout: RunLayout,
         key: str,
         gpu_ids: list[int] | None = None,
-    ) -> StepRequest:
-        """The step as a batch script (in `extra["slurm"]`); pure but for the image lookups.
+    ) -> StepRequest[SlurmExtra]:
+        """The step as a batch script (in `extra.slurm`); pure but for the image lookups.
 
         `gpu_ids` is ignored: Slurm gives the job its GPUs and sets CUDA_VISIBLE_DEVICES.
         """
@@ -224,7 +236,7 @@ class SlurmBackend(Backend):
             workdir=str(cluster_dir),
             log=str(layout.log(step.name)),
             resources=r,
-            extra={"slurm": job, "needs": list(step.needs), "runtime": kind},
+            extra=SlurmExtra(slurm=job, needs=step.needs, runtime=kind),
         )
 
     def _runtime(
@@ -266,16 +278,23 @@ class SlurmBackend(Backend):
         return layout.run_dir / "slurm"
 
     def _files(
-        self, requests: list[StepRequest], order: list[sb.Submission], layout: RunLayout
+        self,
+        requests: list[StepRequest[SlurmExtra]],
+        order: list[sb.Submission],
+        layout: RunLayout,
     ) -> dict[str, str]:
-        files = {str(self._dir(layout) / sb.script_file(r.step)): _job(r).script for r in requests}
+        files = {
+            str(self._dir(layout) / sb.script_file(r.step)): r.extra.slurm.script for r in requests
+        }
         submitted = [r.workdir for r, s in zip(requests, order, strict=True) if not s.done]
         files[str(self._dir(layout) / sb.SUBMIT_FILE)] = sb.submit_script(
             order, layout.run_id, submitted
         )
         return files
 
-    def artefacts(self, requests: list[StepRequest], layout: RunLayout) -> dict[str, str]:
+    def artefacts(
+        self, requests: list[StepRequest[SlurmExtra]], layout: RunLayout
+    ) -> dict[str, str]:
         """Every step's batch script and `submit.sh`, the submission order with its
         dependencies (steps already complete are shown there, not submitted)."""
         done = {
@@ -286,7 +305,7 @@ class SlurmBackend(Backend):
         order = [
             sb.Submission(
                 r.step,
-                needs=tuple(n for n in r.extra["needs"] if n not in done),
+                needs=tuple(n for n in r.extra.needs if n not in done),
                 done=r.step in done,
             )
             for r in requests
@@ -295,21 +314,23 @@ class SlurmBackend(Backend):
 
     # --- submitting --------------------------------------------------------------------------
 
-    def submit(self, request: StepRequest) -> dict[str, Any]:
+    def submit(self, request: StepRequest[SlurmExtra]) -> SlurmHandle:
         raise NotImplementedError("the slurm backend submits whole DAGs (submit_dag)")
 
     def submit_dag(
         self,
-        requests: dict[str, StepRequest],
+        requests: dict[str, StepRequest[SlurmExtra]],
         needs: dict[str, list[str]],
         layout: RunLayout,
-        live: dict[str, dict[str, Any]] | None = None,
-    ) -> dict[str, dict[str, Any]]:
+        live: Mapping[str, SlurmHandle] | None = None,
+    ) -> dict[str, SlurmHandle]:
         """Write the scripts and submit.sh into runs/<id>/slurm/, then sbatch each step in
         order, after the jobs it needs: those submitted just before and the `live` ones a
         dead launcher left queued. A refused sbatch cancels what this call submitted."""
         live = live or {}
-        missing = sorted({_job(r).image for r in requests.values() if not _job(r).image_ready})
+        missing = sorted(
+            {r.extra.slurm.image for r in requests.values() if not r.extra.slurm.image_ready}
+        )
         if missing:
             how = (
                 f"build them first with `arcjobs images build {' '.join(missing)}`"
@@ -348,25 +369,23 @@ class SlurmBackend(Backend):
                 )
             ids[sub.step] = proc.stdout.strip().split(";")[0]
         return {
-            sub.step: dict(
-                SlurmHandle(
-                    job_id=ids[sub.step],
-                    key=requests[sub.step].env["ARCJOBS_CACHE_KEY"],
-                    step_dir=str(layout.step_dir(sub.step)),
-                    needs={n: ids[n] for n in sub.needs}
-                    | {n: live[n]["job_id"] for n in needs.get(sub.step, []) if n in live},
-                    memory_mb=_job(requests[sub.step]).memory_mb,
-                )
+            sub.step: SlurmHandle(
+                job_id=ids[sub.step],
+                key=requests[sub.step].env["ARCJOBS_CACHE_KEY"],
+                step_dir=str(layout.step_dir(sub.step)),
+                needs={n: ids[n] for n in sub.needs}
+                | {n: live[n]["job_id"] for n in needs.get(sub.step, []) if n in live},
+                memory_mb=requests[sub.step].extra.slurm.memory_mb,
             )
             for sub in order
         }
 
-    def _prepare(self, layout: RunLayout, name: str, request: StepRequest) -> None:
+    def _prepare(self, layout: RunLayout, name: str, request: StepRequest[SlurmExtra]) -> None:
         """The step directory must exist before Slurm opens its log there. A root launcher
         hands it (and the shared cache) to the unprivileged uid a container runs as."""
         step_dir = layout.step_dir(name)
         step_dir.mkdir(parents=True, exist_ok=True)
-        if request.extra["runtime"] != "docker" or os.getuid() != 0:
+        if request.extra.runtime != "docker" or os.getuid() != 0:
             return
         uid, gid = container_user(layout.data_root.absolute())
         if uid != 0:
@@ -377,30 +396,25 @@ class SlurmBackend(Backend):
 
     # --- following -----------------------------------------------------------------------------
 
-    def poll(self, handles: dict[str, dict[str, Any]]) -> dict[str, StepStatus]:
-        """Every step's state from one `squeue` of all their jobs (see the module docstring
-        for the pace); a failed query answers with the last known states."""
+    def poll(self, handles: Mapping[str, SlurmHandle]) -> dict[str, StepStatus]:
+        """Every step's state from one `squeue` of all their jobs, which also sets the pace
+        (`poll_interval_s`); a failed query answers with the last known states."""
         if not handles:
             return {}
         ids = {name: h["job_id"] for name, h in handles.items()}
-        fresh = time.monotonic() - self._polled_at < self._interval
-        if fresh and set(ids.values()) <= self._last.keys():
-            return {name: self._last[ids[name]] for name in handles}
         try:
             rows = self._query(set(ids.values()))
         except UserError as e:
             self._failures += 1
             if self._failures >= MAX_QUERY_FAILURES:
                 raise
-            self._polled_at = time.monotonic()
             unknown = StepStatus("queued", None, str(e))
             return {name: self._last.get(ids[name], unknown) for name in handles}
         self._failures = 0
-        now = {ids[n]: _status(rows.get(ids[n]), h) for n, h in handles.items()}  # type: ignore[arg-type]
+        now = {ids[n]: _status(rows.get(ids[n]), h) for n, h in handles.items()}
         same = all(self._last.get(i) == st for i, st in now.items())
         self._interval = min(POLL_MAX_S, self._interval * 1.5) if same else POLL_MIN_S
         self._last |= now
-        self._polled_at = time.monotonic()
         return {name: now[ids[name]] for name in handles}
 
     def _query(self, ids: set[str]) -> dict[str, JobRow]:
@@ -419,7 +433,7 @@ class SlurmBackend(Backend):
         self._accounting = proc.returncode == 0
         return parse_sacct(proc.stdout) if self._accounting else {}
 
-    def cancel(self, handle: dict[str, Any]) -> None:
+    def cancel(self, handle: SlurmHandle) -> None:
         """`scancel` the step's job and wait until it has left the queue (its dependants
         are then cancelled by Slurm: --kill-on-invalid-dep). Idempotent."""
         self._cancel_ids([handle["job_id"]])

@@ -64,7 +64,7 @@ SANDBOX_APPTAINER = ("--containall", "--workdir", "$scratch", "--no-privs", "--n
 
 @dataclass(frozen=True)
 class BatchJob:
-    """One step as Slurm sees it; `StepRequest.extra["slurm"]` of the slurm backend."""
+    """One step as Slurm sees it; `StepRequest.extra.slurm` of the slurm backend."""
 
     name: str  # the Slurm job name
     script: str  # the whole batch script

@@ -31,9 +31,10 @@ overrides = click.option(
         " repeatable, values typed as in YAML."
     ),
 )
+# No envvar here: the cluster backends read $ARCJOBS_SITE themselves, and a site exported for
+# them must not count as an option given to the local backend (which refuses one).
 site = click.option(
     "--site",
-    envvar="ARCJOBS_SITE",
     type=click.Path(path_type=Path),
     help="Cluster site config (condor and slurm backends; see docs/cluster.md); env ARCJOBS_SITE.",
 )

@@ -15,7 +15,8 @@ from rich.table import Table
 from arcjobs import atomic
 from arcjobs.commands import options
 from arcjobs.engine.orchestrate import Cancelled, make_plan, run_plan
-from arcjobs.engine.progress import Progress
+from arcjobs.engine.progress import Progress, warning_lines
+from arcjobs.engine.states import StepState
 from arcjobs.engine.store import RunStore
 from arcjobs.spec import load_job
 from arcjobs.spec.model import Job
@@ -54,10 +55,8 @@ def run(
     # A resumed run's steps that were complete before it started are not "ran" this time.
     before = {n for n, d in plan.decisions.items() if d.action == "done"}
     this_time = [i for n, i in state["steps"].items() if n not in before]
-    counts = {
-        s: sum(1 for i in this_time if i["status"] == s)
-        for s in ("succeeded", "reused", "failed", "skipped")
-    }
+    shown: tuple[StepState, ...] = ("succeeded", "reused", "failed", "skipped")
+    counts = {s: sum(1 for i in this_time if i["status"] == s) for s in shown}
     took = time.time() - started
     click.echo(
         f"run {plan.layout.run_id} {state['status']} in {took:.1f}s: {counts['succeeded']} ran, "
@@ -66,6 +65,8 @@ def run(
         err=True,
     )
     click.echo(f"outputs: {plan.layout.run_dir}/steps/<step>/out", err=True)
+    for line in warning_lines(state, plan.layout):
+        click.echo(line, err=True)
     if any(s.kind == "evaluate" for s in job.steps.values()) and state["status"] == "succeeded":
         click.echo(f"report:  arcjobs report {plan.layout.run_id}", err=True)
     if state["status"] != "succeeded":

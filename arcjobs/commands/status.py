@@ -18,11 +18,10 @@ from rich.table import Table
 from arcjobs.backends import get_backend, outlives_launcher
 from arcjobs.backends.base import Backend
 from arcjobs.commands import options
-from arcjobs.engine.progress import STYLE, steps_table
+from arcjobs.engine.progress import STYLE, steps_table, warning_lines
+from arcjobs.engine.states import DONE, LIVE, StepState
 from arcjobs.engine.store import RunStore
 from arcjobs.errors import UserError
-
-LIVE = ("running", "queued")
 
 
 def _effective_status(store: RunStore, state: dict[str, Any]) -> str:
@@ -56,9 +55,11 @@ def _refresh_detached(
         if st.state in LIVE:
             info.update(status=st.state, reason=st.detail or info.get("reason", ""))
         else:
-            ok = st.state == "exited" and st.exit_code == 0
+            ended: StepState = (
+                "succeeded" if st.state == "exited" and st.exit_code == 0 else "failed"
+            )
             info.update(
-                status="succeeded" if ok else "failed",
+                status=ended,
                 reason=st.detail or f"exit code {st.exit_code}",
             )
     return state
@@ -79,7 +80,7 @@ def status(run_id: str | None, data_root: Path, watch: bool) -> None:
         for state in store.list_runs():
             st = _effective_status(store, state)
             steps = state.get("steps", {}).values()
-            done = sum(1 for s in steps if s.get("status") in ("succeeded", "reused"))
+            done = sum(1 for s in steps if s.get("status") in DONE)
             took = (state.get("ended") or state.get("updated", time.time())) - state.get(
                 "created", 0
             )
@@ -95,19 +96,27 @@ def status(run_id: str | None, data_root: Path, watch: bool) -> None:
         console.print(table)
         return
 
-    def current() -> Table:
+    def current() -> dict[str, Any]:
         state = _refresh_detached(store, store.read(run_id))
         state["status"] = _effective_status(store, state)
-        return steps_table(state)
+        return state
+
+    def warn(state: dict[str, Any]) -> None:
+        for line in warning_lines(state, store.layout(run_id)):
+            click.echo(line)
 
     if not watch:
-        console.print(current())
+        state = current()
+        console.print(steps_table(state))
+        warn(state)
         return
-    with Live(current(), console=console, refresh_per_second=2) as live:
+    with Live(steps_table(current()), console=console, refresh_per_second=2) as live:
         while store.is_locked(run_id):
             time.sleep(0.5)
-            live.update(current())
-        live.update(current())
+            live.update(steps_table(current()))
+        state = current()
+        live.update(steps_table(state))
+    warn(state)
 
 
 def _step_name(state: dict[str, Any], step: str) -> str:
@@ -140,9 +149,14 @@ def logs(run_id: str, step: str, data_root: Path, follow: bool) -> None:
     pos = 0
     detached = follow and outlives_launcher(state.get("backend", ""))
     backend = get_backend(state["backend"], data_root=store.data_root) if detached else None
+    live, asked = follow, -float("inf")
     while True:
-        # Decided before reading, so that the last read has everything the step wrote.
-        live = follow and _step_live(store, run_id, name, backend)
+        # Decided before reading, so that the last read has everything the step wrote; a
+        # cluster that no launcher follows is asked at its backend's pace, no faster.
+        pace = backend.poll_interval_s if backend and not store.is_locked(run_id) else 0.0
+        if follow and time.monotonic() - asked >= pace:
+            asked = time.monotonic()
+            live = _step_live(store, run_id, name, backend)
         try:
             with open(path, "rb") as f:
                 f.seek(pos)
@@ -163,7 +177,7 @@ def _step_live(store: RunStore, run_id: str, name: str, backend: Backend | None)
     run that no launcher follows, the cluster does (asked through one backend per `logs`)."""
     state = store.read(run_id)
     if store.is_locked(run_id):
-        return state["steps"][name].get("status") in ("pending", *LIVE)
+        return state["steps"][name].get("status") in {"pending", *LIVE}
     if not outlives_launcher(state.get("backend", "")):
         return False
     state = _refresh_detached(store, state, backend)

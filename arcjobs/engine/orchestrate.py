@@ -9,11 +9,12 @@ from typing import Any
 from arcjobs import atomic
 from arcjobs.backends import get_backend
 from arcjobs.backends.base import Backend, StepRequest
-from arcjobs.engine.layout import RunLayout
 from arcjobs.engine.planner import Decision, decide
 from arcjobs.engine.scheduler import Cancelled, Reporter, Scheduler, new_state, render_params
+from arcjobs.engine.states import RunState
 from arcjobs.engine.store import RunStore
 from arcjobs.errors import SpecError, UserError
+from arcjobs.layout import RunLayout
 from arcjobs.spec.model import Job, Resources
 
 __all__ = ["Cancelled", "Plan", "make_plan", "run_plan"]
@@ -53,7 +54,7 @@ def make_plan(
     backend_options: dict[str, Any] | None = None,
 ) -> Plan:
     """Decide what a run would do. Reads the store; writes nothing."""
-    backend = get_backend(backend_name, **{"data_root": store.data_root, **(backend_options or {})})
+    backend = get_backend(backend_name, store.data_root, **(backend_options or {}))
     resuming = run_id is not None and store.exists(run_id)
     if resuming:
         previous = store.read(run_id)  # type: ignore[arg-type]
@@ -82,16 +83,14 @@ def run_plan(plan: Plan, overrides: list[str], report: Reporter) -> dict[str, An
         scheduler.reap_leftovers()
         atomic.write_text(layout.run_dir / "job.yaml", _dump_yaml(plan.job.to_dict()))
         store.write(state)
+        outcome: RunState = "failed"  # e.g. a submit refused: run.json must not say running
         try:
-            ok = scheduler.run()
-            state["status"] = "succeeded" if ok else "failed"
+            outcome = "succeeded" if scheduler.run() else "failed"
         except Cancelled:
-            state["status"] = "cancelled"
-            raise
-        except BaseException:
-            state["status"] = "failed"  # e.g. a submit refused: run.json must not say running
+            outcome = "cancelled"
             raise
         finally:
+            state["status"] = outcome
             state["ended"] = time.time()
             store.write(state)
             report(state)

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from arcjobs.engine.keys import cache_key
-from arcjobs.engine.layout import RunLayout
 from arcjobs.engine.store import RunStore
+from arcjobs.layout import RunLayout
+from arcjobs.manifest import is_complete
 from arcjobs.spec.interpolate import render
 from arcjobs.spec.model import Job, Step
-from arcjobs.steps.runner import is_complete
 
 Action = Literal["done", "reuse", "run"]
 

@@ -10,7 +10,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-STYLE = {
+from arcjobs.engine.states import DONE, StepState
+from arcjobs.layout import RunLayout
+from arcjobs.manifest import warnings
+
+STYLE: dict[str, str] = {  # by StepState, and RunState for runs
     "succeeded": "green",
     "reused": "cyan",
     "failed": "bold red",
@@ -20,6 +24,7 @@ STYLE = {
     "cancelled": "red",
     "pending": "dim",
 }
+TIMED: frozenset[StepState] = frozenset({"running", "succeeded", "failed"})  # have a duration
 
 
 def steps_table(state: dict[str, Any]) -> Table:
@@ -30,16 +35,22 @@ def steps_table(state: dict[str, Any]) -> Table:
     for name, info in state["steps"].items():
         status = info.get("status", "?")
         started, ended = info.get("started"), info.get("ended")
-        took = (
-            f"{(ended or now) - started:.1f}s"
-            if started and status in ("running", "succeeded", "failed")
-            else ""
-        )
+        took = f"{(ended or now) - started:.1f}s" if started and status in TIMED else ""
         note = info.get("reason", "") or ""
         table.add_row(
             name, info.get("kind", ""), f"[{STYLE.get(status, '')}]{status}[/]", took, note
         )
     return table
+
+
+def warning_lines(state: dict[str, Any], layout: RunLayout) -> list[str]:
+    """`warning: step S: ...` for each warning the manifest of a published step keeps."""
+    return [
+        f"warning: step {name}: {text}"
+        for name, info in state["steps"].items()
+        if info.get("status") in DONE
+        for text in warnings(layout.step_dir(name))
+    ]
 
 
 class Progress:

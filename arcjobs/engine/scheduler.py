@@ -4,10 +4,16 @@ resources available, watch them, and keep `run.json` true at every moment.
 Invariants that make a kill at any moment harmless:
 - a step's `out/` appears only by rename, once complete (see `arcjobs.steps.runner`);
 - `run.json` is replaced atomically and is never the source of truth for completion —
-  the manifests are; a resumed launcher recomputes everything from them;
+  the manifests are (`arcjobs.manifest`); a resumed launcher recomputes everything from them;
 - leftovers of a dead launcher (its step processes, private temp directories) are reaped
   before anything new starts — except, on a `reattach` backend, live jobs that compute the
   same cache key: those are followed again and never submitted twice.
+
+One turn of the loop, at the backend's pace (`Backend.poll_interval_s`):
+1. on SIGINT/SIGTERM, cancel every running step and stop (`_cancel_all`);
+2. poll the live steps in one batch and record how those that ended ended (`_settle`);
+3. skip what waits on a step that did not succeed (`_skip_blocked`);
+4. start the ready steps that fit in what is left of the capacity (`_admit_ready`).
 """
 
 from __future__ import annotations
@@ -19,21 +25,20 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from arcjobs import atomic
-from arcjobs.backends.base import Backend
-from arcjobs.engine.layout import RunLayout
+from arcjobs.backends.base import Backend, StepStatus
 from arcjobs.engine.planner import Decision
+from arcjobs.engine.states import BLOCKING, DONE, LIVE, TERMINAL, WAITING, StepState
 from arcjobs.engine.store import RunStore
+from arcjobs.layout import RunLayout
+from arcjobs.manifest import MANIFEST, is_complete, read_manifest
 from arcjobs.spec.interpolate import render
 from arcjobs.spec.model import Job, Resources, Step
-from arcjobs.steps.runner import MANIFEST, is_complete, read_manifest
 
 Reporter = Callable[[dict[str, Any]], None]
-POLL_S = 0.1
-TERMINAL = {"succeeded", "reused", "failed", "skipped", "cancelled"}
-WAITING = ("pending", "queued")  # queued: handed to a whole-DAG scheduler, not started yet
+SIGNAL_CHECK_S = 0.1  # how soon SIGINT/SIGTERM is acted on, whatever the backend's pace
 
 
 def render_params(step: Step, layout: RunLayout, mount: str) -> dict[str, Any]:
@@ -68,23 +73,22 @@ class Scheduler:
         self.capacity = capacity
         self.mount = backend.data_mount(layout)
         self.stop_signal: int | None = None
-        self.running: dict[str, dict[str, Any]] = {}
+        self.running: dict[str, dict[str, Any]] = {}  # step → its backend handle
+        self.gpus_free = list(range(capacity.gpus))
+        self.gpus_held: dict[str, list[int]] = {}
+        self.attempts: dict[str, int] = {}
 
     # --- state ---------------------------------------------------------------------------
 
-    def _set(self, step: str, **fields: Any) -> None:
-        self.state["steps"][step].update(fields)
+    def _set(self, step: str, status: StepState, **fields: Any) -> None:
+        self.state["steps"][step].update(status=status, **fields)
         self.store.write(self.state)
         self.report(self.state)
 
-    def _status(self, step: str) -> str:
+    def _status(self, step: str) -> StepState:
         return self.state["steps"][step]["status"]
 
     # --- before starting -----------------------------------------------------------------
-
-    def _memory(self, name: str) -> int:
-        wanted = self.job.steps[name].resources.memory_mb or 0
-        return min(wanted, self.capacity.memory_mb) if self.capacity.memory_mb else wanted
 
     def reap_leftovers(self) -> None:
         """Stop steps a dead launcher left running (on a `reattach` backend: follow the live
@@ -92,7 +96,7 @@ class Scheduler:
         leftovers = {
             name: info["handle"]
             for name, info in self.state["steps"].items()
-            if info.get("status") in ("running", "queued") and info.get("handle")
+            if info.get("status") in LIVE and info.get("handle")
         }
         followed = self._reattach(leftovers) if self.backend.reattach else set()
         for name, handle in leftovers.items():
@@ -154,130 +158,142 @@ class Scheduler:
         self.stop_signal = signum
 
     def _loop(self) -> bool:
-        steps = self.job.steps
+        self._take_planned()
+        if self.backend.whole_dag:
+            self._submit_dag()
+        while True:
+            if self.stop_signal is not None:
+                self._cancel_all()
+            self._settle(self.backend.poll(self.running) if self.running else {})
+            self._skip_blocked()
+            self._admit_ready()
+            if not self.running and all(self._status(n) in TERMINAL for n in self.job.steps):
+                return all(self._status(n) in DONE for n in self.job.steps)
+            self._pause()
+
+    def _take_planned(self) -> None:
+        """Steps planning found complete in this run (`done`) or published by another
+        (`reuse`: linked in now)."""
         for name, d in self.decisions.items():
             if d.action == "done":
-                self._set(name, status="succeeded", reason=d.reason)
+                self._set(name, "succeeded", reason=d.reason)
             elif d.action == "reuse":
                 assert d.source is not None
                 self.reuse(name, d.source)
-                self._set(name, status="reused", reason=d.reason, reused_from=d.source[0])
+                self._set(name, "reused", reason=d.reason, reused_from=d.source[0])
                 self._record(name)
-        running: dict[str, dict[str, Any]] = self.running
+
+    def _pause(self) -> None:
+        """Wait the backend's poll interval, in short slices so that a signal is acted on
+        at once even where the backend polls every few seconds."""
+        until = time.monotonic() + self.backend.poll_interval_s
+        while self.stop_signal is None and (left := until - time.monotonic()) > 0:
+            time.sleep(min(left, SIGNAL_CHECK_S))
+
+    def _cancel_all(self) -> NoReturn:
+        assert self.stop_signal is not None
+        for name, handle in self.running.items():
+            self.backend.cancel(handle)
+            self._set(name, "cancelled", ended=time.time(), handle=None)
+        raise Cancelled(signal.Signals(self.stop_signal).name)
+
+    def _settle(self, polled: dict[str, StepStatus]) -> None:
+        """Record what the backend says of each polled step, upstream first (so that skips
+        cascade); a step that is no longer live gives its GPUs back and is ended."""
+        for name in [n for n in self.job.steps if n in polled]:
+            status = polled[name]
+            if status.state in ("queued", "running"):
+                if self.backend.whole_dag:
+                    self._follow(name, status)
+                continue
+            self.running.pop(name)
+            self.gpus_free += self.gpus_held.pop(name, [])
+            self._end(name, status)
+
+    def _end(self, name: str, status: StepStatus) -> None:
+        """Succeeded (exit 0 and complete), pending again (a retry left, on backends where
+        the engine retries), skipped (its scheduler never ran it) or failed."""
+        info = self.state["steps"][name]
+        step_dir, key = self.layout.step_dir(name), self.decisions[name].key
+        if status.state == "exited" and status.exit_code == 0 and is_complete(step_dir, key):
+            reason = status.detail or info["reason"]
+            self._set(name, "succeeded", ended=time.time(), exit_code=0, handle=None, reason=reason)
+            self._record(name)
+            return
+        if not self.backend.whole_dag and self.attempts[name] <= self.job.steps[name].retries:
+            reason = f"retrying after exit {status.exit_code}"
+            self._set(name, "pending", handle=None, reason=reason)
+            return
+        blocked = self._blocked_by(name) if self.backend.whole_dag else None
+        if blocked:
+            self._set(name, "skipped", handle=None, reason=f"upstream {blocked} did not succeed")
+            return
+        detail = status.detail or (
+            f"exit code {status.exit_code}" if status.state == "exited" else status.state
+        )
+        self._set(
+            name,
+            "failed",
+            ended=time.time(),
+            exit_code=status.exit_code,
+            handle=None,
+            reason=detail,
+            error_tail=_tail(self.layout.log(name)),
+        )
+
+    def _admit_ready(self) -> None:
+        """Start each pending step whose needs are done while it fits in what is left; a
+        whole-DAG scheduler was handed every step at the start instead."""
         if self.backend.whole_dag:
-            self._submit_dag()
-        gpus_free = list(range(self.capacity.gpus))
-        gpus_held: dict[str, list[int]] = {}
-        attempts: dict[str, int] = {}
-        while True:
-            if self.stop_signal is not None:
-                for name, handle in running.items():
-                    self.backend.cancel(handle)
-                    self._set(name, status="cancelled", ended=time.time(), handle=None)
-                raise Cancelled(signal.Signals(self.stop_signal).name)
-            polled = self.backend.poll(running) if running else {}
-            for name in [n for n in steps if n in polled]:  # upstream first: skips cascade
-                status = polled[name]
-                if status.state in ("queued", "running"):
-                    if self.backend.whole_dag:
-                        self._follow(name, status.state, status.detail)
-                    continue
-                running.pop(name)
-                gpus_free += gpus_held.pop(name, [])
-                ok = (
-                    status.state == "exited"
-                    and status.exit_code == 0
-                    and is_complete(self.layout.step_dir(name), self.decisions[name].key)
-                )
-                if ok:
-                    self._set(
-                        name,
-                        status="succeeded",
-                        ended=time.time(),
-                        exit_code=0,
-                        handle=None,
-                        reason=status.detail or self.state["steps"][name]["reason"],
-                    )
-                    self._record(name)
-                elif not self.backend.whole_dag and attempts[name] <= steps[name].retries:
-                    self._set(
-                        name,
-                        status="pending",
-                        handle=None,
-                        reason=f"retrying after exit {status.exit_code}",
-                    )
-                elif self.backend.whole_dag and self._blocked_by(name):
-                    self._set(
-                        name,
-                        status="skipped",
-                        handle=None,
-                        reason=f"upstream {self._blocked_by(name)} did not succeed",
-                    )
-                else:
-                    detail = status.detail or (
-                        f"exit code {status.exit_code}"
-                        if status.state == "exited"
-                        else status.state
-                    )
-                    self._set(
-                        name,
-                        status="failed",
-                        ended=time.time(),
-                        exit_code=status.exit_code,
-                        handle=None,
-                        reason=detail,
-                        error_tail=_tail(self.layout.log(name)),
-                    )
-            self._skip_blocked()
-            used_cpus = sum(min(steps[n].resources.cpus, self.capacity.cpus) for n in running)
-            used_mem = sum(self._memory(n) for n in running)
-            for name, step in steps.items():
-                if (
-                    self.backend.whole_dag
-                    or self._status(name) != "pending"
-                    or not all(self._status(n) in ("succeeded", "reused") for n in step.needs)
-                ):
-                    continue
-                cpus = min(step.resources.cpus, self.capacity.cpus)
-                mem = self._memory(name)
-                if running and (
-                    used_cpus + cpus > self.capacity.cpus
-                    or len(gpus_free) < step.resources.gpus
-                    or (self.capacity.memory_mb and used_mem + mem > self.capacity.memory_mb)
-                ):
-                    continue
-                gpu_ids, gpus_free = (
-                    gpus_free[: step.resources.gpus],
-                    gpus_free[step.resources.gpus :],
-                )
-                gpus_held[name] = gpu_ids
-                params = render_params(step, self.layout, self.mount)
-                request = self.backend.request(
-                    step, params, self.layout, self.decisions[name].key, gpu_ids
-                )
-                attempts[name] = attempts.get(name, 0) + 1
-                handle = self.backend.submit(request)
-                running[name] = handle
-                used_cpus += cpus
-                used_mem += mem
-                self._set(
-                    name,
-                    status="running",
-                    started=time.time(),
-                    handle=handle,
-                    attempt=attempts[name],
-                    reason=self.decisions[name].reason,
-                )
-            if not running and all(self._status(n) in TERMINAL for n in steps):
-                return all(self._status(n) in ("succeeded", "reused") for n in steps)
-            time.sleep(POLL_S)
+            return
+        for name, step in self.job.steps.items():
+            if (
+                self._status(name) == "pending"
+                and all(self._status(n) in DONE for n in step.needs)
+                and self._fits(step)
+            ):
+                self._start(step)
+
+    def _cpus(self, name: str) -> int:
+        return min(self.job.steps[name].resources.cpus, self.capacity.cpus)
+
+    def _memory(self, name: str) -> int:
+        wanted = self.job.steps[name].resources.memory_mb or 0
+        return min(wanted, self.capacity.memory_mb) if self.capacity.memory_mb else wanted
+
+    def _fits(self, step: Step) -> bool:
+        """Whether `step` fits beside the running ones. Alone it always does: its CPUs and
+        memory are clamped to the machine, and GPUs it cannot have were refused before."""
+        if not self.running:
+            return True
+        cpus = sum(self._cpus(n) for n in self.running) + self._cpus(step.name)
+        memory = sum(self._memory(n) for n in self.running) + self._memory(step.name)
+        return (
+            cpus <= self.capacity.cpus
+            and len(self.gpus_free) >= step.resources.gpus
+            and not (self.capacity.memory_mb and memory > self.capacity.memory_mb)
+        )
+
+    def _start(self, step: Step) -> None:
+        gpus = step.resources.gpus
+        gpu_ids, self.gpus_free = self.gpus_free[:gpus], self.gpus_free[gpus:]
+        self.gpus_held[step.name] = gpu_ids
+        params = render_params(step, self.layout, self.mount)
+        key = self.decisions[step.name].key
+        request = self.backend.request(step, params, self.layout, key, gpu_ids)
+        self.attempts[step.name] = self.attempts.get(step.name, 0) + 1
+        self.running[step.name] = self.backend.submit(request)
+        self._set(
+            step.name,
+            "running",
+            started=time.time(),
+            handle=self.running[step.name],
+            attempt=self.attempts[step.name],
+            reason=self.decisions[step.name].reason,
+        )
 
     def _blocked_by(self, name: str) -> str | None:
-        bad = [
-            n
-            for n in self.job.steps[name].needs
-            if self._status(n) in ("failed", "skipped", "cancelled")
-        ]
+        bad = [n for n in self.job.steps[name].needs if self._status(n) in BLOCKING]
         return bad[0] if bad else None
 
     def _skip_blocked(self) -> None:
@@ -293,10 +309,7 @@ class Scheduler:
                 if bad:
                     self.running.pop(name, None)
                     self._set(
-                        name,
-                        status="skipped",
-                        handle=None,
-                        reason=f"upstream {bad} did not succeed",
+                        name, "skipped", handle=None, reason=f"upstream {bad} did not succeed"
                     )
                     changed = True
 
@@ -333,11 +346,13 @@ class Scheduler:
         self.store.write(self.state)
         self.report(self.state)
 
-    def _follow(self, name: str, state: str, detail: str) -> None:
+    def _follow(self, name: str, status: StepStatus) -> None:
         """Show what the scheduler says of a step it holds (queued, running where, held why)."""
         info = self.state["steps"][name]
-        if (info.get("status"), info.get("reason")) != (state, detail or info.get("reason")):
-            self._set(name, status=state, reason=detail or info.get("reason"))
+        state: StepState = "queued" if status.state == "queued" else "running"
+        reason = status.detail or info.get("reason")
+        if (info.get("status"), info.get("reason")) != (state, reason):
+            self._set(name, state, reason=reason)
 
     def _record(self, name: str) -> None:
         d, step = self.decisions[name], self.job.steps[name]
@@ -376,8 +391,8 @@ def new_state(
     for name, step in job.steps.items():
         old = old_steps.get(name, {})
         steps[name] = {
-            "status": "running" if old.get("status") in ("running", "queued") else "pending",
-            "handle": old.get("handle") if old.get("status") in ("running", "queued") else None,
+            "status": "running" if old.get("status") in LIVE else "pending",
+            "handle": old.get("handle") if old.get("status") in LIVE else None,
             "kind": step.kind,
             "image": step.image,
             "key": decisions[name].key,

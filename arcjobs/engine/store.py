@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from arcjobs import atomic, sqlite_wal
-from arcjobs.engine.layout import RunLayout, runs_dir
 from arcjobs.errors import UserError
-from arcjobs.steps.runner import is_complete, read_manifest
+from arcjobs.layout import RunLayout, runs_dir
+from arcjobs.manifest import is_complete, read_manifest
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outputs (

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arcjobs.engine.layout import runs_dir
 from arcjobs.engine.store import RunStore
 from arcjobs.errors import UserError
-from arcjobs.steps.runner import read_manifest
+from arcjobs.layout import runs_dir
+from arcjobs.manifest import read_manifest
 
 # Where containers see the data root (DESIGN.md §3): paths recorded by steps that ran in an
 # image start with it and are re-rooted at the host's data root to be read here.

@@ -68,7 +68,8 @@ def _default(field: FieldInfo) -> str:
     return f"`{value!r}`" if value not in (None, "") else "—"
 
 
-def _table(model: type[BaseModel]) -> list[str]:
+def table(model: type[BaseModel]) -> list[str]:
+    """The rows of a markdown table of `model`'s fields: key, type, default, meaning."""
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
         key = field.alias or name
@@ -85,7 +86,7 @@ def render() -> str:
         ("Resources (`steps.<name>.resources`)", ResourcesSpec),
         ("Rounds (`rounds`)", RoundsSpec),
     ):
-        out += [f"## {title}", "", *_table(model), ""]
+        out += [f"## {title}", "", *table(model), ""]
     out += [
         "# Step kinds",
         "",
@@ -100,7 +101,7 @@ def render() -> str:
             "",
             f"{kind.description} Image `{kind.image}`{res}.",
             "",
-            *_table(kind.params),
+            *table(kind.params),
             "",
         ]
     return "\n".join(out)

@@ -14,6 +14,7 @@ Bad inputs raise `arcjobs.errors.UserError` with one line naming the file and th
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,12 +40,21 @@ class StepContext:
         (checkpoints live here) and wiped when the key changes.
     step_dir: `steps/<step>/`, for reading the manifest of a previous attempt.
     resources: the resources the backend granted (gpus, cpus, memory), as given in the job.
+    warnings: what `warn` said, kept in the manifest.
     """
 
     out: Path
     scratch: Path
     step_dir: Path
     resources: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Something the user should know about a step that still succeeds (it trained on
+        nothing, say): printed to its log now, and kept in its manifest, from where `run`
+        and `status` print it."""
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+        self.warnings.append(message)
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,8 @@ class StepKind:
     resources: defaults merged under the job file's `resources:`.
     check_job: optional hook run on the whole resolved job after every step validated,
         for rules that span steps (e.g. a DoRA adapter served by vLLM); it returns a list
-        of (step name, key path, message) problems.
+        of (step name, key path, message) problems. It reads each step's `full_params`
+        only: raw `with:` text would be parsed otherwise than the schema parses it.
     """
 
     name: str

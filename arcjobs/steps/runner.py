@@ -1,10 +1,11 @@
 """`arcjobs step KIND --name value ... --out DIR`: run one step and publish its outputs.
 
 This is the program every backend starts, on the host or inside an image. It validates the
-parameters against the kind's schema, runs the kind into a private directory next to DIR,
-publishes it as DIR in one rename, and then writes `manifest.json` beside DIR. A step is
-complete exactly when its manifest says `ok` and carries the expected cache key, so a kill
-at any moment leaves the step either complete or visibly unfinished.
+parameters against the kind's schema (`arcjobs.step_args`), runs the kind into a private
+directory next to DIR, publishes it as DIR in one rename, and then writes `manifest.json`
+beside DIR. A step is complete exactly when its manifest says `ok` and carries the expected
+cache key (`arcjobs.manifest`), so a kill at any moment leaves the step either complete or
+visibly unfinished.
 
 The launcher passes the cache key and image identity through the environment
 (`ARCJOBS_CACHE_KEY`, `ARCJOBS_IMAGE`) so that the command line stays what a person would
@@ -20,90 +21,15 @@ import signal
 import socket
 import sys
 import time
-import types
-import typing
 import uuid
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
 from arcjobs import atomic
-from arcjobs.errors import UserError
+from arcjobs.manifest import MANIFEST
+from arcjobs.step_args import parse_params
 from arcjobs.steps import get_kind
-from arcjobs.steps.base import StepContext, StepParams
-
-MANIFEST = "manifest.json"
-
-
-def _is_text_field(annotation: Any) -> bool:
-    """True when a field takes text as is (str/Path, possibly optional), so "007" stays "007"."""
-    args = typing.get_args(annotation)
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_is_text_field(a) for a in args if a is not type(None))
-    return annotation in (str, Path)
-
-
-def parse_params(params_cls: type[StepParams], argv: list[str]) -> StepParams:
-    """Turn `--some-name value` pairs into the kind's validated parameter model.
-
-    Values of text fields are taken literally; others are parsed as YAML scalars or flow
-    collections (`8`, `1e-4`, `true`, `[q_proj, v_proj]`, `null`), which is also how the
-    launcher writes them.
-    """
-    raw: dict[str, Any] = {}
-    i = 0
-    while i < len(argv):
-        flag = argv[i]
-        if not flag.startswith("--") or i + 1 >= len(argv):
-            raise UserError(f"step parameters must come as '--name value' pairs, got {flag!r}")
-        name = flag[2:].replace("-", "_")
-        field = params_cls.model_fields.get(name)
-        if field is None:
-            known = ", ".join("--" + f.replace("_", "-") for f in params_cls.model_fields)
-            raise UserError(f"unknown parameter {flag}; expected one of: {known}")
-        value = argv[i + 1]
-        if not _is_text_field(field.annotation) or value == "null":
-            try:
-                value = yaml.safe_load(value)
-            except yaml.YAMLError as e:
-                raise UserError(f"{flag}: cannot parse {value!r}: {e.problem}") from None
-        raw[name] = value
-        i += 2
-    try:
-        return params_cls.model_validate(raw)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"--{loc.replace('_', '-')}: {err['msg']}") from None
-
-
-def format_params(params: dict[str, Any]) -> list[str]:
-    """The inverse of `parse_params`: `{lora_rank: 32}` → `['--lora-rank', '32']`."""
-    argv: list[str] = []
-    for name, value in params.items():
-        if value is None:
-            continue
-        text = value if isinstance(value, str) else json.dumps(value)
-        argv += ["--" + name.replace("_", "-"), text]
-    return argv
-
-
-def read_manifest(step_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((step_dir / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def is_complete(step_dir: Path, key: str) -> bool:
-    """A step is complete when its manifest says ok with this key and its out/ exists."""
-    m = read_manifest(step_dir)
-    return bool(
-        m and m.get("status") == "ok" and m.get("key") == key and (step_dir / "out").is_dir()
-    )
+from arcjobs.steps.base import StepContext
 
 
 def _scratch_for(step_dir: Path, key: str) -> Path:
@@ -158,5 +84,6 @@ def run_step(kind_name: str, argv: list[str], out: Path) -> None:
             "ended": time.time(),
             "exit_code": 0,
             "python": sys.version.split()[0],
+            "warnings": ctx.warnings,
         },
     )

@@ -121,11 +121,6 @@ class Params(StepParams):
 # ----------------------------------------------------------------------------- job-level check
 
 
-def _flag(value: Any) -> bool:
-    """A boolean param as it may arrive after interpolation (True or 'true')."""
-    return value is True or str(value).strip().lower() in ("true", "1", "yes")
-
-
 def _referenced_steps(text: Any) -> list[str]:
     """Step names in `${name.out}` / `${name.outs}` / `${prev.name.out}` references."""
     names = re.findall(r"\$\{([^}]+?)\.outs?\}", str(text or ""))
@@ -135,22 +130,19 @@ def _referenced_steps(text: Any) -> list[str]:
 def check_job(job: Any) -> list[tuple[str, str, str]]:
     """Refuse DoRA adapters that a vLLM infer step would serve (vLLM cannot), unless merged.
 
-    Assumes `job.steps` maps names to steps with `.kind`, `.params` (and, where present,
-    `.full_params` with defaults filled in) whose output references are still `${name.out}`.
+    `job` is the resolved `arcjobs.spec.model.Job`. Only `full_params` is read: the values
+    as the kind's schema validated them (defaults filled in, `"on"` already True), so this
+    rule sees what the step will run with. Output references are still `${name.out}` text.
     """
     problems: list[tuple[str, str, str]] = []
     for infer in job.steps.values():
-        params = getattr(infer, "full_params", None) or infer.params
-        if infer.kind != "infer" or str(params.get("engine", "")) != "vllm":
+        if infer.kind != "infer" or infer.full_params["engine"] != "vllm":
             continue
-        for name in _referenced_steps(params.get("adapter")):
+        for name in _referenced_steps(infer.full_params["adapter"]):
             trainer = job.steps.get(name)
-            if trainer is None or trainer.kind != "train":
+            if trainer is None or trainer.kind != "train" or not trainer.full_params["use_dora"]:
                 continue
-            tparams = trainer.params
-            if not _flag(tparams.get("use_dora", False)):
-                continue
-            if _flag(tparams.get("merge", False)):
+            if trainer.full_params["merge"]:
                 problems.append(
                     (
                         trainer.name,
@@ -460,19 +452,19 @@ class NothingToLearn(Exception):
     """The dataset has no sample that fits (e.g. a round whose search found no valid program)."""
 
 
-def _publish_untrained(params: Params, out: Path, skipped: int) -> None:
+def _publish_untrained(params: Params, ctx: StepContext, skipped: int) -> None:
     """A round with nothing to learn must not stop a multi-round job: publish the adapter it
     started from (round k-1's, or a fresh LoRA, which leaves the model unchanged) and say so
-    in metrics.json. A full fine-tune or a merge has no such neutral output: refused."""
+    in metrics.json and as a warning. A full fine-tune or a merge has no such neutral
+    output: refused."""
     if params.method == "full" or params.merge:
         raise UserError(
             f"{params.dataset}: no sample to train on ({skipped} longer than max_length)"
         )
-    print(
-        f"train: WARNING no sample to train on ({skipped} skipped): publishing the starting adapter"
-    )
+    ctx.warn(f"no sample to train on ({skipped} skipped): published the starting adapter")
     from arcjobs.models.loading import load_model
 
+    out = ctx.out
     if params.adapter:
         shutil.copytree(params.adapter, out / "adapter")
     else:
@@ -615,7 +607,7 @@ def run(params: Params, ctx: StepContext) -> None:
     try:
         usable_samples(params, load_tokenizer(params.model))
     except NothingToLearn as e:
-        _publish_untrained(params, ctx.out, e.args[0])
+        _publish_untrained(params, ctx, e.args[0])
         return
     if gpus > 1 and "WORLD_SIZE" not in os.environ:
         _launch(params, ctx, gpus)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, arcjobs, assert_demo_learned
 
-from arcjobs.steps.runner import format_params
+from arcjobs.step_args import format_params
 
 pytestmark = pytest.mark.vllm
 
