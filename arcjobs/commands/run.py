@@ -20,6 +20,8 @@ from arcjobs.engine.store import RunStore
 from arcjobs.spec import load_job
 from arcjobs.spec.model import Job
 
+DECISION_STYLE = {"run": ("yellow", "runs"), "reuse": ("cyan", "reused"), "done": ("green", "done")}
+
 
 @click.command()
 @click.argument("job_file", type=click.Path(path_type=Path))
@@ -151,8 +153,10 @@ def plan(
         res = f"gpus={s.resources.gpus} cpus={s.resources.cpus}" + (
             f" mem={s.resources.memory_mb}M" if s.resources.memory_mb else ""
         )
-        color = {"run": "yellow", "reuse": "cyan", "done": "green"}[d.action]
-        table.add_row(name, s.kind, s.image, res, ", ".join(s.needs), f"[{color}]{d.reason}[/]")
+        color, verb = DECISION_STYLE[d.action]
+        table.add_row(
+            name, s.kind, s.image, res, ", ".join(s.needs), f"[{color}]{verb}: {d.reason}[/]"
+        )
     console.print(table)
     mount = p.backend.data_mount(p.layout)
     seen = "" if mount == str(p.layout.data_root) else f", seen by steps at {mount}"
