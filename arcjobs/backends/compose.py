@@ -403,8 +403,10 @@ def _remove(name: str) -> None:
 
 def _container_states() -> dict[str, str]:
     """Name → state of every arcjobs container the engine has, in one call."""
-    try:
-        listed = dk.client().containers.list(all=True, filters={"label": f"{LABEL}.run"})
+    try:  # sparse: the list call alone, no inspection of each container
+        listed = dk.client().containers.list(
+            all=True, sparse=True, filters={"label": f"{LABEL}.run"}
+        )
     except dk.api_errors():  # no engine: no state to report
         return {}
-    return {c.name: c.status for c in listed}
+    return {c.attrs["Names"][0].lstrip("/"): c.attrs["State"] for c in listed}
