@@ -88,6 +88,8 @@ def _on_data_root(job: Job, data_root: Path) -> Job:
 
 @dataclass(frozen=True)
 class Readiness:
+    """What `readiness` found: the backend's capacity, and every refusal in job order."""
+
     capacity: Resources | None  # None: the backend itself refused (no engine, no sbatch, ...)
     refusals: list[UserError]
 

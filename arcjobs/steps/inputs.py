@@ -111,7 +111,7 @@ def problems(
         if path is None:
             continue
         if confined and not _under(path, data_root):
-            found.append((key, outside(path, data_root, confined)))
+            found.append((key, _outside(path, data_root, confined)))
             continue
         why = _missing(marker, path)
         if why is not None:
@@ -126,7 +126,7 @@ def problems(
     return found
 
 
-def outside(path: Path, data_root: Path, backend: str) -> str:
+def _outside(path: Path, data_root: Path, backend: str) -> str:
     return (
         f"{path} is outside the data root {data_root}, the only host directory a step on the "
         f"{backend} backend sees; move it under the data root (it is ${{data}}/... there)"
