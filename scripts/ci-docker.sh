@@ -43,9 +43,13 @@ install_missing() {
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# Compose v2 (2.40) builds through Bake when the buildx plugin is installed and warns on every
+# other path: "buildx isn't installed", and COMPOSE_BAKE=false is itself deprecated, with a
+# warning of its own. Debian's docker.io ships no buildx, so Compose's own builder is what runs
+# here either way: the docker CLI's log level keeps that notice out, errors still print.
 build_sandbox() {
     ARCJOBS_VERSION=$("$PYTHON" -c 'import arcjobs; print(arcjobs.__version__)') \
-        docker compose build --quiet --build-arg "BASE_IMAGE=$BASE" sandbox
+        docker --log-level error compose build --quiet --build-arg "BASE_IMAGE=$BASE" sandbox
 }
 
 timed "apt install" install_missing

@@ -13,16 +13,20 @@ JOBS = Path(__file__).resolve().parent / "fixtures" / "jobs"
 
 
 def arcjobs(
-    *args: str | Path, check: bool = False, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str | Path,
+    check: bool = False,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m arcjobs ARGS` and capture its output."""
+    """Run `python -m arcjobs ARGS` in `cwd` (the checkout) and capture its output."""
     proc = subprocess.run(
         [sys.executable, "-m", "arcjobs", *map(str, args)],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
         timeout=timeout,
-        cwd=ROOT,
+        cwd=cwd,
     )
     if check and proc.returncode != 0:
         raise AssertionError(

@@ -17,6 +17,7 @@ from helpers import ROOT
 
 from arcjobs.backends.compose import ComposeBackend, container_name, container_user
 from arcjobs.engine.scheduler import render_params
+from arcjobs.errors import UserError
 from arcjobs.images import docker as dk
 from arcjobs.layout import RunLayout
 from arcjobs.spec import load_job
@@ -170,3 +171,19 @@ def test_no_compose_at_all_is_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 2
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_without_the_docker_package_the_engine_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK is the `docker` extra: a launcher installed without it plans (no digests) and
+    says in one line what to install where it needs the engine. Hidden here by a None in
+    sys.modules, which makes `import docker` fail as on such an installation."""
+    monkeypatch.setitem(sys.modules, "docker", None)
+    dk._client.cache_clear()
+    dk._engine.cache_clear()
+    try:
+        assert dk.image_digest("arcjobs-sandbox:0") is None
+        with pytest.raises(UserError, match=r"^the docker Python package is not installed "):
+            dk.engine()
+    finally:
+        dk._client.cache_clear()
+        dk._engine.cache_clear()

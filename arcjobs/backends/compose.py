@@ -28,7 +28,8 @@ Identity. Every container is named from the data root, run and step (`arcjobs.<r
 <hash>`) and labelled `arcjobs.run`, `arcjobs.step`, `arcjobs.key`, `arcjobs.data-root`. The
 name is deterministic, so a container a killed launcher left behind is found without any
 record: `reap` (on resume), `cancel` (also from another process) and every `submit` remove
-it by name with `docker rm -f` first. Containers outlive a SIGKILLed launcher (its Compose
+it by name first (the docker SDK's `remove(force=True)`, as every engine call here other than
+Compose's own). Containers outlive a SIGKILLed launcher (its Compose
 client keeps writing their log until they end) — `arcjobs cancel RUN` or a resumed `run`
 removes them; SIGINT/SIGTERM stop them with the launcher.
 
@@ -36,7 +37,7 @@ Settings (environment): ARCJOBS_COMPOSE (the Compose command, e.g. `docker-compo
 ARCJOBS_COMPOSE_FILE (compose.yaml; default the checkout's), ARCJOBS_COMPOSE_PROJECT (`-p`;
 default `arcjobs`). See `arcjobs.images.docker` for how Compose is found.
 
-Image identity is the engine's image id (`docker image inspect .Id`): a rebuilt image changes
+Image identity is the engine's image id (`images.get(tag).id`): a rebuilt image changes
 every cache key computed with it. Without an engine, planning still works (ids `unknown:`),
 but running refuses in one line, as it does for an image that is not built (`unbuilt:`).
 """
@@ -312,7 +313,7 @@ class ComposeBackend(Backend[ComposeExtra, ComposeHandle]):
             )
         name = request.extra.container
         self._prepare(request)
-        _docker("rm", "-f", name)  # a leftover of a killed launcher would block the name
+        _remove(name)  # a leftover of a killed launcher would block the name
         with open(request.log, "ab") as log:
             log.write(
                 f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(request.command)}\n".encode()
@@ -372,7 +373,10 @@ class ComposeBackend(Backend[ComposeExtra, ComposeHandle]):
     def cancel(self, handle: ComposeHandle) -> None:
         """Stop the container (SIGTERM, SIGKILL after STOP_GRACE_S), remove it, and wait
         for its Compose client."""
-        _docker("stop", "-t", str(STOP_GRACE_S), handle["container"], timeout=STOP_GRACE_S + 30)
+        container = _container(handle["container"])
+        if container is not None:
+            with contextlib.suppress(*dk.api_errors()):  # gone meanwhile: nothing to stop
+                container.stop(timeout=STOP_GRACE_S)
         self.reap(handle)
 
     def reap(self, handle: ComposeHandle) -> None:
@@ -384,14 +388,14 @@ class ComposeBackend(Backend[ComposeExtra, ComposeHandle]):
         ours = handle.get("start_time") and _start_time(handle["pid"]) == handle["start_time"]
         deadline = time.monotonic() + REAP_WAIT_S
         while True:
-            _docker("rm", "-f", name)
+            _remove(name)
             alive = proc.poll() is None if proc is not None else bool(ours) and _alive(handle)
             if not alive:
                 break
             if time.monotonic() > deadline:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(handle["pid"], signal.SIGKILL)
-                _docker("rm", "-f", name)
+                _remove(name)
                 break
             time.sleep(0.2)
         if proc is not None:
@@ -402,18 +406,28 @@ def _alive(handle: ComposeHandle) -> bool:
     return _start_time(handle["pid"]) == handle.get("start_time")
 
 
-def _docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str] | None:
+def _container(name: str) -> Any | None:
+    """The engine's container `name`, or None (no such container, or no engine)."""
     try:
-        return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.SubprocessError):
+        return dk.client().containers.get(name)
+    except dk.api_errors():  # NotFound, no engine: either way nothing to act on
         return None
+
+
+def _remove(name: str) -> None:
+    """`docker rm -f NAME`: best effort, as a container may be gone already."""
+    container = _container(name)
+    if container is not None:
+        with contextlib.suppress(*dk.api_errors()):  # removed meanwhile
+            container.remove(force=True)
 
 
 def _container_states() -> dict[str, str]:
     """Name → state of every arcjobs container the engine has, in one call."""
-    done = _docker(
-        "ps", "-a", "--filter", f"label={LABEL}.run", "--format", "{{.Names}}\t{{.State}}"
-    )
-    if done is None or done.returncode != 0:
+    try:  # sparse: the list call alone, no inspection of each container
+        listed = dk.client().containers.list(
+            all=True, sparse=True, filters={"label": f"{LABEL}.run"}
+        )
+    except dk.api_errors():  # no engine: no state to report
         return {}
-    return dict(line.split("\t", 1) for line in done.stdout.splitlines() if "\t" in line)
+    return {c.attrs["Names"][0].lstrip("/"): c.attrs["State"] for c in listed}

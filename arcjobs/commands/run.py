@@ -14,12 +14,14 @@ from rich.table import Table
 
 from arcjobs import atomic
 from arcjobs.commands import options
-from arcjobs.engine.orchestrate import Cancelled, make_plan, run_plan
+from arcjobs.engine.orchestrate import Cancelled, make_plan, readiness, run_plan
 from arcjobs.engine.progress import Progress, warning_lines
 from arcjobs.engine.states import StepState
 from arcjobs.engine.store import RunStore
 from arcjobs.spec import load_job
 from arcjobs.spec.model import Job
+
+DECISION_STYLE = {"run": ("yellow", "runs"), "reuse": ("cyan", "reused"), "done": ("green", "done")}
 
 
 @click.command()
@@ -105,10 +107,14 @@ def plan(
     as_json: bool,
     out: Path | None,
 ) -> None:
-    """Show what `run` would do for each step, and why. Writes nothing under the data root."""
-    job = load_job(job_file, overrides)
-    p = make_plan(job, backend, RunStore(data_root), run_id, {"site": site})
+    """Show what `run` would do for each step, and why, and what it would refuse here (on this
+    machine, with this backend). Writes nothing under the data root."""
+    p = make_plan(
+        load_job(job_file, overrides), backend, RunStore(data_root), run_id, {"site": site}
+    )
+    job = p.job
     leaks = answer_leaks(job)
+    refusals = [str(e) for e in readiness(p).refusals]
     requests = p.requests()
     artefacts = p.backend.artefacts(list(requests.values()), p.layout)
     data = {
@@ -126,6 +132,7 @@ def plan(
         ],
         "artefacts": artefacts,
         "uses_test_answers": leaks,
+        "refusals": refusals,
     }
     if out is not None:
         _write_plan(
@@ -147,11 +154,15 @@ def plan(
         res = f"gpus={s.resources.gpus} cpus={s.resources.cpus}" + (
             f" mem={s.resources.memory_mb}M" if s.resources.memory_mb else ""
         )
-        color = {"run": "yellow", "reuse": "cyan", "done": "green"}[d.action]
-        table.add_row(name, s.kind, s.image, res, ", ".join(s.needs), f"[{color}]{d.reason}[/]")
+        color, verb = DECISION_STYLE[d.action]
+        table.add_row(
+            name, s.kind, s.image, res, ", ".join(s.needs), f"[{color}]{verb}: {d.reason}[/]"
+        )
     console.print(table)
+    mount = p.backend.data_mount(p.layout)
+    seen = "" if mount == str(p.layout.data_root) else f", seen by steps at {mount}"
     # plain text for the long part: rich's layout engine costs ~5 ms a line here
-    lines = []
+    lines = [f"data root {p.layout.data_root}{seen}; relative paths are relative to {Path.cwd()}"]
     for name, req in requests.items():
         env = " ".join(
             f"{k}={shlex.quote(v)}" for k, v in req.env.items() if k != "ARCJOBS_RESOURCES"
@@ -162,6 +173,8 @@ def plan(
         click.echo(f"\n--- {path} ---\n{text}")
     for warning in leaks:
         click.echo(f"warning: {warning}", err=True)
+    for refusal in refusals:
+        click.echo(f"run would refuse here: {refusal}", err=True)
 
 
 def answer_leaks(job: Job) -> list[str]:

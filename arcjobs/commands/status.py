@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -74,9 +75,14 @@ def status(run_id: str | None, data_root: Path, watch: bool) -> None:
     store = RunStore(data_root)
     console = Console()
     if run_id is None:
-        table = Table(title=f"runs under {store.data_root}", title_justify="left")
-        for col in ("run", "job", "backend", "status", "steps done", "started", "took"):
-            table.add_column(col)
+        # run ids are what every other command takes: never cut, the other columns wrap
+        console.print(f"runs under {store.data_root}")
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        table.add_column("run", no_wrap=True)
+        table.add_column("job", overflow="fold")
+        table.add_column("status", no_wrap=True)
+        for col in ("done", "backend", "start", "took"):
+            table.add_column(col, overflow="fold")
         for state in store.list_runs():
             st = _effective_status(store, state)
             steps = state.get("steps", {}).values()
@@ -87,10 +93,10 @@ def status(run_id: str | None, data_root: Path, watch: bool) -> None:
             table.add_row(
                 state["run_id"],
                 state.get("job", ""),
-                state.get("backend", ""),
                 f"[{STYLE.get(st, '')}]{st}[/]",
                 f"{done}/{len(state.get('steps', {}))}",
-                time.strftime("%Y-%m-%d %H:%M", time.localtime(state.get("created", 0))),
+                state.get("backend", ""),
+                time.strftime("%m-%d %H:%M", time.localtime(state.get("created", 0))),
                 f"{took:.0f}s",
             )
         console.print(table)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from arcjobs import atomic
@@ -15,9 +16,11 @@ from arcjobs.engine.states import RunState
 from arcjobs.engine.store import RunStore
 from arcjobs.errors import SpecError, UserError
 from arcjobs.layout import RunLayout
-from arcjobs.spec.model import Job, Resources
+from arcjobs.spec.model import Job, Resources, Step
+from arcjobs.steps import get_kind
+from arcjobs.steps.inputs import anchor, problems
 
-__all__ = ["Cancelled", "Plan", "make_plan", "run_plan"]
+__all__ = ["Cancelled", "Plan", "Readiness", "make_plan", "readiness", "run_plan"]
 
 
 @dataclass
@@ -63,15 +66,71 @@ def make_plan(
                 f"run {run_id} belongs to job {previous.get('job')!r}, not {job.name!r}"
             )
     layout = store.layout(run_id or store.new_run_id(job.name))
+    job = _on_data_root(job, store.data_root)
     image_ids = {image: backend.image_id(image) for image in {s.image for s in job.steps.values()}}
     return Plan(job, backend, store, layout, decide(job, store, layout, image_ids), resuming)
+
+
+def _on_data_root(job: Job, data_root: Path) -> Job:
+    """The job with every input path under the data root written `${data}/...`: each backend
+    then shows it where its steps see the data root, and cache keys do not depend on where
+    the data root lies (`arcjobs.steps.inputs`)."""
+
+    def placed(step: Step) -> Step:
+        schema = get_kind(step.kind).params
+        return replace(
+            step,
+            params=anchor(schema, step.params, data_root),
+            full_params=anchor(schema, step.full_params, data_root),
+        )
+
+    return replace(job, steps={name: placed(step) for name, step in job.steps.items()})
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What `readiness` found: the backend's capacity, and every refusal in job order."""
+
+    capacity: Resources | None  # None: the backend itself refused (no engine, no sbatch, ...)
+    refusals: list[UserError]
+
+
+def readiness(plan: Plan) -> Readiness:
+    """Everything `run` refuses before it writes anything, found by one code path so that
+    `plan` (which shows all of it) and `run` (which stops at the first) agree:
+    1. the backend itself (no Docker engine, unbuilt images, no `sbatch`);
+    2. GPUs it cannot give a step that would run (`_gpu_refusal`);
+    3. inputs such a step would fail on at once: a missing path or model directory, a task
+       id its dataset lacks, a path a container cannot see (`arcjobs.steps.inputs`).
+    Steps that are done or reused are not checked: they will not run."""
+    refusals: list[UserError] = []
+    try:
+        capacity: Resources | None = plan.backend.capacity()
+    except UserError as e:
+        capacity, refusals = None, [e]
+    mount = plan.backend.data_mount(plan.layout)
+    confined = None if mount == str(plan.layout.data_root) else plan.backend.name
+    for step in plan.job.steps.values():
+        if plan.decisions[step.name].action != "run":
+            continue
+        if capacity is not None and step.resources.gpus:
+            refusals += _gpu_refusal(plan, step, capacity)
+        schema = get_kind(step.kind).params
+        for key, message in problems(schema, step.full_params, plan.layout.data_root, confined):
+            where = f"steps.{step.base}.with.{key}"
+            refusals.append(SpecError(plan.job.file, step.lines.get(key), where, message))
+    unique = {str(e): e for e in refusals}  # rounds repeat a base step's line and message
+    return Readiness(capacity, list(unique.values()))
 
 
 def run_plan(plan: Plan, overrides: list[str], report: Reporter) -> dict[str, Any]:
     """Carry out `plan`; returns the final run.json. Raises Cancelled on SIGINT/SIGTERM."""
     store, layout = plan.store, plan.layout
-    capacity = plan.backend.capacity()  # refusals come before anything is written
-    _check_gpus(plan, capacity)
+    ready = readiness(plan)  # refusals come before anything is written
+    if ready.refusals:
+        raise ready.refusals[0]
+    assert ready.capacity is not None
+    capacity = ready.capacity
     with store.lock(layout.run_id):
         previous = store.read(layout.run_id) if store.exists(layout.run_id) else None
         state = new_state(
@@ -97,23 +156,22 @@ def run_plan(plan: Plan, overrides: list[str], report: Reporter) -> dict[str, An
     return state
 
 
-def _check_gpus(plan: Plan, capacity: Resources) -> None:
+def _gpu_refusal(plan: Plan, step: Step, capacity: Resources) -> list[UserError]:
     """GPUs are the one request that cannot be scaled down, so a step the backend cannot give
     its GPUs (too few, MIG instances for a multi-GPU step, a driver too old for the images)
     is refused before the run starts; CPUs and memory beyond the machine are clamped to it
-    instead (the step then runs alone). `plan` does not check this: a job is often planned on
-    one machine and run on another."""
-    for step in plan.job.steps.values():
-        if plan.decisions[step.name].action != "run" or not step.resources.gpus:
-            continue
-        why = plan.backend.gpu_refusal(step, capacity)
-        if why is not None:
-            raise SpecError(
-                plan.job.file,
-                step.gpus_line,
-                f"steps.{step.base}.resources.gpus",
-                f"step {step.name} asks for {step.resources.gpus} GPU(s) and {why}",
-            )
+    instead (the step then runs alone)."""
+    why = plan.backend.gpu_refusal(step, capacity)
+    if why is None:
+        return []
+    return [
+        SpecError(
+            plan.job.file,
+            step.gpus_line,
+            f"steps.{step.base}.resources.gpus",
+            f"step {step.name} asks for {step.resources.gpus} GPU(s) and {why}",
+        )
+    ]
 
 
 def _dump_yaml(data: dict[str, Any]) -> str:

@@ -1,7 +1,9 @@
 """Decide, for every step, whether it runs, is already done, or is reused — and say why.
 
 The same decisions drive `arcjobs plan` (shown, nothing written) and `arcjobs run` (acted
-on), so what `plan` promises is what `run` does.
+on), so what `plan` promises is what `run` does. A reason is plain words without the action
+("param lora_rank changed"): `plan` shows it after the action, `status` as the step's note,
+where it must read right after the step has run too.
 """
 
 from __future__ import annotations
@@ -42,14 +44,12 @@ def decide(
         keys[name] = key
         keyed = _keyed_params(step, keys)
         if is_complete(layout.step_dir(name), key):
-            out[name] = Decision(
-                name, key, image_id, "done", "done: complete in this run", None, keyed
-            )
+            out[name] = Decision(name, key, image_id, "done", "complete in this run", None, keyed)
             continue
         source = store.find(key, exclude_run=layout.run_id)
         if source:
-            reason = f"reused: same key as run {source[0]}" + (
-                f" (step {source[1]})" if source[1] != name else ""
+            reason = f"same cache key as run {source[0]}" + (
+                f", step {source[1]}" if source[1] != name else ""
             )
             out[name] = Decision(name, key, image_id, "reuse", reason, source, keyed)
             continue
@@ -84,23 +84,19 @@ def _why(
     upstream = [n for n in step.needs if decided[n].action == "run"]
     last = store.last(job.name, step.name)
     if last is None:
-        return (
-            "runs: upstream " + ", ".join(upstream) + " runs"
-            if upstream
-            else "runs: no earlier output"
-        )
+        return "first run: no earlier output of this step"
     changed = sorted(
         k for k in set(keyed) | set(last["params"]) if keyed.get(k) != last["params"].get(k)
     )
     plain = [k for k in changed if "${key:" not in str(keyed.get(k)) + str(last["params"].get(k))]
     if plain:
         since = _job_params_changed(job.params, earlier(last["run_id"]))
-        return f"runs: param {', '.join(plain)} changed" + (f" (job {since})" if since else "")
+        return f"param {', '.join(plain)} changed" + (f" (job {since})" if since else "")
     if last["image"] != image_id:
-        return "runs: image changed"
+        return "image changed"
     if upstream or changed:
-        return "runs: upstream " + ", ".join(upstream or step.needs) + " changed"
-    return f"runs: not complete (last output: run {last['run_id']})"
+        return "input from " + ", ".join(upstream or step.needs) + " changed"
+    return f"its last output (run {last['run_id']}) is incomplete"
 
 
 class _EarlierParams:

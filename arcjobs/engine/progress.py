@@ -6,13 +6,16 @@ import sys
 import time
 from typing import Any
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from arcjobs.engine.states import DONE, StepState
 from arcjobs.layout import RunLayout
 from arcjobs.manifest import warnings
+from arcjobs.spec.names import parse_step_name, step_order
 
 STYLE: dict[str, str] = {  # by StepState, and RunState for runs
     "succeeded": "green",
@@ -27,20 +30,40 @@ STYLE: dict[str, str] = {  # by StepState, and RunState for runs
 TIMED: frozenset[StepState] = frozenset({"running", "succeeded", "failed"})  # have a duration
 
 
-def steps_table(state: dict[str, Any]) -> Table:
-    table = Table(title=f"run {state['run_id']} [{state.get('status', '?')}]", title_justify="left")
-    for col in ("step", "kind", "status", "time", "note"):
-        table.add_column(col, overflow="fold")
+def steps_table(state: dict[str, Any]) -> Group:
+    """The run's steps in the order the work flows (`step_order`: by the DAG, then round),
+    a rule where the round changes, a matrix step's branches side by side.
+
+    Nothing is cut at 80 columns: the run id is a line of its own, the step column holds
+    the name without its branch (`learn.r2`), the branch one `axis=value` a line, neither
+    wraps, and the note (the one column that may) wraps instead."""
+    run_status = state.get("status", "?")
+    title = Text.assemble(
+        "run ", (state["run_id"], "bold"), " ", (run_status, STYLE.get(run_status, ""))
+    )
+    names = {name: parse_step_name(name) for name in step_order(state["steps"])}
+    branched = any(n.branch for n in names.values())
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("step", no_wrap=True)
+    if branched:
+        table.add_column("branch", no_wrap=True)  # an axis a line
+    table.add_column("status", no_wrap=True)
+    table.add_column("time", no_wrap=True, justify="right")
+    table.add_column("note", overflow="fold")
     now = time.time()
-    for name, info in state["steps"].items():
+    previous = None
+    for name, parsed in names.items():
+        info = state["steps"][name]
+        if previous is not None and parsed.round != previous.round:
+            table.add_section()
+        previous = parsed
         status = info.get("status", "?")
         started, ended = info.get("started"), info.get("ended")
         took = f"{(ended or now) - started:.1f}s" if started and status in TIMED else ""
-        note = info.get("reason", "") or ""
-        table.add_row(
-            name, info.get("kind", ""), f"[{STYLE.get(status, '')}]{status}[/]", took, note
-        )
-    return table
+        branch = ["\n".join(f"{axis}={value}" for axis, value in parsed.branch)] if branched else []
+        styled = f"[{STYLE.get(status, '')}]{status}[/]"
+        table.add_row(parsed.stage, *branch, styled, took, info.get("reason", "") or "")
+    return Group(title, table)
 
 
 def warning_lines(state: dict[str, Any], layout: RunLayout) -> list[str]:

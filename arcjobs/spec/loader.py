@@ -25,6 +25,7 @@ from arcjobs.spec.interpolate import UnknownRef, refs_in, render
 from arcjobs.spec.model import Job, Resources, Step
 from arcjobs.spec.schema import JobSpec, StepSpec, describe, first_error, memory_mb
 from arcjobs.steps import get_kind, kind_names
+from arcjobs.steps.inputs import absolute
 
 RESERVED = {"data", "matrix", "round", "prev", "run", "out", "outs"}
 _SAFE = re.compile(r"[^A-Za-z0-9_.=+-]")
@@ -435,6 +436,7 @@ class _Resolver:
         spec = self.spec.steps[inst.base]
         key, values = self._values(spec)
         path = ("steps", inst.base, key)
+        cwd = Path.cwd()  # the base of relative paths (arcjobs.steps.inputs)
 
         def resolve(ref: str) -> Any:
             if ref == "data":
@@ -468,7 +470,7 @@ class _Resolver:
         given = (
             {"command": rendered}
             if spec.run is not None
-            else {k: v for k, v in rendered.items() if v is not None}
+            else absolute(kind.params, {k: v for k, v in rendered.items() if v is not None}, cwd)
         )
         try:
             validated = kind.params.model_validate(given)
@@ -519,6 +521,7 @@ class _Resolver:
             retries=spec.retries,
             description=spec.description,
             gpus_line=self.located.line(("steps", inst.base, "resources", "gpus")),
+            lines={k: self.located.line((*path, k)) for k in kind.params.model_fields},
         )
 
     def _check_job(self, job: Job) -> None:

@@ -35,6 +35,8 @@ class Step:
     full_params: the kind's validated parameters including defaults — the cache key's content.
     gpus_line: the job file's line for this step's GPU count (its `resources.gpus`, else the
       step), for the one check that waits for a backend: whether it has that many GPUs.
+    lines: the job file's line of each parameter (its `with:` key, else the nearest above),
+      for the checks that wait for the machine: whether the files the step reads are there.
     """
 
     name: str
@@ -50,6 +52,7 @@ class Step:
     retries: int = 0
     description: str = ""
     gpus_line: int | None = None
+    lines: dict[str, int | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class Job:
                 n: {
                     k: v
                     for k, v in asdict(s).items()
-                    if k not in ("name", "full_params", "gpus_line")
+                    if k not in ("name", "full_params", "gpus_line", "lines")
                 }
                 for n, s in self.steps.items()
             },

@@ -19,6 +19,7 @@ from pydantic.fields import FieldInfo
 
 from arcjobs.spec.schema import JobSpec, ResourcesSpec, RoundsSpec, StepSpec
 from arcjobs.steps import get_kind, kind_names
+from arcjobs.steps.inputs import input_fields
 
 HEADER = """# Job file reference
 
@@ -32,7 +33,19 @@ as if the file said so (`--set learn.lora_alpha=64`, `--set search.temperature=0
 are YAML. An unknown parameter, step or key, or a value the step refuses, stops with one line
 naming the `--set` argument (exit 2). What was overridden shows in `plan` and is part of the
 steps' cache keys.
+
+Paths: a relative path in a parameter marked *(path)*, *(model directory)* or *(name or
+path)* below, in the job file or in `--set`, is relative to the directory `arcjobs` runs in
+(as `--data-root`'s default `./data` is), not to the job file or the step's directory; one
+under the data root is written `${data}/...`, so each backend shows it where its steps see
+the data root (`/data` in containers). `plan` prints every path as the steps get it. Before
+anything runs, `plan` lists and `run` refuses, with the same line, an input that is not
+there: a path, a model directory without `config.json`, a task id its dataset lacks, a path
+outside the data root on a container backend.
 """
+
+# how `_table` names a parameter that `arcjobs.steps.inputs` resolves and checks
+_INPUT = {"path": "path", "place": "path", "model": "model directory", "dataset": "name or path"}
 
 
 def _plain(annotation: Any) -> Any:
@@ -71,10 +84,12 @@ def _default(field: FieldInfo) -> str:
 def table(model: type[BaseModel]) -> list[str]:
     """The rows of a markdown table of `model`'s fields: key, type, default, meaning."""
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    inputs = input_fields(model)
     for name, field in model.model_fields.items():
         key = field.alias or name
         desc = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `{key}` | {_type(field.annotation)} | {_default(field)} | {desc} |")
+        kind = f" *({_INPUT[inputs[name].what]})*" if name in inputs else ""
+        rows.append(f"| `{key}` | {_type(field.annotation)}{kind} | {_default(field)} | {desc} |")
     return rows
 
 

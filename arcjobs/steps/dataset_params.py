@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BeforeValidator, Field, field_validator
 
 from arcjobs.steps.base import StepParams
+from arcjobs.steps.inputs import DatasetSource, Input, InputPath
 
 if TYPE_CHECKING:
     from arcjobs.arc.tasks import Task
@@ -37,15 +38,17 @@ def _paths(value: Any) -> Any:
 
 
 # executions.jsonl files, or step output directories holding one
-Paths = Annotated[list[str], BeforeValidator(_paths)]
+Paths = Annotated[list[str], BeforeValidator(_paths), Input("path")]
 
 
 class DatasetParams(StepParams):
-    dataset: str = Field(
+    dataset: DatasetSource = Field(
         description="built-in name (arc-agi-1/evaluation, arc-agi-2/training, kaggle-2025/evaluation, ...) "
         "or path to a Kaggle challenges JSON or a directory of <task_id>.json"
     )
-    solutions: str | None = Field(None, description="Kaggle solutions JSON for a file dataset")
+    solutions: InputPath | None = Field(
+        None, description="Kaggle solutions JSON for a file dataset"
+    )
     task_ids: str | list[str] | None = Field(
         None, description="only these tasks: a list, or ids separated by commas"
     )

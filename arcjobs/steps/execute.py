@@ -23,14 +23,17 @@ from pydantic import Field
 from arcjobs.errors import UserError
 from arcjobs.steps.base import StepContext, StepKind
 from arcjobs.steps.dataset_params import DatasetParams, load_tasks
+from arcjobs.steps.inputs import InputPath, Place
 
 
 class Params(DatasetParams):
-    predictions: str = Field(description="predictions.jsonl, or the infer step's out/ directory")
+    predictions: InputPath = Field(
+        description="predictions.jsonl, or the infer step's out/ directory"
+    )
     timeout_s: float = Field(2.0, gt=0, description="wall-clock seconds per program (all inputs)")
     memory_mb: int = Field(1024, ge=16, description="memory a program may allocate, MB")
     workers: int | None = Field(None, ge=1, description="parallel programs; default: granted cpus")
-    cache: str | None = Field(
+    cache: Place | None = Field(
         None, description="sqlite result cache; default <data-root>/cache/sandbox.sqlite"
     )
     no_cache: bool = Field(False, description="run every program, ignoring the cache")

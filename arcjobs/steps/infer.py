@@ -26,6 +26,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from arcjobs.errors import UserError
 from arcjobs.steps.base import StepContext, StepKind
 from arcjobs.steps.dataset_params import DatasetParams, load_tasks
+from arcjobs.steps.inputs import InputPath, ModelDir
 
 if TYPE_CHECKING:
     from arcjobs.inference.types import PromptRequest, Sampling, Timed
@@ -35,10 +36,12 @@ SUMMARY = "summary.json"
 
 
 class Params(DatasetParams):
-    model: str = Field(description="Local HF directory of the base model (or a merged model).")
-    adapter: str | None = Field(None, description="PEFT LoRA adapter directory; none by default.")
+    model: ModelDir = Field(description="Local HF directory of the base model (or a merged model).")
+    adapter: InputPath | None = Field(
+        None, description="PEFT LoRA adapter directory; none by default."
+    )
     n: int = Field(8, ge=1, description="Predictions per task (= prompts x samples_per_prompt).")
-    prompts: str | None = Field(
+    prompts: InputPath | None = Field(
         None,
         description="A relabel step's dataset.jsonl (or its out/): one prompt per training "
         "sample of the selected tasks, exactly as trained, instead of prompts drawn from the "

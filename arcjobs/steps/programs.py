@@ -23,12 +23,13 @@ from pydantic import Field
 from arcjobs.errors import UserError
 from arcjobs.steps.base import StepContext, StepKind
 from arcjobs.steps.dataset_params import DatasetParams
+from arcjobs.steps.inputs import InputPath
 
 CORPUS = Path(__file__).resolve().parent.parent / "sandbox" / "corpus"
 
 
 class Params(DatasetParams):
-    directory: str | None = Field(
+    directory: InputPath | None = Field(
         None, description="directory of <task_id>.py programs; default the built-in corpus"
     )
     augmentations: int = Field(

@@ -42,15 +42,20 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from arcjobs.errors import UserError
 from arcjobs.steps.base import StepContext, StepKind, StepParams
+from arcjobs.steps.inputs import InputPath, ModelDir
 
 CHECKPOINTS = "checkpoints"
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 class Params(StepParams):
-    model: str = Field(description="Local HF directory of the base model.")
-    dataset: str = Field(description="dataset.jsonl (or a directory holding it) from `relabel`.")
-    adapter: str | None = Field(None, description="Adapter to continue training (round k-1's).")
+    model: ModelDir = Field(description="Local HF directory of the base model.")
+    dataset: InputPath = Field(
+        description="dataset.jsonl (or a directory holding it) from `relabel`."
+    )
+    adapter: InputPath | None = Field(
+        None, description="Adapter to continue training (round k-1's)."
+    )
     method: Literal["lora", "full"] = Field("lora", description="Adapter or full fine-tuning.")
     lora_rank: int = Field(32, ge=1)
     lora_alpha: float = Field(

@@ -123,7 +123,11 @@ def test_cancel_removes_the_container_of_a_step_under_slurm(slurm_docker, data_r
         cancelled = arcjobs("cancel", run_id, "--data-root", data_root.path, check=True)
         assert run_id in cancelled.stdout
     finally:
-        if launcher.poll() is None:
+        # `cancel` returns once the launcher let go of the run's lock; the process still has
+        # its last lines to print and its interpreter to end, so it is given time to exit
+        try:
+            launcher.wait(timeout=30)
+        except subprocess.TimeoutExpired:
             launcher.kill()
     assert launcher.wait(timeout=60) == 130
     assert containers(run_id) == []  # cancel returns once the job, trap included, is over
