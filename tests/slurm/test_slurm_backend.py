@@ -178,10 +178,15 @@ def test_a_failing_step_reports_its_exit_code_and_its_dependants_never_start(tmp
     assert bad_log.count("attempt at ") == 2 and "attempt 2 of 2" in bad_log
     refused_log = (step_dir / "refused/log.txt").read_text()
     assert refused_log.count("bad input") == 1 and steps["refused"]["exit_code"] == 2
-    # the dependant never started: Slurm cancelled it, it wrote no log, nothing is queued
-    after = [r for r in squeue("--states=all", "--Format=Name:|,State:|,Reason:|")
-             if r[0] == f"{run_id}.after"]  # fmt: skip
-    assert after == [[f"{run_id}.after", "CANCELLED", "DependencyNeverSatisfied"]]
+    # the dependant never started: Slurm cancels it (--kill-on-invalid-dep, at its next
+    # dependency check, which may come after the launcher has ended), it wrote no log, and
+    # then nothing is queued
+    def after() -> list[list[str]]:
+        rows = squeue("--states=all", "--Format=Name:|,State:|,Reason:|")
+        return [r for r in rows if r[0] == f"{run_id}.after" and r[1] != "PENDING"]
+
+    cancelled = wait_for("Slurm to cancel the dependant", after, None, step_dir / "bad/log.txt")
+    assert cancelled == [[f"{run_id}.after", "CANCELLED", "DependencyNeverSatisfied"]]
     assert not (step_dir / "after/log.txt").exists()
     assert queued(run_id) == []
     shown = arcjobs("status", run_id, "--data-root", root, check=True).stdout
