@@ -178,6 +178,7 @@ def test_a_failing_step_reports_its_exit_code_and_its_dependants_never_start(tmp
     assert bad_log.count("attempt at ") == 2 and "attempt 2 of 2" in bad_log
     refused_log = (step_dir / "refused/log.txt").read_text()
     assert refused_log.count("bad input") == 1 and steps["refused"]["exit_code"] == 2
+
     # the dependant never started: Slurm cancels it (--kill-on-invalid-dep, at its next
     # dependency check, which may come after the launcher has ended), it wrote no log, and
     # then nothing is queued
