@@ -1,8 +1,8 @@
 """Building the package prints no warning the project causes (issue 22): setuptools warns
 about a `license` table (deprecated since 77) and about the meta-path finder an editable
 install of a flat layout gets. Both hooks run here as pip runs them, on a copy of the
-project, with the build environment's setuptools (the venv's stands in for pip's isolated
-one: the test needs no network)."""
+project, with the setuptools the dev extra pins as `[build-system]` does (it stands in for
+pip's isolated build environment: the test needs no network)."""
 
 from __future__ import annotations
 
