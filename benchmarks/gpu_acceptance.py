@@ -73,7 +73,11 @@ def cmd_imports(args: argparse.Namespace) -> int:
     one behind); 1 when a required one fails."""
     found = {}
     for module in [*REQUIRED, *OPTIONAL]:
-        code = f"import {module} as m; print(getattr(m, '__version__', '?'))"
+        pip = REQUIRED.get(module) or OPTIONAL[module]
+        code = (  # some packages (rich, liger-kernel) have no __version__: their metadata has
+            f"import {module} as m, importlib.metadata as md; "
+            f"print(getattr(m, '__version__', None) or md.version({pip!r}))"
+        )
         done = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
         )
@@ -82,7 +86,7 @@ def cmd_imports(args: argparse.Namespace) -> int:
             "ok": done.returncode == 0,
             "version" if done.returncode == 0 else "error": (lines or ["?"])[-1][:300],
             "required": module in REQUIRED,
-            "pip": REQUIRED.get(module) or OPTIONAL[module],
+            "pip": pip,
         }
     missing = [m for m, f in found.items() if f["required"] and not f["ok"]]
     write(args.json, {"ok": not missing, "missing": missing, "modules": found})
