@@ -35,6 +35,15 @@ def arcjobs(
     return proc
 
 
+def launch(*args: str, log: Path) -> subprocess.Popen[bytes]:
+    """Start `python -m arcjobs ARGS` in the checkout without waiting, its output in `log`:
+    for tests that kill or cancel a launcher in the middle of a run."""
+    with open(log, "wb") as f:
+        return subprocess.Popen(
+            [sys.executable, "-m", "arcjobs", *args], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+
 # Who a process is and where torch puts its compiled kernels: what a model step asks when it
 # runs as a uid without a passwd entry (tests/test_nameless_uid.py and the images tier).
 CACHE_LOOKUP = (

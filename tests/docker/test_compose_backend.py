@@ -14,81 +14,15 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, DataRoot, _unavailable
+from conftest import DataRoot, _unavailable
+from helpers import arcjobs, launch
+from parity import COMPARED, write_inputs
 
 pytestmark = pytest.mark.docker
-
-CORPUS = REPO / "arcjobs" / "sandbox" / "corpus"
-TASKS = "0d3d703e,25ff71a9,3c9b0459,c8f0f002"
-# Two programs that solve their task, one that answers wrongly (relabelling has work), one that
-# crashes: executions that could differ between hosts if anything leaked in.
-PROGRAMS = {
-    "0d3d703e": (CORPUS / "0d3d703e.py").read_text(),
-    "3c9b0459": (CORPUS / "3c9b0459.py").read_text(),
-    "25ff71a9": "from common import *\n\ndef transform(input_grid):\n    return input_grid\n",
-    "c8f0f002": "def transform(input_grid):\n    return input_grid[99][99]\n",
-}
-JOB = f"""
-name: compose-parity
-params:
-  dataset: arc-agi-1/training
-  tasks: {TASKS}
-  nap: 0
-steps:
-  seed:
-    uses: programs
-    with: {{directory: "${{data}}/programs", dataset: "${{dataset}}", task_ids: "${{tasks}}"}}
-  execute:
-    uses: execute
-    resources: {{cpus: 2, memory: 1G}}
-    with: {{predictions: "${{seed.out}}", dataset: "${{dataset}}", task_ids: "${{tasks}}",
-           timeout_s: 2, no_cache: true}}
-  select:
-    uses: relabel
-    with: {{executions: "${{execute.out}}", dataset: "${{dataset}}", task_ids: "${{tasks}}"}}
-  evaluate:
-    uses: evaluate
-    with: {{executions: "${{execute.out}}", dataset: "${{dataset}}", task_ids: "${{tasks}}",
-           pass_k: [1]}}
-  summary:
-    needs: [select, evaluate]
-    run: wc -l < ${{execute.out}}/executions.jsonl > $OUT/counts.txt; sleep ${{nap}}
-"""
-COMPARED = [
-    "seed/out/predictions.jsonl",
-    "execute/out/executions.jsonl",
-    "select/out/dataset.jsonl",
-    "select/out/stats.json",
-    "evaluate/out/metrics.json",
-    "evaluate/out/metrics.md",
-    "evaluate/out/submission.json",
-    "summary/out/counts.txt",
-]
-
-
-def arcjobs(
-    *args: str, timeout: float = 300, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "arcjobs", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def launch(*args: str, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as f:
-        return subprocess.Popen(
-            [sys.executable, "-m", "arcjobs", *args], stdout=f, stderr=subprocess.STDOUT, cwd=REPO
-        )
 
 
 def containers(run_id: str, *filters: str) -> list[str]:
@@ -128,15 +62,6 @@ def compose_clients(name: str) -> list[int]:
             if name.encode() in cmd and any(b"compose" in c for c in cmd[:2]):
                 pids.append(int(proc.name))
     return pids
-
-
-def write_inputs(root: Path) -> Path:
-    (root / "programs").mkdir()
-    for task, code in PROGRAMS.items():
-        (root / "programs" / f"{task}.py").write_text(code)
-    job = root.parent / "job.yaml"
-    job.write_text(JOB)
-    return job
 
 
 @pytest.fixture

@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from helpers import JOBS, ROOT, arcjobs
+from helpers import JOBS, ROOT, arcjobs, launch
 from parity import COMPARED, write_inputs
 from slurm_cluster import none_runtime_site, squeue
 
@@ -38,13 +37,6 @@ def new_id(prefix: str) -> str:
 
 def run_json(root: Path, run_id: str) -> dict:
     return json.loads((root / "runs" / run_id / "run.json").read_text())
-
-
-def launch(*args: str, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as f:
-        return subprocess.Popen(
-            [sys.executable, "-m", "arcjobs", *args], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT
-        )
 
 
 def wait_for(what: str, check, launcher: subprocess.Popen | None, log: Path, timeout=120.0):
