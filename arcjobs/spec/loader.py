@@ -79,11 +79,9 @@ class _StepOverrides:
     def parse(cls, items: list[str]) -> _StepOverrides:
         found = cls()
         for item in items:
-            target, _, raw = item.partition("=")
-            if "=" not in item:
-                raise UserError(f"--set {item}: expected step.key=value")
+            target, equals, raw = item.partition("=")
             step, _, key = target.partition(".")
-            if not step or not key:
+            if not equals or not step or not key:
                 raise UserError(f"--set {item}: expected step.key=value")
             found.given[(step, key)] = (item, _yaml_value(raw))
         return found
