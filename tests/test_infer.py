@@ -241,6 +241,39 @@ def test_prompts_longer_than_the_context_are_skipped_and_counted(
     assert max(x["prompt_tokens"] for x in lines) <= limit, "kept prompts are never truncated"
 
 
+def test_training_samples_become_requests_in_their_own_frame(tasks, tokenizer):
+    """`prompts`: a task's k-th sample is its prompt k, with prompt k's sampling seed, its
+    prompt as trained, no augmentation, and the sample it came from; unknown tasks are left
+    out and too-long prompts skipped."""
+    a, b = TASK_IDS[:2]
+    samples = [
+        {"task_id": tid, "sample_id": f"s{i}", "prompt": build_messages(tasks[task], 0)}
+        for i, (tid, task) in enumerate([(a, a), (b, b), (a, a), ("unknown", a)])
+    ]
+    ids = plan.encode_prompt(tokenizer, samples[0]["prompt"], True)
+    requests, skipped = plan.sample_requests(
+        samples, tasks, tokenizer, prefill=True, seed=3, max_prompt_tokens=10**6
+    )
+    assert skipped == []
+    assert [(r.task_id, r.prompt_index, r.trained_sample_id) for r in requests] == [
+        (a, 0, "s0"),
+        (b, 0, "s1"),
+        (a, 1, "s2"),
+    ]
+    assert requests[0].token_ids == tuple(ids)
+    for r in requests:
+        assert (r.test_index, r.augmentation, r.shuffle_seed) == (0, None, None)
+        drawn = plan.draw(
+            tasks[r.task_id], r.prompt_index, augment=False, shuffle_train=False, seed=3
+        )
+        assert r.seed == drawn.seed
+    limit = len(plan.encode_prompt(tokenizer, samples[1]["prompt"], True)) - 1
+    short, skipped = plan.sample_requests(
+        samples[:2], tasks, tokenizer, prefill=True, seed=3, max_prompt_tokens=limit
+    )
+    assert len(short) + len(skipped) == 2 and [d.task_id for d in skipped] == [b]
+
+
 def test_adapter_is_loaded_and_recorded(tiny, adapter, tokenizer, tasks, tmp_path, monkeypatch):
     import torch
 
