@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import cuda_unusable_line
 from test_infer_vllm import fake_vllm  # noqa: F401  (fixture)
 
 from arcjobs.arc.augment import Augmentation
@@ -372,8 +373,6 @@ def test_gpus_granted_where_cuda_is_unusable_are_refused_for_transformers(tiny, 
     """The transformers engine would sample on the CPU without a word when the granted GPU
     cannot be used (the CPU build of torch here stands for a broken driver); vLLM reports
     that itself. Without ARCJOBS_RESOURCES (a step typed by hand) the CPU is fine."""
-    import torch
-
     out = tmp_path / "o"
     args = ["--model", tiny, "--dataset", "arc-agi-1/training", "--task-ids", TASK_IDS[0]]
     args += ["--n", "1", "--engine", "transformers", "--max-new-tokens", "4", "--out", out]
@@ -386,11 +385,7 @@ def test_gpus_granted_where_cuda_is_unusable_are_refused_for_transformers(tiny, 
         env=dict(ENV, ARCJOBS_RESOURCES='{"gpus": 1}'),
     )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1] == (
-        "error: resources.gpus: 1 GPU(s) granted but CUDA is unusable here "
-        f"(torch {torch.__version__} is a CPU build); check `nvidia-smi`, or run the step "
-        "with gpus: 0"
-    )
+    assert done.stderr.strip().splitlines()[-1] == cuda_unusable_line(1)
     assert not out.exists()
     by_hand = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
     assert by_hand.returncode == 0, by_hand.stderr[-2000:]
