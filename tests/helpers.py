@@ -80,3 +80,15 @@ def assert_demo_learned(steps: Path) -> None:
     assert len(after - before) >= 3, f"the model alone solved only {sorted(after)} after learning"
     newly = json.loads((steps / "evaluate/out/metrics.json").read_text())["legitimacy"]["tasks"]
     assert {t["task_id"] for t in newly} == after - before
+
+
+def cuda_unusable_line(gpus: int) -> str:
+    """The last stderr line of a step granted `gpus` GPUs here, where torch is a CPU build
+    (`arcjobs.models.loading.require_cuda`): the train and infer steps both stop with it."""
+    import torch
+
+    return (
+        f"error: resources.gpus: {gpus} GPU(s) granted but CUDA is unusable here "
+        f"(torch {torch.__version__} is a CPU build); check `nvidia-smi`, or run the step "
+        "with gpus: 0"
+    )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import cuda_unusable_line
 from test_infer_vllm import fake_vllm  # noqa: F401  (fixture)
 
 from arcjobs.arc.augment import Augmentation
@@ -241,6 +242,39 @@ def test_prompts_longer_than_the_context_are_skipped_and_counted(
     assert max(x["prompt_tokens"] for x in lines) <= limit, "kept prompts are never truncated"
 
 
+def test_training_samples_become_requests_in_their_own_frame(tasks, tokenizer):
+    """`prompts`: a task's k-th sample is its prompt k, with prompt k's sampling seed, its
+    prompt as trained, no augmentation, and the sample it came from; unknown tasks are left
+    out and too-long prompts skipped."""
+    a, b = TASK_IDS[:2]
+    samples = [
+        {"task_id": tid, "sample_id": f"s{i}", "prompt": build_messages(tasks[task], 0)}
+        for i, (tid, task) in enumerate([(a, a), (b, b), (a, a), ("unknown", a)])
+    ]
+    ids = plan.encode_prompt(tokenizer, samples[0]["prompt"], True)
+    requests, skipped = plan.sample_requests(
+        samples, tasks, tokenizer, prefill=True, seed=3, max_prompt_tokens=10**6
+    )
+    assert skipped == []
+    assert [(r.task_id, r.prompt_index, r.trained_sample_id) for r in requests] == [
+        (a, 0, "s0"),
+        (b, 0, "s1"),
+        (a, 1, "s2"),
+    ]
+    assert requests[0].token_ids == tuple(ids)
+    for r in requests:
+        assert (r.test_index, r.augmentation, r.shuffle_seed) == (0, None, None)
+        drawn = plan.draw(
+            tasks[r.task_id], r.prompt_index, augment=False, shuffle_train=False, seed=3
+        )
+        assert r.seed == drawn.seed
+    limit = len(plan.encode_prompt(tokenizer, samples[1]["prompt"], True)) - 1
+    short, skipped = plan.sample_requests(
+        samples[:2], tasks, tokenizer, prefill=True, seed=3, max_prompt_tokens=limit
+    )
+    assert len(short) + len(skipped) == 2 and [d.task_id for d in skipped] == [b]
+
+
 def test_adapter_is_loaded_and_recorded(tiny, adapter, tokenizer, tasks, tmp_path, monkeypatch):
     import torch
 
@@ -339,8 +373,6 @@ def test_gpus_granted_where_cuda_is_unusable_are_refused_for_transformers(tiny, 
     """The transformers engine would sample on the CPU without a word when the granted GPU
     cannot be used (the CPU build of torch here stands for a broken driver); vLLM reports
     that itself. Without ARCJOBS_RESOURCES (a step typed by hand) the CPU is fine."""
-    import torch
-
     out = tmp_path / "o"
     args = ["--model", tiny, "--dataset", "arc-agi-1/training", "--task-ids", TASK_IDS[0]]
     args += ["--n", "1", "--engine", "transformers", "--max-new-tokens", "4", "--out", out]
@@ -353,11 +385,7 @@ def test_gpus_granted_where_cuda_is_unusable_are_refused_for_transformers(tiny, 
         env=dict(ENV, ARCJOBS_RESOURCES='{"gpus": 1}'),
     )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1] == (
-        "error: resources.gpus: 1 GPU(s) granted but CUDA is unusable here "
-        f"(torch {torch.__version__} is a CPU build); check `nvidia-smi`, or run the step "
-        "with gpus: 0"
-    )
+    assert done.stderr.strip().splitlines()[-1] == cuda_unusable_line(1)
     assert not out.exists()
     by_hand = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
     assert by_hand.returncode == 0, by_hand.stderr[-2000:]

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import cuda_unusable_line
 
 from arcjobs.errors import UserError
 from arcjobs.steps.train import (
@@ -422,13 +423,7 @@ def test_gpus_granted_where_cuda_is_unusable_are_refused_in_one_line(tiny, datas
     cmd += ["--dataset", str(dataset), "--out", str(out)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
-    import torch
-
-    assert done.stderr.strip().splitlines()[-1] == (
-        "error: resources.gpus: 1 GPU(s) granted but CUDA is unusable here "
-        f"(torch {torch.__version__} is a CPU build); check `nvidia-smi`, or run the step "
-        "with gpus: 0"
-    )
+    assert done.stderr.strip().splitlines()[-1] == cuda_unusable_line(1)
     assert not out.exists()
 
 

@@ -52,11 +52,11 @@ class Execution:
         }
 
 
-def resolve(path: str) -> Path:
-    """The executions file itself, or `executions.jsonl` inside a step's output directory."""
+def resolve(path: str, filename: str = FILENAME) -> Path:
+    """The executions file itself, or `filename` inside a step's output directory."""
     p = Path(path)
     if p.is_dir():
-        p = p / FILENAME
+        p = p / filename
     if not p.is_file():
         raise UserError(f"{p}: no such file")
     return p
@@ -68,9 +68,18 @@ def read_executions(path: str, tasks: dict[str, Task], dataset: str) -> Iterator
     A line for a task not in the (selected) dataset, or with outputs that don't line up with
     the task's inputs, is an error: scoring it against the wrong task would be silent nonsense.
     """
-    p = resolve(path)
+    for execution, _ in read_with_lines(path, tasks, dataset):
+        yield execution
+
+
+def read_with_lines(
+    path: str, tasks: dict[str, Task], dataset: str, filename: str = FILENAME
+) -> Iterator[tuple[Execution, dict[str, Any]]]:
+    """`read_executions`, each execution with its line's object: for the fields an Execution
+    does not keep (a relabel's `selected.jsonl` adds the model's `text`), in the same pass."""
+    p = resolve(path, filename)
     for lineno, obj in read_jsonl(p, "reading executions"):
-        yield _parse(obj, tasks, f"{p}:{lineno}", dataset)
+        yield _parse(obj, tasks, f"{p}:{lineno}", dataset), obj
 
 
 def read_all(paths: list[str], tasks: dict[str, Task], dataset: str) -> Iterator[Execution]:

@@ -143,17 +143,7 @@ def build_requests(
             if len(ids) > max_prompt_tokens:
                 skipped.append(d)
                 continue
-            requests.append(
-                PromptRequest(
-                    task_id=d.task_id,
-                    prompt_index=p,
-                    test_index=d.test_index,
-                    augmentation=None if d.augmentation is None else d.augmentation.to_dict(),
-                    shuffle_seed=d.shuffle_seed,
-                    seed=d.seed,
-                    token_ids=tuple(ids),
-                )
-            )
+            requests.append(_request(d, ids))
     return requests, skipped
 
 
@@ -186,18 +176,23 @@ def sample_requests(
             skipped.append(d)
             continue
         requests.append(
-            PromptRequest(
-                task_id=task.task_id,
-                prompt_index=p,
-                test_index=0,
-                augmentation=None,
-                shuffle_seed=None,
-                seed=d.seed,
-                token_ids=tuple(ids),
-                trained_sample_id=str(sample.get("sample_id", p)),
-            )
+            _request(d, ids, test_index=0, trained_sample_id=str(sample.get("sample_id", p)))
         )
     return requests, skipped
+
+
+def _request(d: Draw, ids: list[int], **fields: Any) -> PromptRequest:
+    """The request for draw `d`, with its token ids; `fields` replace what the draw says."""
+    drawn = {
+        "task_id": d.task_id,
+        "prompt_index": d.prompt_index,
+        "test_index": d.test_index,
+        "augmentation": None if d.augmentation is None else d.augmentation.to_dict(),
+        "shuffle_seed": d.shuffle_seed,
+        "seed": d.seed,
+        "token_ids": tuple(ids),
+    }
+    return PromptRequest(**{**drawn, **fields})
 
 
 def _config(model_dir: Path, name: str) -> dict[str, Any]:

@@ -233,8 +233,9 @@ def read_run(store: RunStore, run_id: str) -> RunInfo:
         step_dir = layout.step_dir(name)
         kind = info.get("kind", "")
         if kind == "relabel":
+            # the manifest holds the validated params (runner: model_dump), so a real bool
             params = (read_manifest(step_dir) or {}).get("params", {})
-            leaked = leaked or params.get("rank_with_test") in (True, "true")
+            leaked = leaked or params.get("rank_with_test") is True
         steps.append(
             StepInfo(
                 name=name,

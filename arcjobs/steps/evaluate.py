@@ -71,20 +71,20 @@ def run(params: Params, ctx: StepContext) -> None:
 
     tasks = load_tasks(params)
 
-    def executions(paths: list[str]):  # a fresh stream per pass: the files may be large
+    def executions(paths: list[str]):
         return read_all(paths, tasks, params.dataset)
 
+    # Read and checked once for all three passes: the study's table holds every execution
+    # by task anyway, so a stream per pass saved no memory, only re-parsed the files.
+    scored = list(executions(params.executions))
     ks = sorted(set(params.pass_k))
-    metrics, submission = evaluate(tasks, executions(params.executions), ks, params.attempts)
-    study = study_metrics.study_metrics(tasks, executions(params.executions))
+    metrics, submission = evaluate(tasks, scored, ks, params.attempts)
+    study = study_metrics.study_metrics(tasks, scored)
     metrics = {"dataset": params.dataset, **metrics, "study": study}
     text = to_markdown(metrics) + STUDY_NOTE + study_metrics.to_markdown(study)
     if params.before is not None:
         found = legitimacy.newly_solved(
-            tasks,
-            executions(params.executions),
-            executions(params.before),
-            executions(params.reference or []),
+            tasks, scored, executions(params.before), executions(params.reference or [])
         )
         metrics["legitimacy"] = found
         text += "\n## Was the gain legitimate?\n\n" + legitimacy.to_markdown(found)

@@ -114,16 +114,12 @@ def _previous(paths: list[str], tasks: dict, dataset: str, texts: dict) -> list:
     """The executions earlier relabels selected, their ids marked `prev:`; their texts go
     into `texts` under those ids."""
     import dataclasses
-    from pathlib import Path
 
-    from arcjobs.arc.executions import read_executions
-    from arcjobs.arc.jsonl import read_jsonl
+    from arcjobs.arc.executions import read_with_lines
 
     found = []
     for path in paths:
-        file = Path(path) / SELECTED if Path(path).is_dir() else Path(path)
-        lines = read_jsonl(file, "reading selected executions")
-        for ex, (_, obj) in zip(read_executions(str(file), tasks, dataset), lines, strict=True):
+        for ex, obj in read_with_lines(path, tasks, dataset, SELECTED):
             ex = dataclasses.replace(ex, sample_id=f"prev:{ex.sample_id}")
             if isinstance(obj.get("text"), str):
                 texts[(ex.task_id, ex.sample_id)] = obj["text"]

@@ -418,8 +418,13 @@ def _device_map(gpu: bool) -> dict[str, int] | None:
     return {"": int(os.environ.get("LOCAL_RANK", "0"))} if gpu else None
 
 
-def build_trainer(params: Params, scratch: Path) -> tuple[Any, Any, int, int]:
-    """The configured SFTTrainer, its tokenizer, and the numbers of samples kept and skipped."""
+def build_trainer(
+    params: Params, scratch: Path, usable: tuple[list[dict[str, Any]], int] | None = None
+) -> tuple[Any, Any, int, int]:
+    """The configured SFTTrainer, its tokenizer, and the numbers of samples kept and skipped.
+
+    `usable`: `usable_samples`' result where the caller has it already (`run`, in process);
+    each rank under accelerate reads and tokenizes the dataset itself."""
     from datasets import Dataset
     from trl import SFTTrainer
 
@@ -430,7 +435,7 @@ def build_trainer(params: Params, scratch: Path) -> tuple[Any, Any, int, int]:
     liger = _check_device_options(params, gpu)
     attn = pick_attention(params.attn_implementation)
     tokenizer = load_tokenizer(params.model)
-    rows, skipped = usable_samples(params, tokenizer)
+    rows, skipped = usable or usable_samples(params, tokenizer)
     print(f"train: {len(rows)} samples, {skipped} skipped (longer than {params.max_length} tokens)")
     config = _sft_config(params, scratch, gpu, liger, attn)
     model = load_model(
@@ -488,11 +493,16 @@ def _publish_untrained(params: Params, ctx: StepContext, skipped: int) -> None:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
-def train(params: Params, out: Path, scratch: Path) -> None:
+def train(
+    params: Params,
+    out: Path,
+    scratch: Path,
+    usable: tuple[list[dict[str, Any]], int] | None = None,
+) -> None:
     """The training recipe proper (one process per GPU under accelerate, or one on CPU)."""
     import torch
 
-    trainer, tokenizer, samples, skipped = build_trainer(params, scratch)
+    trainer, tokenizer, samples, skipped = build_trainer(params, scratch, usable)
     resume = prune_to_last_complete_checkpoint(scratch / CHECKPOINTS)
     if resume is not None:
         print(f"train: resuming from {resume.name}", flush=True)
@@ -610,14 +620,14 @@ def run(params: Params, ctx: StepContext) -> None:
     gpus = int(ctx.resources.get("gpus") or 0)
     require_cuda(gpus)
     try:
-        usable_samples(params, load_tokenizer(params.model))
+        usable = usable_samples(params, load_tokenizer(params.model))
     except NothingToLearn as e:
         _publish_untrained(params, ctx, e.args[0])
         return
     if gpus > 1 and "WORLD_SIZE" not in os.environ:
         _launch(params, ctx, gpus)
     else:
-        train(params, ctx.out, ctx.scratch)
+        train(params, ctx.out, ctx.scratch, usable)
 
 
 def _launch(params: Params, ctx: StepContext, gpus: int) -> None:
