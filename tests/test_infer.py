@@ -273,6 +273,7 @@ def test_training_samples_become_requests_in_their_own_frame(tasks, tokenizer):
         samples[:2], tasks, tokenizer, prefill=True, seed=3, max_prompt_tokens=limit
     )
     assert len(short) + len(skipped) == 2 and [d.task_id for d in skipped] == [b]
+    assert [d.test_index for d in skipped] == [0]  # as the skipped prompt asked
 
 
 def test_adapter_is_loaded_and_recorded(tiny, adapter, tokenizer, tasks, tmp_path, monkeypatch):

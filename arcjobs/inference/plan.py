@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -170,14 +170,13 @@ def sample_requests(
         if task is None:
             continue
         p = index[task.task_id] = index.get(task.task_id, -1) + 1
-        d = draw(task, p, augment=False, shuffle_train=False, seed=seed)
+        # the training prompt asks for test input 0, whatever test the draw would pick
+        d = replace(draw(task, p, augment=False, shuffle_train=False, seed=seed), test_index=0)
         ids = encode_prompt(tokenizer, sample["prompt"], prefill)
         if len(ids) > max_prompt_tokens:
             skipped.append(d)
             continue
-        requests.append(
-            _request(d, ids, test_index=0, trained_sample_id=str(sample.get("sample_id", p)))
-        )
+        requests.append(_request(d, ids, trained_sample_id=str(sample.get("sample_id", p))))
     return requests, skipped
 
 
