@@ -273,7 +273,12 @@ def test_training_samples_become_requests_in_their_own_frame(tasks, tokenizer):
         samples[:2], tasks, tokenizer, prefill=True, seed=3, max_prompt_tokens=limit
     )
     assert len(short) + len(skipped) == 2 and [d.task_id for d in skipped] == [b]
-    assert [d.test_index for d in skipped] == [0]  # as the skipped prompt asked
+    c = TASK_IDS[2]  # three test inputs, and its draw picks test 2: the prompt asked for 0
+    sample = {"task_id": c, "sample_id": "s", "prompt": build_messages(tasks[c], 0)}
+    _, skipped = plan.sample_requests(
+        [sample], tasks, tokenizer, prefill=True, seed=3, max_prompt_tokens=0
+    )
+    assert [(d.task_id, d.test_index) for d in skipped] == [(c, 0)]
 
 
 def test_adapter_is_loaded_and_recorded(tiny, adapter, tokenizer, tasks, tmp_path, monkeypatch):
