@@ -18,7 +18,6 @@ execute nodes alike (see `_check_data_root`).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypedDict
 
 from arcjobs.backends import condor_submit as cs
-from arcjobs.backends.base import Backend, StepRequest, StepStatus
+from arcjobs.backends.base import Backend, StepRequest, StepStatus, step_env
 from arcjobs.backends.condor_events import (
     Follower,
     dagman_outcome,
@@ -172,19 +171,12 @@ class CondorBackend(Backend[CondorExtra, CondorHandle]):
             if sif
             else self.image_cache(layout.data_root) / (f"arcjobs-{step.image}-UNCONVERTED.sif")
         )
-        threads = str(r.cpus)
+        image_id = sif.digest if sif else f"unconverted:{docker_tag(step.image)}"
         env = {
             "PYTHONNOUSERSITE": "1",
-            "PYTHONUNBUFFERED": "1",
             "HF_HOME": HF_HOME,
             "ARCJOBS_DATA_ROOT": MOUNT,
-            "ARCJOBS_CACHE_KEY": key,
-            "ARCJOBS_IMAGE": sif.digest if sif else f"unconverted:{docker_tag(step.image)}",
-            "ARCJOBS_RESOURCES": json.dumps(
-                {"gpus": r.gpus, "cpus": r.cpus, "memory_mb": memory_mb}, separators=(",", ":")
-            ),
-            "OMP_NUM_THREADS": threads,
-            "MKL_NUM_THREADS": threads,
+            **step_env(key, image_id, r.gpus, r.cpus, memory_mb),
             **self.site.environment,
         }
         desc = cs.submit_description(
