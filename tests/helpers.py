@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from arcjobs.images.apptainer import _record, sif_path
+
 ROOT = Path(__file__).resolve().parent.parent
 JOBS = Path(__file__).resolve().parent / "fixtures" / "jobs"
 
@@ -71,3 +73,13 @@ def assert_demo_learned(steps: Path) -> None:
     assert len(after - before) >= 3, f"the model alone solved only {sorted(after)} after learning"
     newly = json.loads((steps / "evaluate/out/metrics.json").read_text())["legitimacy"]["tasks"]
     assert {t["task_id"] for t in newly} == after - before
+
+
+def register_sifs(cache: Path, digests: dict[str, str]) -> None:
+    """Empty placeholder .sif files for `digests` (image → digest), registered in `cache` by
+    the converter's own index writer, as `arcjobs images apptainer` registers real ones."""
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    for name, digest in digests.items():
+        path = sif_path(cache, name, digest)
+        path.write_bytes(b"")
+        _record(cache, name, digest, path, "test", "")

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import register_sifs
 
 from arcjobs.backends import outlives_launcher
 from arcjobs.backends import slurm_batch as sb
@@ -42,13 +43,7 @@ def cluster(tmp_path):
     apptainer` registers them (empty placeholder .sif files), and a site config."""
     root = tmp_path / "data"
     cache = tmp_path / "sif"
-    cache.mkdir(parents=True)
-    images = {}
-    for name, digest in DIGESTS.items():
-        path = sif_path(cache, name, digest)
-        path.write_bytes(b"")
-        images[name] = {"digest": digest, "sif": path.name, "source": "test", "recorded": 0}
-    (cache / "index.json").write_text(json.dumps({"images": images}))
+    register_sifs(cache, DIGESTS)
     site = tmp_path / "site.yaml"
     site.write_text(
         f"data_root: {root}\n"
