@@ -222,7 +222,7 @@ def test_paths_with_spaces_and_percent_signs_survive_sbatch_directives():
     options = sb.directives(
         name="r.a", log=Path("/x y/100%/log.txt"), workdir=Path("/x y/100%"),
         resources=load_job(ROOT / "tests/fixtures/jobs/fanout.yaml").steps["a"].resources,
-        memory_mb=None, site=SlurmSite(),
+        site=SlurmSite(),
     )  # fmt: skip
     assert options[1] == '--output="/x y/100%%/log.txt"'
     assert options[3] == '--chdir="/x y/100%"'
@@ -230,7 +230,7 @@ def test_paths_with_spaces_and_percent_signs_survive_sbatch_directives():
         sb.directives(
             name="r.a", log=Path('/x"y/log.txt'), workdir=Path("/x"),
             resources=load_job(ROOT / "tests/fixtures/jobs/fanout.yaml").steps["a"].resources,
-            memory_mb=None, site=SlurmSite(),
+            site=SlurmSite(),
         )  # fmt: skip
 
 

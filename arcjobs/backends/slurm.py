@@ -203,7 +203,6 @@ class SlurmBackend(Backend[SlurmExtra, SlurmHandle]):
             log=cluster_dir / "log.txt",
             workdir=cluster_dir,
             resources=r,
-            memory_mb=r.memory_mb,
             site=self.slurm,
         )
         text = sb.script(

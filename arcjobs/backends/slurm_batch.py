@@ -112,7 +112,6 @@ def directives(
     log: Path,
     workdir: Path,
     resources: Resources,
-    memory_mb: int | None,
     site: SlurmSite,
 ) -> list[str]:
     """The step's sbatch options, in the order they appear in its script."""
@@ -126,8 +125,8 @@ def directives(
         "--ntasks=1",
         f"--cpus-per-task={resources.cpus}",
     ]
-    if memory_mb:
-        options.append(f"--mem={memory_mb}M")
+    if resources.memory_mb:
+        options.append(f"--mem={resources.memory_mb}M")
     if resources.gpus:
         typed = f"{site.gpu_type}:" if site.gpu_type else ""
         if site.gpu_flag == "gpus":
