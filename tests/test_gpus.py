@@ -98,6 +98,16 @@ steps:
 """
 
 
+def run_gpu_job(tmp_path: Path, env: dict[str, str]) -> Path:
+    """`arcjobs run` of GPU_JOB with `env`, which must succeed; its data root."""
+    job = tmp_path / "job.yaml"
+    job.write_text(GPU_JOB)
+    data = tmp_path / "data"
+    done = run_cli("run", job, "--data-root", data, env=env)
+    assert done.returncode == 0, done.stderr
+    return data
+
+
 def seen(data: Path, step: str) -> str:
     (run,) = data.glob("runs/*")
     return (run / "steps" / step / "out" / "gpus.txt").read_text().strip()
@@ -120,22 +130,14 @@ def test_nvidia_smi_listings_become_devices() -> None:
 
 def test_local_steps_get_nvidia_smis_gpus_in_pci_order(tmp_path: Path, machine) -> None:
     env = machine(TWO_GPUS)
-    job = tmp_path / "job.yaml"
-    job.write_text(GPU_JOB)
-    data = tmp_path / "data"
-    done = run_cli("run", job, "--data-root", data, env=env)
-    assert done.returncode == 0, done.stderr
+    data = run_gpu_job(tmp_path, env)
     assert {seen(data, "a"), seen(data, "b")} == {"0 PCI_BUS_ID", "1 PCI_BUS_ID"}
 
 
 def test_local_steps_index_the_launchers_own_visible_devices(tmp_path: Path, machine) -> None:
     """With GPUs 2 and 3 visible to the launcher, the step given GPU number 1 gets GPU 3."""
     env = machine(TWO_GPUS, CUDA_VISIBLE_DEVICES="2,3")
-    job = tmp_path / "job.yaml"
-    job.write_text(GPU_JOB)
-    data = tmp_path / "data"
-    done = run_cli("run", job, "--data-root", data, env=env)
-    assert done.returncode == 0, done.stderr
+    data = run_gpu_job(tmp_path, env)
     assert {seen(data, "a"), seen(data, "b")} == {"2 PCI_BUS_ID", "3 PCI_BUS_ID"}
 
 
@@ -143,11 +145,7 @@ def test_mig_instances_count_one_each_and_a_two_gpu_step_is_refused(
     tmp_path: Path, machine
 ) -> None:
     env = machine(MIG)
-    job = tmp_path / "job.yaml"
-    job.write_text(GPU_JOB)
-    data = tmp_path / "data"
-    done = run_cli("run", job, "--data-root", data, env=env)
-    assert done.returncode == 0, done.stderr
+    data = run_gpu_job(tmp_path, env)
     assert {seen(data, "a").split()[0], seen(data, "b").split()[0]} == {
         "MIG-1f0f7a2e-3b0b-5f1e-9a3f-6e8f3c2a1b01",
         "MIG-2a1b3c4d-5e6f-5a7b-8c9d-0e1f2a3b4c02",
