@@ -36,10 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arcjobs.backends.site import SlurmSite
+from arcjobs.errors import UserError
 from arcjobs.spec.model import Resources
 
 SUBMIT_FILE = "submit.sh"
-NO_RETRY_EXIT = 2  # arcjobs.errors.UserError.exit_code
+NO_RETRY_EXIT = UserError.exit_code  # bad input: no retry fixes it
 SANDBOX_MEMORY = "8g"  # compose.yaml's default for the sandbox service
 
 # compose.yaml's `sandbox` service as `docker run` flags (and the README's `docker run` line).
