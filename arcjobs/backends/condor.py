@@ -39,7 +39,7 @@ from arcjobs.backends.condor_events import (
 from arcjobs.backends.site import SiteConfig, load_site, site_path
 from arcjobs.errors import UserError
 from arcjobs.images import docker_tag
-from arcjobs.images.apptainer import lookup
+from arcjobs.images.apptainer import lookup, unconverted_sif
 from arcjobs.layout import RunLayout
 from arcjobs.manifest import is_complete
 from arcjobs.spec.model import Resources, Step
@@ -165,12 +165,9 @@ class CondorBackend(Backend[CondorExtra, CondorHandle]):
         memory_mb = r.memory_mb or (
             DEFAULT_MEMORY_PER_CPU_MB * r.cpus + DEFAULT_MEMORY_PER_GPU_MB * r.gpus
         )
-        sif = lookup(self.image_cache(layout.data_root), step.image)
-        sif_path = (
-            sif.path
-            if sif
-            else self.image_cache(layout.data_root) / (f"arcjobs-{step.image}-UNCONVERTED.sif")
-        )
+        cache = self.image_cache(layout.data_root)
+        sif = lookup(cache, step.image)
+        sif_path = sif.path if sif else unconverted_sif(cache, step.image)
         image_id = sif.digest if sif else f"unconverted:{docker_tag(step.image)}"
         env = {
             "PYTHONNOUSERSITE": "1",

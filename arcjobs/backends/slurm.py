@@ -44,7 +44,7 @@ from arcjobs.backends.site import SiteConfig, load_site, site_path
 from arcjobs.errors import UserError
 from arcjobs.images import docker as dk
 from arcjobs.images import docker_tag
-from arcjobs.images.apptainer import lookup
+from arcjobs.images.apptainer import lookup, unconverted_sif
 from arcjobs.layout import RunLayout
 from arcjobs.manifest import is_complete
 from arcjobs.spec.model import Resources, Step
@@ -258,7 +258,7 @@ class SlurmBackend(Backend[SlurmExtra, SlurmHandle]):
             ), ready
         cache = self.image_cache(layout.data_root)
         sif = lookup(cache, step.image)
-        path = sif.path if sif else cache / f"arcjobs-{step.image}-UNCONVERTED.sif"
+        path = sif.path if sif else unconverted_sif(cache, step.image)
         return sb.Runtime(image=str(path), **common), sif is not None
 
     # --- what plan shows and run writes --------------------------------------------------------
