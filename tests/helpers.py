@@ -7,6 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from arcjobs.images.apptainer import _record, sif_path
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBS = Path(__file__).resolve().parent / "fixtures" / "jobs"
@@ -92,3 +97,22 @@ def cuda_unusable_line(gpus: int) -> str:
         f"(torch {torch.__version__} is a CPU build); check `nvidia-smi`, or run the step "
         "with gpus: 0"
     )
+
+
+def register_sifs(cache: Path, digests: dict[str, str]) -> None:
+    """Empty placeholder .sif files for `digests` (image → digest), registered in `cache` by
+    the converter's own index writer, as `arcjobs images apptainer` registers real ones."""
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    for name, digest in digests.items():
+        path = sif_path(cache, name, digest)
+        path.write_bytes(b"")
+        _record(cache, name, digest, path, "test", "")
+
+
+def unavailable(reason: str, start: str) -> NoReturn:
+    """Skip a test whose real component (a Docker engine, a Slurm cluster) is missing, saying
+    why and which script `start`s it; in CI (env CI set to a true value) fail instead, so a
+    broken component never passes as "skipped"."""
+    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}:
+        pytest.fail(f"CI is set but {reason} (start it with {start})", pytrace=False)
+    pytest.skip(f"{reason}; start one with {start}")

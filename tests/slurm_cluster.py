@@ -13,22 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from helpers import unavailable
 
 import arcjobs
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_ROOT = Path(arcjobs.__file__).resolve().parents[1]  # where the launcher's arcjobs is
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(f"CI is set but {reason} (start it with scripts/slurm-up.sh)", pytrace=False)
-    pytest.skip(f"{reason}; start one with scripts/slurm-up.sh")
+UP = "scripts/slurm-up.sh"  # what starts the cluster
 
 
 def slurm_conf() -> Path:
@@ -44,16 +35,18 @@ def slurm_conf() -> Path:
 def require_cluster() -> Path:
     """The config of a cluster whose node answers idle (or busy), or skip/fail saying why."""
     if shutil.which("sbatch") is None:
-        unavailable("Slurm's commands (sbatch, squeue) are not installed")
+        unavailable("Slurm's commands (sbatch, squeue) are not installed", UP)
     conf = slurm_conf()
     if not conf.exists():
-        unavailable(f"no Slurm config at {conf}")
+        unavailable(f"no Slurm config at {conf}", UP)
     info = subprocess.run(
         ["sinfo", "--noheader", "--format=%t"],
         capture_output=True, text=True, timeout=30, env={**os.environ, "SLURM_CONF": str(conf)},
     )  # fmt: skip
     if info.returncode != 0 or not {"idle", "mix", "alloc"} & set(info.stdout.split()):
-        unavailable(f"the Slurm cluster of {conf} does not answer ({info.stderr.strip()[:200]})")
+        unavailable(
+            f"the Slurm cluster of {conf} does not answer ({info.stderr.strip()[:200]})", UP
+        )
     return conf
 
 

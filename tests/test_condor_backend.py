@@ -20,13 +20,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import register_sifs
 
 from arcjobs.backends.condor import CondorBackend
 from arcjobs.backends.site import SiteConfig
 from arcjobs.engine.orchestrate import make_plan
 from arcjobs.engine.store import RunStore
 from arcjobs.errors import UserError
-from arcjobs.images.apptainer import sif_path
 from arcjobs.spec import load_job
 
 pytestmark = pytest.mark.unit
@@ -71,13 +71,7 @@ def world(tmp_path, monkeypatch):
     """A data root, converted images, fake HTCondor tools only on PATH, a calls log."""
     root = tmp_path / "data"
     cache = root / "images"
-    cache.mkdir(parents=True)
-    images = {}
-    for name in ("train", "infer", "sandbox"):
-        digest = "sha256:" + name[0] * 64
-        sif_path(cache, name, digest).write_bytes(b"")
-        images[name] = {"digest": digest, "sif": sif_path(cache, name, digest).name}
-    (cache / "index.json").write_text(json.dumps({"images": images}))
+    register_sifs(cache, {name: "sha256:" + name[0] * 64 for name in ("train", "infer", "sandbox")})
     bin_dir = tmp_path / "bin"
     install(bin_dir, "condor_submit_dag", FAKE_SUBMIT_DAG)
     install(bin_dir, "condor_rm", FAKE_RM)

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import register_sifs
 
 pytestmark = pytest.mark.integration
 
@@ -128,12 +129,7 @@ steps:
 def env(tmp_path):
     root = tmp_path / "data"
     cache = root / "images"
-    cache.mkdir(parents=True)
-    sif = cache / f"arcjobs-sandbox-{'c' * 64}.sif"
-    sif.write_bytes(b"")
-    (cache / "index.json").write_text(
-        json.dumps({"images": {"sandbox": {"digest": "sha256:" + "c" * 64, "sif": sif.name}}})
-    )
+    register_sifs(cache, {"sandbox": "sha256:" + "c" * 64})
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, text in (("condor_submit_dag", FAKE_DAGMAN), ("condor_rm", FAKE_RM)):

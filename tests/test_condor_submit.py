@@ -20,6 +20,7 @@ import classad2
 import condor_rules
 import htcondor2
 import pytest
+from helpers import register_sifs
 from htcondor2 import dags
 
 from arcjobs.backends import condor_submit as cs
@@ -47,13 +48,7 @@ def cluster(tmp_path):
     root = tmp_path / "data"
     root.mkdir()
     cache = tmp_path / "sif"
-    cache.mkdir(parents=True)
-    images = {}
-    for name, digest in DIGESTS.items():
-        path = sif_path(cache, name, digest)
-        path.write_bytes(b"")
-        images[name] = {"digest": digest, "sif": path.name, "source": "test", "recorded": 0}
-    (cache / "index.json").write_text(json.dumps({"images": images}))
+    register_sifs(cache, DIGESTS)
     site = tmp_path / "site.yaml"
     site.write_text(
         f"image_cache: {cache}\n"

@@ -98,6 +98,16 @@ steps:
 """
 
 
+def run_gpu_job(tmp_path: Path, env: dict[str, str]) -> Path:
+    """`arcjobs run` of GPU_JOB with `env`, which must succeed; its data root."""
+    job = tmp_path / "job.yaml"
+    job.write_text(GPU_JOB)
+    data = tmp_path / "data"
+    done = run_cli("run", job, "--data-root", data, env=env)
+    assert done.returncode == 0, done.stderr
+    return data
+
+
 def seen(data: Path, step: str) -> str:
     (run,) = data.glob("runs/*")
     return (run / "steps" / step / "out" / "gpus.txt").read_text().strip()
@@ -118,24 +128,16 @@ def test_nvidia_smi_listings_become_devices() -> None:
     assert gpus.Gpus(("2", "3")).visible([]) == ""
 
 
-def run_gpu_job(tmp_path: Path, env: dict[str, str]) -> Path:
-    """Run GPU_JOB on the local backend of the machine `env` describes; its data root."""
-    job = tmp_path / "job.yaml"
-    job.write_text(GPU_JOB)
-    data = tmp_path / "data"
-    done = run_cli("run", job, "--data-root", data, env=env)
-    assert done.returncode == 0, done.stderr
-    return data
-
-
 def test_local_steps_get_nvidia_smis_gpus_in_pci_order(tmp_path: Path, machine) -> None:
-    data = run_gpu_job(tmp_path, machine(TWO_GPUS))
+    env = machine(TWO_GPUS)
+    data = run_gpu_job(tmp_path, env)
     assert {seen(data, "a"), seen(data, "b")} == {"0 PCI_BUS_ID", "1 PCI_BUS_ID"}
 
 
 def test_local_steps_index_the_launchers_own_visible_devices(tmp_path: Path, machine) -> None:
     """With GPUs 2 and 3 visible to the launcher, the step given GPU number 1 gets GPU 3."""
-    data = run_gpu_job(tmp_path, machine(TWO_GPUS, CUDA_VISIBLE_DEVICES="2,3"))
+    env = machine(TWO_GPUS, CUDA_VISIBLE_DEVICES="2,3")
+    data = run_gpu_job(tmp_path, env)
     assert {seen(data, "a"), seen(data, "b")} == {"2 PCI_BUS_ID", "3 PCI_BUS_ID"}
 
 

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import register_sifs
 
 from arcjobs.backends import outlives_launcher
 from arcjobs.backends import slurm_batch as sb
@@ -42,13 +43,7 @@ def cluster(tmp_path):
     apptainer` registers them (empty placeholder .sif files), and a site config."""
     root = tmp_path / "data"
     cache = tmp_path / "sif"
-    cache.mkdir(parents=True)
-    images = {}
-    for name, digest in DIGESTS.items():
-        path = sif_path(cache, name, digest)
-        path.write_bytes(b"")
-        images[name] = {"digest": digest, "sif": path.name, "source": "test", "recorded": 0}
-    (cache / "index.json").write_text(json.dumps({"images": images}))
+    register_sifs(cache, DIGESTS)
     site = tmp_path / "site.yaml"
     site.write_text(
         f"data_root: {root}\n"
@@ -227,7 +222,7 @@ def test_paths_with_spaces_and_percent_signs_survive_sbatch_directives():
     options = sb.directives(
         name="r.a", log=Path("/x y/100%/log.txt"), workdir=Path("/x y/100%"),
         resources=load_job(ROOT / "tests/fixtures/jobs/fanout.yaml").steps["a"].resources,
-        memory_mb=None, site=SlurmSite(),
+        site=SlurmSite(),
     )  # fmt: skip
     assert options[1] == '--output="/x y/100%%/log.txt"'
     assert options[3] == '--chdir="/x y/100%"'
@@ -235,7 +230,7 @@ def test_paths_with_spaces_and_percent_signs_survive_sbatch_directives():
         sb.directives(
             name="r.a", log=Path('/x"y/log.txt'), workdir=Path("/x"),
             resources=load_job(ROOT / "tests/fixtures/jobs/fanout.yaml").steps["a"].resources,
-            memory_mb=None, site=SlurmSite(),
+            site=SlurmSite(),
         )  # fmt: skip
 
 

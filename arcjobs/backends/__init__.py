@@ -34,8 +34,7 @@ def get_backend(
     """
     if name not in backend_names():
         raise UserError(f"unknown backend {name!r}; expected one of: {', '.join(backend_names())}")
-    module, attr = BACKENDS[name].split(":")
-    cls: type[Backend[Any, Any]] = getattr(importlib.import_module(module), attr)
+    cls = _backend_class(name)
     given = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(given.keys() - set(cls.options))
     if unknown:
@@ -47,7 +46,11 @@ def get_backend(
 def outlives_launcher(name: str) -> bool:
     """Whether a run on backend `name` goes on without its launcher (a whole-DAG scheduler):
     `status`, `logs -f` and `cancel` then ask the backend themselves."""
-    if name not in BACKENDS:
-        return False
+    return name in BACKENDS and _backend_class(name).whole_dag
+
+
+def _backend_class(name: str) -> type[Backend[Any, Any]]:
+    """The class of backend `name` (a key of BACKENDS), imported only when asked for."""
     module, attr = BACKENDS[name].split(":")
-    return bool(getattr(importlib.import_module(module), attr).whole_dag)
+    cls: type[Backend[Any, Any]] = getattr(importlib.import_module(module), attr)
+    return cls

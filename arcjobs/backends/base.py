@@ -15,6 +15,7 @@ What crosses the boundary is typed per backend, and stays JSON:
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -53,6 +54,28 @@ class StepStatus:
     state: Literal["queued", "running", "exited", "lost"]  # queued: waiting for a machine
     exit_code: int | None = None
     detail: str = ""  # e.g. an HTCondor hold reason
+
+
+def step_env(
+    key: str, image_id: str, gpus: int, cpus: int, memory_mb: int | None
+) -> dict[str, str]:
+    """The environment every backend gives a step, whatever runs it.
+
+    - `ARCJOBS_CACHE_KEY`, `ARCJOBS_IMAGE`: what the step's manifest records;
+    - `ARCJOBS_RESOURCES`: what the step was given (the runner sizes itself by it);
+    - thread pools sized to the CPUs given, and unbuffered output for live logs.
+    """
+    threads = str(cpus)
+    return {
+        "ARCJOBS_CACHE_KEY": key,
+        "ARCJOBS_IMAGE": image_id,
+        "ARCJOBS_RESOURCES": json.dumps(
+            {"gpus": gpus, "cpus": cpus, "memory_mb": memory_mb}, separators=(",", ":")
+        ),
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 class Backend(ABC, Generic[ExtraT, HandleT]):

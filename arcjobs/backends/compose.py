@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import shlex
@@ -60,7 +59,7 @@ from typing import Any, ClassVar, TypedDict
 
 from arcjobs import __version__
 from arcjobs.backends import gpus
-from arcjobs.backends.base import Backend, StepRequest, StepStatus
+from arcjobs.backends.base import Backend, StepRequest, StepStatus, step_env
 from arcjobs.backends.local import _start_time
 from arcjobs.errors import UserError
 from arcjobs.images import docker as dk
@@ -234,18 +233,10 @@ class ComposeBackend(Backend[ComposeExtra, ComposeHandle]):
         engine = dk.engine_or_none()
         cpus = min(r.cpus, engine.cpus if engine else os.cpu_count() or 1)
         memory_mb = min(r.memory_mb, engine.memory_mb) if r.memory_mb and engine else r.memory_mb
-        threads = str(cpus)
         inside = {
-            "ARCJOBS_CACHE_KEY": key,
-            "ARCJOBS_IMAGE": self.image_id(step.image),
-            "ARCJOBS_RESOURCES": json.dumps(
-                {"gpus": r.gpus, "cpus": cpus, "memory_mb": memory_mb}, separators=(",", ":")
-            ),
+            **step_env(key, self.image_id(step.image), r.gpus, cpus, memory_mb),
             "CUDA_VISIBLE_DEVICES": cuda,
             **(gpus.STEP_ENV if r.gpus else {}),
-            "OMP_NUM_THREADS": threads,
-            "MKL_NUM_THREADS": threads,
-            "PYTHONUNBUFFERED": "1",
         }
         labels = {
             f"{LABEL}.run": layout.run_id,
@@ -257,7 +248,7 @@ class ComposeBackend(Backend[ComposeExtra, ComposeHandle]):
         outside = {
             "ARCJOBS_DATA_ROOT": str(data_root),
             "ARCJOBS_VERSION": __version__,
-            "ARCJOBS_CPUS": threads,
+            "ARCJOBS_CPUS": str(cpus),
             "ARCJOBS_MEMORY": memory or "0",
         }
         if memory and step.image == "sandbox":

@@ -18,7 +18,6 @@ execute nodes alike (see `_check_data_root`).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypedDict
 
 from arcjobs.backends import condor_submit as cs
-from arcjobs.backends.base import Backend, StepRequest, StepStatus
+from arcjobs.backends.base import Backend, StepRequest, StepStatus, step_env
 from arcjobs.backends.condor_events import (
     Follower,
     dagman_outcome,
@@ -40,7 +39,7 @@ from arcjobs.backends.condor_events import (
 from arcjobs.backends.site import SiteConfig, load_site, site_path
 from arcjobs.errors import UserError
 from arcjobs.images import docker_tag
-from arcjobs.images.apptainer import lookup
+from arcjobs.images.apptainer import lookup, unconverted_sif
 from arcjobs.layout import RunLayout
 from arcjobs.manifest import is_complete
 from arcjobs.spec.model import Resources, Step
@@ -166,25 +165,15 @@ class CondorBackend(Backend[CondorExtra, CondorHandle]):
         memory_mb = r.memory_mb or (
             DEFAULT_MEMORY_PER_CPU_MB * r.cpus + DEFAULT_MEMORY_PER_GPU_MB * r.gpus
         )
-        sif = lookup(self.image_cache(layout.data_root), step.image)
-        sif_path = (
-            sif.path
-            if sif
-            else self.image_cache(layout.data_root) / (f"arcjobs-{step.image}-UNCONVERTED.sif")
-        )
-        threads = str(r.cpus)
+        cache = self.image_cache(layout.data_root)
+        sif = lookup(cache, step.image)
+        sif_path = sif.path if sif else unconverted_sif(cache, step.image)
+        image_id = sif.digest if sif else f"unconverted:{docker_tag(step.image)}"
         env = {
             "PYTHONNOUSERSITE": "1",
-            "PYTHONUNBUFFERED": "1",
             "HF_HOME": HF_HOME,
             "ARCJOBS_DATA_ROOT": MOUNT,
-            "ARCJOBS_CACHE_KEY": key,
-            "ARCJOBS_IMAGE": sif.digest if sif else f"unconverted:{docker_tag(step.image)}",
-            "ARCJOBS_RESOURCES": json.dumps(
-                {"gpus": r.gpus, "cpus": r.cpus, "memory_mb": memory_mb}, separators=(",", ":")
-            ),
-            "OMP_NUM_THREADS": threads,
-            "MKL_NUM_THREADS": threads,
+            **step_env(key, image_id, r.gpus, r.cpus, memory_mb),
             **self.site.environment,
         }
         desc = cs.submit_description(

@@ -56,7 +56,7 @@ from arcjobs.spec.model import Resources
 
 DAG_FILE = "run.dag"
 EVENT_LOG = "condor.log"  # per-step job event log, beside log.txt
-NO_RETRY_EXIT = 2  # arcjobs.errors.UserError.exit_code
+NO_RETRY_EXIT = UserError.exit_code  # bad input: no retry fixes it
 USER_HOLD = 1  # HoldReasonCode of condor_hold
 
 

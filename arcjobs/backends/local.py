@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import signal
 import subprocess
@@ -33,7 +32,7 @@ from typing import Any, ClassVar, TypedDict
 
 from arcjobs import __version__
 from arcjobs.backends import gpus
-from arcjobs.backends.base import Backend, StepRequest, StepStatus
+from arcjobs.backends.base import Backend, StepRequest, StepStatus, step_env
 from arcjobs.errors import UserError
 from arcjobs.layout import RunLayout
 from arcjobs.spec.model import Resources, Step
@@ -126,22 +125,11 @@ class LocalBackend(Backend[None, LocalHandle]):
         key: str,
         gpu_ids: list[int] | None = None,
     ) -> StepRequest[None]:
-        threads = str(step.resources.cpus)
+        r = step.resources
         env = {
-            "ARCJOBS_CACHE_KEY": key,
-            "ARCJOBS_IMAGE": self.image_id(step.image),
-            "ARCJOBS_RESOURCES": json.dumps(
-                {
-                    "gpus": step.resources.gpus,
-                    "cpus": step.resources.cpus,
-                    "memory_mb": step.resources.memory_mb,
-                }
-            ),
+            **step_env(key, self.image_id(step.image), r.gpus, r.cpus, r.memory_mb),
             "CUDA_VISIBLE_DEVICES": self._host_gpus().visible(gpu_ids),
-            **(gpus.STEP_ENV if step.resources.gpus else {}),
-            "OMP_NUM_THREADS": threads,
-            "MKL_NUM_THREADS": threads,
-            "PYTHONUNBUFFERED": "1",
+            **(gpus.STEP_ENV if r.gpus else {}),
         }
         out = layout.out_dir(step.name)
         command = [step_python(step.image), "-m", "arcjobs", "step", step.kind]
@@ -154,7 +142,7 @@ class LocalBackend(Backend[None, LocalHandle]):
             mounts={},
             workdir=str(layout.step_dir(step.name)),
             log=str(layout.log(step.name)),
-            resources=step.resources,
+            resources=r,
             extra=None,
         )
 

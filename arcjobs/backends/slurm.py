@@ -26,7 +26,6 @@ commands are found on PATH and find their cluster as they always do (SLURM_CONF,
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -38,14 +37,14 @@ from typing import Any, ClassVar, TypedDict
 
 from arcjobs import atomic
 from arcjobs.backends import slurm_batch as sb
-from arcjobs.backends.base import Backend, StepRequest, StepStatus
+from arcjobs.backends.base import Backend, StepRequest, StepStatus, step_env
 from arcjobs.backends.compose import _chown_tree, container_name, container_user
 from arcjobs.backends.local import LocalBackend
 from arcjobs.backends.site import SiteConfig, load_site, site_path
 from arcjobs.errors import UserError
 from arcjobs.images import docker as dk
 from arcjobs.images import docker_tag
-from arcjobs.images.apptainer import lookup
+from arcjobs.images.apptainer import lookup, unconverted_sif
 from arcjobs.layout import RunLayout
 from arcjobs.manifest import is_complete
 from arcjobs.spec.model import Resources, Step
@@ -190,17 +189,9 @@ class SlurmBackend(Backend[SlurmExtra, SlurmHandle]):
             "--out", layout.seen_from(mount, layout.out_dir(step.name)),
         ]  # fmt: skip
         image_id = self.image_id(step.image)
-        threads = str(r.cpus)
         env = {
-            "PYTHONUNBUFFERED": "1",
             "ARCJOBS_DATA_ROOT": mount,
-            "ARCJOBS_CACHE_KEY": key,
-            "ARCJOBS_IMAGE": image_id,
-            "ARCJOBS_RESOURCES": json.dumps(
-                {"gpus": r.gpus, "cpus": r.cpus, "memory_mb": r.memory_mb}, separators=(",", ":")
-            ),
-            "OMP_NUM_THREADS": threads,
-            "MKL_NUM_THREADS": threads,
+            **step_env(key, image_id, r.gpus, r.cpus, r.memory_mb),
         }
         if kind != "none":  # as in compose.yaml: no user site, the shared model cache
             env |= {"PYTHONNOUSERSITE": "1", "HF_HOME": HF_HOME}
@@ -212,7 +203,6 @@ class SlurmBackend(Backend[SlurmExtra, SlurmHandle]):
             log=cluster_dir / "log.txt",
             workdir=cluster_dir,
             resources=r,
-            memory_mb=r.memory_mb,
             site=self.slurm,
         )
         text = sb.script(
@@ -268,7 +258,7 @@ class SlurmBackend(Backend[SlurmExtra, SlurmHandle]):
             ), ready
         cache = self.image_cache(layout.data_root)
         sif = lookup(cache, step.image)
-        path = sif.path if sif else cache / f"arcjobs-{step.image}-UNCONVERTED.sif"
+        path = sif.path if sif else unconverted_sif(cache, step.image)
         return sb.Runtime(image=str(path), **common), sif is not None
 
     # --- what plan shows and run writes --------------------------------------------------------

@@ -36,10 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arcjobs.backends.site import SlurmSite
+from arcjobs.errors import UserError
 from arcjobs.spec.model import Resources
 
 SUBMIT_FILE = "submit.sh"
-NO_RETRY_EXIT = 2  # arcjobs.errors.UserError.exit_code
+NO_RETRY_EXIT = UserError.exit_code  # bad input: no retry fixes it
 SANDBOX_MEMORY = "8g"  # compose.yaml's default for the sandbox service
 
 # compose.yaml's `sandbox` service as `docker run` flags (and the README's `docker run` line).
@@ -112,7 +113,6 @@ def directives(
     log: Path,
     workdir: Path,
     resources: Resources,
-    memory_mb: int | None,
     site: SlurmSite,
 ) -> list[str]:
     """The step's sbatch options, in the order they appear in its script."""
@@ -126,8 +126,8 @@ def directives(
         "--ntasks=1",
         f"--cpus-per-task={resources.cpus}",
     ]
-    if memory_mb:
-        options.append(f"--mem={memory_mb}M")
+    if resources.memory_mb:
+        options.append(f"--mem={resources.memory_mb}M")
     if resources.gpus:
         typed = f"{site.gpu_type}:" if site.gpu_type else ""
         if site.gpu_flag == "gpus":

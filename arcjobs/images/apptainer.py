@@ -137,6 +137,12 @@ def sif_path(cache: Path, name: str, digest: str) -> Path:
     return Path(cache) / f"arcjobs-{name}-{digest.removeprefix('sha256:')}.sif"
 
 
+def unconverted_sif(cache: Path, name: str) -> Path:
+    """The path a plan names for image `name` before it is converted: one no conversion
+    writes, so the missing image shows in the plan (and `run` refuses it)."""
+    return Path(cache) / f"arcjobs-{name}-UNCONVERTED.sif"
+
+
 def read_index(cache: Path) -> dict[str, Any]:
     try:
         return json.loads((Path(cache) / INDEX).read_text()).get("images", {})

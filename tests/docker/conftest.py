@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import unavailable
 
 from arcjobs import __version__
 
@@ -26,16 +27,7 @@ COMPOSE_FILE = REPO / "compose.yaml"
 LOCAL_BASE = "arcjobs-base:bookworm"
 # The image user's uid (Dockerfile.sandbox); compose runs the service as it by default.
 IMAGE_UID = 10001
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"CI is set but {reason} (start it with scripts/docker-up.sh)", pytrace=False)
-    pytest.skip(f"{reason}; run scripts/docker-up.sh to start one")
+UP = "scripts/docker-up.sh"  # what starts the engine
 
 
 def _run(cmd: Sequence[str], timeout: float, **kw) -> subprocess.CompletedProcess[str]:
@@ -46,13 +38,13 @@ def _run(cmd: Sequence[str], timeout: float, **kw) -> subprocess.CompletedProces
 def docker_engine() -> str:
     """The engine's server version; skip (or fail in CI) when there is none to talk to."""
     if shutil.which("docker") is None:
-        _unavailable("the docker CLI is not installed")
+        unavailable("the docker CLI is not installed", UP)
     info = _run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=30)
     if info.returncode != 0:
-        _unavailable(f"no Docker engine is reachable ({info.stderr.strip()[:200]})")
+        unavailable(f"no Docker engine is reachable ({info.stderr.strip()[:200]})", UP)
     compose = _run(["docker", "compose", "version", "--short"], timeout=30)
     if compose.returncode != 0:
-        _unavailable("Docker Compose v2 (`docker compose`) is not available")
+        unavailable("Docker Compose v2 (`docker compose`) is not available", UP)
     return info.stdout.strip()
 
 

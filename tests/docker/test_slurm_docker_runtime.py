@@ -17,8 +17,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import DataRoot, _unavailable
-from helpers import arcjobs
+from conftest import UP, DataRoot
+from helpers import arcjobs, unavailable
 from slurm_cluster import require_cluster
 
 from arcjobs import __version__
@@ -65,7 +65,7 @@ def slurm_docker(docker_engine: str, data_root: DataRoot, monkeypatch) -> Path:
     monkeypatch.setenv("SLURM_CONF", str(require_cluster()))
     inspect = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True)
     if inspect.returncode != 0:
-        _unavailable(f"the image {IMAGE} is not built (scripts/ci-docker.sh builds it)")
+        unavailable(f"the image {IMAGE} is not built (scripts/ci-docker.sh builds it)", UP)
     site = data_root.path.parent / "site.yaml"
     site.write_text("slurm: {runtime: docker}\n")
     return site
