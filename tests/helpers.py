@@ -109,10 +109,10 @@ def register_sifs(cache: Path, digests: dict[str, str]) -> None:
         _record(cache, name, digest, path, "test", "")
 
 
-def unavailable(reason: str, start: str) -> NoReturn:
-    """Skip a test whose real component (a Docker engine, a Slurm cluster) is missing, saying
-    why and which script `start`s it; in CI (env CI set to a true value) fail instead, so a
-    broken component never passes as "skipped"."""
+def unavailable(reason: str, remedy: str) -> NoReturn:
+    """Skip a test whose real component (a Docker engine, a Slurm cluster, Chromium, vLLM) is
+    missing, saying why and what `remedy` provides it; in CI (env CI set to a true value)
+    fail instead, so a broken component never passes as "skipped"."""
     if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}:
-        pytest.fail(f"CI is set but {reason} (start it with {start})", pytrace=False)
-    pytest.skip(f"{reason}; start one with {start}")
+        pytest.fail(f"CI is set but {reason} ({remedy})", pytrace=False)
+    pytest.skip(f"{reason}; {remedy}")

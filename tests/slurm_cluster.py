@@ -19,7 +19,7 @@ import arcjobs
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_ROOT = Path(arcjobs.__file__).resolve().parents[1]  # where the launcher's arcjobs is
-UP = "scripts/slurm-up.sh"  # what starts the cluster
+START = "start it with scripts/slurm-up.sh"  # what the message suggests
 
 
 def slurm_conf() -> Path:
@@ -35,17 +35,17 @@ def slurm_conf() -> Path:
 def require_cluster() -> Path:
     """The config of a cluster whose node answers idle (or busy), or skip/fail saying why."""
     if shutil.which("sbatch") is None:
-        unavailable("Slurm's commands (sbatch, squeue) are not installed", UP)
+        unavailable("Slurm's commands (sbatch, squeue) are not installed", START)
     conf = slurm_conf()
     if not conf.exists():
-        unavailable(f"no Slurm config at {conf}", UP)
+        unavailable(f"no Slurm config at {conf}", START)
     info = subprocess.run(
         ["sinfo", "--noheader", "--format=%t"],
         capture_output=True, text=True, timeout=30, env={**os.environ, "SLURM_CONF": str(conf)},
     )  # fmt: skip
     if info.returncode != 0 or not {"idle", "mix", "alloc"} & set(info.stdout.split()):
         unavailable(
-            f"the Slurm cluster of {conf} does not answer ({info.stderr.strip()[:200]})", UP
+            f"the Slurm cluster of {conf} does not answer ({info.stderr.strip()[:200]})", START
         )
     return conf
 

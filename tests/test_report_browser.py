@@ -10,13 +10,13 @@ it (`apt-get install -y chromium`).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import unavailable
 from test_report import arcjobs, make_run
 
 pytestmark = pytest.mark.integration
@@ -48,10 +48,7 @@ def _chromium() -> str:
     found = shutil.which("chromium")
     if found:
         return found
-    reason = "chromium is not installed (apt-get install -y chromium)"
-    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}:
-        pytest.fail(f"CI is set but {reason}", pytrace=False)
-    pytest.skip(reason)
+    unavailable("chromium is not installed", "apt-get install -y chromium")
 
 
 def test_report_page_loads_and_its_images_decode(tmp_path: Path) -> None:

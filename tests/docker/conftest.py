@@ -27,7 +27,7 @@ COMPOSE_FILE = REPO / "compose.yaml"
 LOCAL_BASE = "arcjobs-base:bookworm"
 # The image user's uid (Dockerfile.sandbox); compose runs the service as it by default.
 IMAGE_UID = 10001
-UP = "scripts/docker-up.sh"  # what starts the engine
+START = "start it with scripts/docker-up.sh"  # what the message suggests
 
 
 def _run(cmd: Sequence[str], timeout: float, **kw) -> subprocess.CompletedProcess[str]:
@@ -38,13 +38,13 @@ def _run(cmd: Sequence[str], timeout: float, **kw) -> subprocess.CompletedProces
 def docker_engine() -> str:
     """The engine's server version; skip (or fail in CI) when there is none to talk to."""
     if shutil.which("docker") is None:
-        unavailable("the docker CLI is not installed", UP)
+        unavailable("the docker CLI is not installed", START)
     info = _run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=30)
     if info.returncode != 0:
-        unavailable(f"no Docker engine is reachable ({info.stderr.strip()[:200]})", UP)
+        unavailable(f"no Docker engine is reachable ({info.stderr.strip()[:200]})", START)
     compose = _run(["docker", "compose", "version", "--short"], timeout=30)
     if compose.returncode != 0:
-        unavailable("Docker Compose v2 (`docker compose`) is not available", UP)
+        unavailable("Docker Compose v2 (`docker compose`) is not available", START)
     return info.stdout.strip()
 
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import UP, DataRoot
+from conftest import START, DataRoot
 from helpers import arcjobs, launch, unavailable
 from parity import COMPARED, write_inputs
 
@@ -133,7 +133,7 @@ def test_compose_v1_runs_the_same_job(
         subprocess.run([v1, "version", "--short"], capture_output=True, text=True) if v1 else None
     )
     if version is None or not version.stdout.startswith("1."):
-        unavailable("Compose v1 (Debian's docker-compose) is not installed", UP)
+        unavailable("Compose v1 (Debian's docker-compose) is not installed", START)
     job = write_inputs(data_root.path)
     write_inputs(local_root)
     assert arcjobs("run", str(job), "--data-root", str(local_root), "--run-id", "p").returncode == 0

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import UP, DataRoot
+from conftest import START, DataRoot
 from helpers import arcjobs, unavailable
 from slurm_cluster import require_cluster
 
@@ -65,7 +65,7 @@ def slurm_docker(docker_engine: str, data_root: DataRoot, monkeypatch) -> Path:
     monkeypatch.setenv("SLURM_CONF", str(require_cluster()))
     inspect = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True)
     if inspect.returncode != 0:
-        unavailable(f"the image {IMAGE} is not built (scripts/ci-docker.sh builds it)", UP)
+        unavailable(f"the image {IMAGE} is not built (scripts/ci-docker.sh builds it)", START)
     site = data_root.path.parent / "site.yaml"
     site.write_text("slurm: {runtime: docker}\n")
     return site

@@ -12,18 +12,17 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+from helpers import unavailable
 
-CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
 # Models the tests build and vLLM load: no hub, ever.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def _missing(what: str) -> None:
-    if CI:
-        pytest.fail(f"{what} (CI runs this tier: `make vllm`)")
-    pytest.skip(what)
+def _missing(what: str) -> NoReturn:
+    unavailable(what, "`make vllm` builds .venv-vllm and runs this tier there")
 
 
 @pytest.fixture(scope="session", autouse=True)
